@@ -1,0 +1,180 @@
+//! The Prometheus 0.0.4 and OpenMetrics 1.0 text encoders.
+//!
+//! Both share one visitor; they differ in counter family names (Prometheus
+//! names the family `x_total`, OpenMetrics `x`), `# UNIT`, help escaping and
+//! the closing `# EOF`.
+
+use super::{Format, escape, write_f64, write_i64, write_u64};
+use crate::visit::{FamilyInfo, HistogramView, Labels, MetricKind, Visitor};
+
+/// Writes a registry's series as text into a byte buffer.
+///
+/// Use [`encode`] (or [`Registry::render`](crate::Registry::render)) unless
+/// you are feeding it from your own [`Collector`](crate::Collector) walk.
+#[derive(Debug)]
+pub struct TextEncoder<'a> {
+    out: &'a mut Vec<u8>,
+    format: Format,
+    /// Current family name, reused across families to avoid allocating.
+    name: String,
+    kind: MetricKind,
+}
+
+impl<'a> TextEncoder<'a> {
+    /// An encoder appending to `out`.
+    pub fn new(out: &'a mut Vec<u8>, format: Format) -> Self {
+        TextEncoder {
+            out,
+            format,
+            name: String::new(),
+            kind: MetricKind::Gauge,
+        }
+    }
+
+    /// Writes the trailer (`# EOF` for OpenMetrics).
+    pub fn finish(self) {
+        if self.format == Format::OpenMetrics {
+            self.out.extend_from_slice(b"# EOF\n");
+        }
+    }
+
+    fn sample_name(&mut self, suffix: &str) {
+        self.out.extend_from_slice(self.name.as_bytes());
+        self.out.extend_from_slice(suffix.as_bytes());
+    }
+
+    /// `{a="1",b="2"}` plus an optional trailing `le`; nothing when empty.
+    fn labels(&mut self, labels: &Labels<'_>, le: Option<f64>) {
+        if labels.is_empty() && le.is_none() {
+            return;
+        }
+        self.out.push(b'{');
+        let mut first = true;
+        for (k, v) in labels.iter() {
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            self.out.extend_from_slice(k.as_bytes());
+            self.out.extend_from_slice(b"=\"");
+            escape::label_value(self.out, v);
+            self.out.push(b'"');
+        }
+        if let Some(le) = le {
+            if !first {
+                self.out.push(b',');
+            }
+            self.out.extend_from_slice(b"le=\"");
+            write_f64(self.out, le);
+            self.out.push(b'"');
+        }
+        self.out.push(b'}');
+    }
+}
+
+impl Visitor for TextEncoder<'_> {
+    fn family(&mut self, info: &FamilyInfo<'_>) {
+        self.name.clear();
+        self.name.push_str(info.name);
+        self.kind = info.kind;
+        let om = self.format == Format::OpenMetrics;
+        let header_suffix = if info.kind == MetricKind::Counter && !om {
+            "_total"
+        } else {
+            ""
+        };
+        if !info.help.is_empty() {
+            self.out.extend_from_slice(b"# HELP ");
+            self.sample_name(header_suffix);
+            self.out.push(b' ');
+            if om {
+                escape::openmetrics_help(self.out, info.help);
+            } else {
+                escape::prometheus_help(self.out, info.help);
+            }
+            self.out.push(b'\n');
+        }
+        self.out.extend_from_slice(b"# TYPE ");
+        self.sample_name(header_suffix);
+        self.out.push(b' ');
+        self.out.extend_from_slice(info.kind.as_str().as_bytes());
+        self.out.push(b'\n');
+        if let (true, Some(unit)) = (om, info.unit) {
+            self.out.extend_from_slice(b"# UNIT ");
+            self.sample_name("");
+            self.out.push(b' ');
+            self.out.extend_from_slice(unit.as_str().as_bytes());
+            self.out.push(b'\n');
+        }
+    }
+
+    fn counter(&mut self, labels: &Labels<'_>, value: u64) {
+        self.sample_name(if self.kind == MetricKind::Counter {
+            "_total"
+        } else {
+            ""
+        });
+        self.labels(labels, None);
+        self.out.push(b' ');
+        write_u64(self.out, value);
+        self.out.push(b'\n');
+    }
+
+    fn gauge(&mut self, labels: &Labels<'_>, value: i64) {
+        self.sample_name("");
+        self.labels(labels, None);
+        self.out.push(b' ');
+        write_i64(self.out, value);
+        self.out.push(b'\n');
+    }
+
+    fn float_gauge(&mut self, labels: &Labels<'_>, value: f64) {
+        self.sample_name("");
+        self.labels(labels, None);
+        self.out.push(b' ');
+        write_f64(self.out, value);
+        self.out.push(b'\n');
+    }
+
+    fn histogram(&mut self, labels: &Labels<'_>, view: &HistogramView<'_>) {
+        for (le, cumulative) in view.buckets() {
+            self.sample_name("_bucket");
+            self.labels(labels, Some(le));
+            self.out.push(b' ');
+            write_u64(self.out, cumulative);
+            self.out.push(b'\n');
+        }
+        self.sample_name("_bucket");
+        self.labels(labels, Some(f64::INFINITY));
+        self.out.push(b' ');
+        write_u64(self.out, view.count());
+        self.out.push(b'\n');
+        self.sample_name("_sum");
+        self.labels(labels, None);
+        self.out.push(b' ');
+        write_f64(self.out, view.sum());
+        self.out.push(b'\n');
+        self.sample_name("_count");
+        self.labels(labels, None);
+        self.out.push(b' ');
+        write_u64(self.out, view.count());
+        self.out.push(b'\n');
+    }
+}
+
+/// Renders `registry` in `format`, appending to `out`.
+pub fn encode(registry: &crate::Registry, format: Format, out: &mut Vec<u8>) {
+    let mut enc = TextEncoder::new(out, format);
+    registry.visit(&mut enc);
+    enc.finish();
+}
+
+/// Renders `registry` as Prometheus text 0.0.4.
+pub fn encode_prometheus(registry: &crate::Registry, out: &mut Vec<u8>) {
+    encode(registry, Format::Prometheus, out);
+}
+
+/// Renders `registry` as OpenMetrics 1.0 text, ending with `# EOF`.
+pub fn encode_openmetrics(registry: &crate::Registry, out: &mut Vec<u8>) {
+    encode(registry, Format::OpenMetrics, out);
+}

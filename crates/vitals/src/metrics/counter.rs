@@ -1,0 +1,285 @@
+//! `Counter`: a monotonic `u64`.
+
+use crossbeam_utils::CachePadded;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A monotonically increasing count.
+///
+/// A `Counter` is a handle: cloning it is cheap and every clone updates the
+/// same value. Incrementing is one relaxed atomic add, no lock and no lookup.
+/// For a series many threads hit at once, build it with
+/// [`Options::sharded`](crate::Options::sharded): each thread then adds to its
+/// own cache line and reads sum the lines. For the very hottest loops, take a
+/// [`LocalCounter`](crate::LocalCounter) with [`Counter::local`].
+///
+/// ```
+/// let requests = vitals::Counter::new();
+/// requests.inc();
+/// requests.add(2);
+/// assert_eq!(requests.get(), 3);
+/// ```
+#[derive(Clone, Default)]
+pub struct Counter {
+    pub(crate) core: Arc<CounterCore>,
+}
+
+#[derive(Default)]
+pub(crate) struct CounterCore {
+    value: AtomicU64,
+    /// Per-thread cells for contended series (see `Options::sharded`).
+    shards: Option<Box<[CachePadded<AtomicU64>]>>,
+    /// Published running totals of live `LocalCounter`s. Guarded by a mutex
+    /// because it changes only when a local handle starts or ends; reads
+    /// take it so a handle folding its total in is never counted twice.
+    locals: Mutex<Vec<Arc<AtomicU64>>>,
+    local_count: AtomicUsize,
+}
+
+impl std::fmt::Debug for Counter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counter")
+            .field("value", &self.get())
+            .finish()
+    }
+}
+
+impl Counter {
+    /// A counter at zero, not registered anywhere.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A counter whose increments go to per-thread cells, for series that
+    /// several threads update at the same time.
+    pub fn sharded() -> Self {
+        let shards = shard_count();
+        Counter {
+            core: Arc::new(CounterCore {
+                shards: Some(
+                    (0..shards)
+                        .map(|_| CachePadded::new(AtomicU64::new(0)))
+                        .collect(),
+                ),
+                ..CounterCore::default()
+            }),
+        }
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        // Relaxed: a counter orders nothing, readers only need the total.
+        match &self.core.shards {
+            None => self.core.value.fetch_add(n, Relaxed),
+            Some(shards) => shards[thread_shard() & (shards.len() - 1)].fetch_add(n, Relaxed),
+        };
+    }
+
+    /// The current total, including what live local handles have published.
+    pub fn get(&self) -> u64 {
+        let core = &*self.core;
+        let sharded = |base: u64| match &core.shards {
+            None => base,
+            Some(s) => s
+                .iter()
+                .fold(base, |acc, c| acc.wrapping_add(c.load(Relaxed))),
+        };
+        if core.local_count.load(Relaxed) == 0 {
+            return sharded(core.value.load(Relaxed));
+        }
+        let locals = core.locals.lock().unwrap_or_else(PoisonError::into_inner);
+        let published = locals
+            .iter()
+            .fold(0u64, |acc, l| acc.wrapping_add(l.load(Relaxed)));
+        sharded(core.value.load(Relaxed)).wrapping_add(published)
+    }
+
+    /// A handle for one thread's hottest loop: increments are plain stores
+    /// to a slot that only this handle writes, no atomic read-modify-write.
+    ///
+    /// Consistency: every increment is published as it happens, so a
+    /// snapshot or scrape sees all of them (with relaxed ordering: a scrape
+    /// racing an increment may see the total just before it). On drop the
+    /// handle folds its total into the counter under the same lock readers
+    /// take, so nothing is lost or counted twice.
+    pub fn local(&self) -> LocalCounter {
+        let slot = Arc::new(AtomicU64::new(0));
+        let mut locals = self
+            .core
+            .locals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        locals.push(slot.clone());
+        self.core.local_count.store(locals.len(), Relaxed);
+        drop(locals);
+        LocalCounter {
+            counter: self.clone(),
+            slot,
+            total: Cell::new(0),
+        }
+    }
+}
+
+/// A single-thread batch handle on a [`Counter`], from [`Counter::local`].
+///
+/// `inc` costs a register add and a plain store (about half a nanosecond),
+/// against several nanoseconds for an atomic add. It is `Send` but not
+/// `Sync`: one thread owns it. Dropping it (or calling [`flush`](Self::flush))
+/// folds its total into the counter.
+pub struct LocalCounter {
+    counter: Counter,
+    slot: Arc<AtomicU64>,
+    total: Cell<u64>,
+}
+
+impl std::fmt::Debug for LocalCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCounter")
+            .field("pending", &self.total.get())
+            .finish()
+    }
+}
+
+impl LocalCounter {
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        let total = self.total.get().wrapping_add(n);
+        self.total.set(total);
+        // A plain store: this handle is the slot's only writer, so no
+        // read-modify-write is needed; readers sum the slot.
+        self.slot.store(total, Relaxed);
+    }
+
+    /// Moves the accumulated total into the shared counter now.
+    pub fn flush(&self) {
+        let core = &*self.counter.core;
+        let _locals = core.locals.lock().unwrap_or_else(PoisonError::into_inner);
+        core.value.fetch_add(self.total.get(), Relaxed);
+        self.slot.store(0, Relaxed);
+        self.total.set(0);
+    }
+
+    /// Increments since the last flush.
+    pub fn pending(&self) -> u64 {
+        self.total.get()
+    }
+}
+
+impl Drop for LocalCounter {
+    fn drop(&mut self) {
+        let core = &*self.counter.core;
+        let mut locals = core.locals.lock().unwrap_or_else(PoisonError::into_inner);
+        core.value.fetch_add(self.total.get(), Relaxed);
+        locals.retain(|l| !Arc::ptr_eq(l, &self.slot));
+        core.local_count.store(locals.len(), Relaxed);
+    }
+}
+
+/// Number of shards for a sharded counter: a power of two at least the
+/// number of CPUs, at most 64.
+fn shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| n.get())
+        .clamp(2, 64)
+        .next_power_of_two()
+}
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// This thread's shard number, handed out round-robin on first use so that
+/// concurrently running threads land on different cache lines.
+#[inline]
+fn thread_shard() -> usize {
+    SHARD.with(|s| {
+        let v = s.get();
+        if v != usize::MAX {
+            v
+        } else {
+            let n = NEXT_SHARD.fetch_add(1, Relaxed);
+            s.set(n);
+            n
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_increments_sum_exactly() {
+        for counter in [Counter::new(), Counter::sharded()] {
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    let c = counter.clone();
+                    s.spawn(move || {
+                        for _ in 0..100_000 {
+                            c.inc();
+                        }
+                    });
+                }
+            });
+            assert_eq!(counter.get(), 800_000);
+        }
+    }
+
+    #[test]
+    fn local_counters_lose_nothing() {
+        let counter = Counter::new();
+        counter.add(5);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let c = counter.clone();
+                s.spawn(move || {
+                    let local = c.local();
+                    for i in 0..50_000 {
+                        local.inc();
+                        if i == 25_000 && t == 0 {
+                            local.flush();
+                        }
+                    }
+                });
+            }
+            // Read while handles are live: never more than the final total.
+            for _ in 0..100 {
+                assert!(counter.get() <= 200_005);
+            }
+        });
+        assert_eq!(counter.get(), 200_005);
+        assert_eq!(counter.core.locals.lock().map(|l| l.len()).unwrap_or(9), 0);
+    }
+
+    #[test]
+    fn scrape_sees_unflushed_local_increments() {
+        let counter = Counter::new();
+        let local = counter.local();
+        local.add(41);
+        local.inc();
+        assert_eq!(counter.get(), 42);
+        assert_eq!(local.pending(), 42);
+        local.flush();
+        assert_eq!(counter.get(), 42);
+        local.inc();
+        drop(local);
+        assert_eq!(counter.get(), 43);
+    }
+}

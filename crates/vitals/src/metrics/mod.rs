@@ -1,0 +1,14 @@
+//! The live metric types (compiled with the `enabled` feature).
+
+pub(crate) mod counter;
+pub(crate) mod family;
+pub(crate) mod gauge;
+pub(crate) mod histogram;
+pub(crate) mod series_map;
+
+pub use counter::{Counter, LocalCounter};
+pub use family::{
+    CounterVec, DEFAULT_CARDINALITY_LIMIT, Family, FloatGaugeVec, GaugeVec, HistogramVec, Metric,
+};
+pub use gauge::{FloatGauge, Gauge};
+pub use histogram::{DEFAULT_BUCKETS, Histogram, MAX_BUCKETS, Timer};

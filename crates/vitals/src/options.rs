@@ -1,0 +1,76 @@
+//! `Options`: the name, help and settings a metric is registered with.
+
+use crate::name::Unit;
+
+/// How to register a metric: name and help, plus optional unit,
+/// cardinality limit, sharding and histogram buckets.
+///
+/// A `(name, help)` tuple converts into `Options`, so simple cases stay short:
+///
+/// ```
+/// use vitals::{Options, Registry, Unit};
+/// let registry = Registry::new();
+/// let hits = registry.counter(("cache_hits_total", "Cache hits")).unwrap();
+/// let latency = registry
+///     .histogram(Options::new("db_query_duration", "Query time").unit(Unit::Seconds).buckets(&[0.001, 0.01, 0.1]))
+///     .unwrap();
+/// # hits.inc(); latency.record(0.002);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub(crate) name: String,
+    pub(crate) help: String,
+    pub(crate) unit: Option<Unit>,
+    pub(crate) cardinality_limit: Option<usize>,
+    pub(crate) sharded: bool,
+    pub(crate) buckets: Option<Vec<f64>>,
+}
+
+impl Options {
+    /// A metric called `name`, described by `help`.
+    pub fn new(name: impl Into<String>, help: impl Into<String>) -> Self {
+        Options {
+            name: name.into(),
+            help: help.into(),
+            unit: None,
+            cardinality_limit: None,
+            sharded: false,
+            buckets: None,
+        }
+    }
+
+    /// Sets the unit; the exposed name gets the `_<unit>` suffix if missing.
+    pub fn unit(mut self, unit: Unit) -> Self {
+        self.unit = Some(unit);
+        self
+    }
+
+    /// Most series the family may hold (default 2000); past it new label
+    /// sets share the overflow series.
+    pub fn cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = Some(limit);
+        self
+    }
+
+    /// Counters only: spread increments over per-thread cache lines, for a
+    /// series that several threads update at once. Costs 64 bytes per CPU
+    /// per series.
+    pub fn sharded(mut self) -> Self {
+        self.sharded = true;
+        self
+    }
+
+    /// Histograms only: the classic bucket upper bounds (finite, positive,
+    /// strictly increasing; `+Inf` is implied). Defaults to
+    /// [`DEFAULT_BUCKETS`](crate::DEFAULT_BUCKETS).
+    pub fn buckets(mut self, bounds: &[f64]) -> Self {
+        self.buckets = Some(bounds.to_vec());
+        self
+    }
+}
+
+impl<N: Into<String>, H: Into<String>> From<(N, H)> for Options {
+    fn from((name, help): (N, H)) -> Self {
+        Options::new(name, help)
+    }
+}
