@@ -52,6 +52,9 @@ impl LocalCounter {
         0
     }
 }
+impl Drop for LocalCounter {
+    fn drop(&mut self) {}
+}
 
 /// No-op gauge.
 #[derive(Debug, Clone, Copy, Default)]
