@@ -14,17 +14,25 @@ pub enum Reason {
     LabelValueTooLong,
     /// A lookup gave the wrong number of label values.
     LabelCount,
+    /// A label value held control characters (other than tab and newline),
+    /// which were replaced with U+FFFD.
+    LabelValueControlChar,
 }
 
 impl Reason {
     /// Every reason, in rendering order.
-    pub const ALL: [Reason; 2] = [Reason::LabelValueTooLong, Reason::LabelCount];
+    pub const ALL: [Reason; 3] = [
+        Reason::LabelValueTooLong,
+        Reason::LabelCount,
+        Reason::LabelValueControlChar,
+    ];
 
     /// The label value used in `vitals_rejected_total{reason}`.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::LabelValueTooLong => "label_value_too_long",
             Reason::LabelCount => "label_count",
+            Reason::LabelValueControlChar => "label_value_control_char",
         }
     }
 }

@@ -42,21 +42,69 @@ pub struct SeriesSnapshot {
 }
 
 /// The value of a series.
+///
+/// In JSON a value is a bare number under `value` (non-finite floats are the
+/// strings `"NaN"`, `"+Inf"`, `"-Inf"`); the family's `type` says what it is.
+/// Read back, a non-negative integer is always `Unsigned`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
-    /// A counter or integer gauge.
-    Integer {
+    /// A counter (or a non-negative integer gauge read back from JSON).
+    Unsigned {
         /// The value.
-        value: i128,
+        value: u64,
+    },
+    /// An integer gauge.
+    Signed {
+        /// The value.
+        value: i64,
     },
     /// A float gauge.
     Float {
         /// The value.
+        #[serde(with = "float_text")]
         value: f64,
     },
     /// A histogram.
     Histogram(HistogramSnapshot),
+}
+
+/// JSON has no NaN or infinity: write them as the exposition formats do.
+mod float_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if *v > 0.0 {
+            s.serialize_str("+Inf")
+        } else {
+            s.serialize_str("-Inf")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText {
+        Number(f64),
+        Text(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Number(v) => Ok(v),
+            NumberOrText::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "+Inf" => Ok(f64::INFINITY),
+                "-Inf" => Ok(f64::NEG_INFINITY),
+                _ => Err(D::Error::custom(format_args!(
+                    "expected a number, \"NaN\", \"+Inf\" or \"-Inf\", got {t:?}"
+                ))),
+            },
+        }
+    }
 }
 
 /// A histogram series as plain data.
@@ -157,20 +205,10 @@ impl Visitor for SnapshotVisitor {
         });
     }
     fn counter(&mut self, labels: &Labels<'_>, value: u64) {
-        self.push(
-            labels,
-            Value::Integer {
-                value: value.into(),
-            },
-        );
+        self.push(labels, Value::Unsigned { value });
     }
     fn gauge(&mut self, labels: &Labels<'_>, value: i64) {
-        self.push(
-            labels,
-            Value::Integer {
-                value: value.into(),
-            },
-        );
+        self.push(labels, Value::Signed { value });
     }
     fn float_gauge(&mut self, labels: &Labels<'_>, value: f64) {
         self.push(labels, Value::Float { value });

@@ -2,7 +2,7 @@
 
 use super::series_map::SeriesMap;
 use super::{Counter, FloatGauge, Gauge, Histogram, histogram::BucketLayout};
-use crate::limits::Limits;
+use crate::limits::{Limits, Reason};
 use crate::name::Unit;
 use crate::visit::{FamilyInfo, HistogramView, Labels, MetricKind, Visitor};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -214,9 +214,7 @@ impl<M: Metric> Family<M> {
             }
             return inner.get_slow(values);
         }
-        inner
-            .limits
-            .count_rejected(crate::limits::Reason::LabelCount);
+        inner.limits.count_rejected(Reason::LabelCount);
         inner.overflow_series()
     }
 
@@ -258,13 +256,22 @@ impl<M: Metric> FamilyInner<M> {
     #[cold]
     fn get_slow<S: AsRef<str>>(&self, values: &[S]) -> &M {
         let max = self.limits.max_label_value_len;
-        if values.iter().any(|v| v.as_ref().len() > max) {
-            self.limits
-                .count_rejected(crate::limits::Reason::LabelValueTooLong);
-            let truncated: Vec<&str> = values.iter().map(|v| truncate(v.as_ref(), max)).collect();
-            return self.get_or_create(&truncated);
+        let too_long = values.iter().any(|v| v.as_ref().len() > max);
+        let control = values.iter().any(|v| has_control(v.as_ref()));
+        if !too_long && !control {
+            return self.get_or_create(values);
         }
-        self.get_or_create(values)
+        if too_long {
+            self.limits.count_rejected(Reason::LabelValueTooLong);
+        }
+        if control {
+            self.limits.count_rejected(Reason::LabelValueControlChar);
+        }
+        let cleaned: Vec<String> = values
+            .iter()
+            .map(|v| sanitize(truncate(v.as_ref(), max)))
+            .collect();
+        self.get_or_create(&cleaned)
     }
 
     fn get_or_create<S: AsRef<str>>(&self, values: &[S]) -> &M {
@@ -299,6 +306,24 @@ impl<M: Metric> FamilyInner<M> {
     pub(crate) fn overflow_count(&self) -> u64 {
         self.overflow_count.load(Relaxed)
     }
+}
+
+/// Control characters other than tab and newline: a raw carriage return
+/// splits lines for readers with universal newlines (Python's `open`), and
+/// NUL ends strings for C consumers, so they never reach the exposition.
+fn is_unsafe_control(c: char) -> bool {
+    (c.is_ascii_control() && c != '\t' && c != '\n') || ('\u{80}'..='\u{9f}').contains(&c)
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(is_unsafe_control)
+}
+
+/// Replaces unsafe control characters with U+FFFD.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if is_unsafe_control(c) { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// The longest prefix of `s` that is at most `max` bytes and ends on a
@@ -359,7 +384,7 @@ mod tests {
         assert_eq!(seen.len(), 1);
         assert!(seen[0].0 <= limits.max_label_value_len);
         assert_eq!(seen[0].1, 2);
-        assert_eq!(limits.rejected(crate::limits::Reason::LabelValueTooLong), 2);
+        assert_eq!(limits.rejected(Reason::LabelValueTooLong), 2);
     }
 
     #[test]
@@ -372,8 +397,24 @@ mod tests {
                 .to_string()
                 .contains("2 labels but 1")
         );
-        assert_eq!(limits.rejected(crate::limits::Reason::LabelCount), 1);
+        assert_eq!(limits.rejected(Reason::LabelCount), 1);
         assert_eq!(f.len(), 0);
+    }
+
+    #[test]
+    fn control_characters_are_replaced_and_counted() {
+        let (f, limits) = family(&["v"], 10);
+        f.get(&["a\rb\u{0}c\td\ne\u{85}"]).inc();
+        f.get(&["a\rb\u{0}c\td\ne\u{85}"]).inc();
+        let mut seen = Vec::new();
+        f.inner
+            .map
+            .for_each(|v, c| seen.push((v[0].to_string(), c.get())));
+        assert_eq!(
+            seen,
+            vec![("a\u{fffd}b\u{fffd}c\td\ne\u{fffd}".to_string(), 2)]
+        );
+        assert_eq!(limits.rejected(Reason::LabelValueControlChar), 2);
     }
 
     #[test]
