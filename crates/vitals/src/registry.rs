@@ -427,6 +427,49 @@ mod tests {
         assert!(err.contains("labels=[\"a\"]"), "{err}");
     }
 
+    struct Uptime;
+    impl Collector for Uptime {
+        fn collect(&self, v: &mut dyn Visitor) {
+            v.family(&FamilyInfo {
+                name: "process_uptime_seconds",
+                help: "Uptime",
+                unit: Some(Unit::Seconds),
+                kind: MetricKind::Gauge,
+            });
+            v.float_gauge(&Labels::empty(), 12.5);
+        }
+    }
+
+    #[test]
+    fn collectors_and_own_metrics_are_rendered() {
+        let r = Registry::new();
+        r.register_collector(Uptime);
+        let (_sub, _rx) = r.events().subscribe_channel("slow", 1);
+        for _ in 0..3 {
+            r.events().emit(crate::Event::WorkerSpawned {
+                worker: 0,
+                pid: None,
+            });
+        }
+        let text = String::from_utf8(r.render(crate::Format::Prometheus)).unwrap();
+        assert!(text.contains("process_uptime_seconds 12.5\n"), "{text}");
+        assert!(
+            text.contains("vitals_events_dropped_total{subscriber=\"slow\"} 2\n"),
+            "{text}"
+        );
+        let om = String::from_utf8(r.render(crate::Format::OpenMetrics)).unwrap();
+        assert!(
+            om.contains("# UNIT process_uptime_seconds seconds\n"),
+            "{om}"
+        );
+        assert!(
+            om.contains("# TYPE vitals_events_dropped counter\n"),
+            "{om}"
+        );
+        let snap = r.snapshot();
+        assert_eq!(snap.families.len(), 2);
+    }
+
     #[test]
     fn names_are_validated_and_suffixed() {
         let r = Registry::new();
