@@ -106,6 +106,16 @@ impl Drop for Subscription {
     }
 }
 
+impl BusInner {
+    /// The subscriber list as it is now; delivery works on this copy.
+    fn current(&self) -> Arc<Vec<Arc<Subscriber>>> {
+        self.subscribers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 impl EventBus {
     /// A bus with no subscribers.
     pub fn new() -> Self {
@@ -144,12 +154,7 @@ impl EventBus {
 
     #[cold]
     fn deliver(&self, event: Event) {
-        let list = self
-            .inner
-            .subscribers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let list = self.inner.current();
         if list.is_empty() {
             return;
         }
@@ -226,12 +231,7 @@ impl EventBus {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let list = self
-            .inner
-            .subscribers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let list = self.inner.current();
         for s in list.iter() {
             let n = s.dropped.load(Relaxed);
             match out.iter_mut().find(|(name, _)| *name == s.name) {

@@ -43,6 +43,22 @@ impl<'a> TextEncoder<'a> {
         self.out.extend_from_slice(suffix.as_bytes());
     }
 
+    /// One sample line: name and suffix, labels, a space, the value.
+    #[inline]
+    fn sample(
+        &mut self,
+        suffix: &str,
+        labels: &Labels<'_>,
+        le: Option<f64>,
+        value: impl FnOnce(&mut Vec<u8>),
+    ) {
+        self.sample_name(suffix);
+        self.labels(labels, le);
+        self.out.push(b' ');
+        value(self.out);
+        self.out.push(b'\n');
+    }
+
     /// `{a="1",b="2"}` plus an optional trailing `le`; nothing when empty.
     fn labels(&mut self, labels: &Labels<'_>, le: Option<f64>) {
         if labels.is_empty() && le.is_none() {
@@ -109,56 +125,34 @@ impl Visitor for TextEncoder<'_> {
     }
 
     fn counter(&mut self, labels: &Labels<'_>, value: u64) {
-        self.sample_name(if self.kind == MetricKind::Counter {
+        let suffix = if self.kind == MetricKind::Counter {
             "_total"
         } else {
             ""
-        });
-        self.labels(labels, None);
-        self.out.push(b' ');
-        write_u64(self.out, value);
-        self.out.push(b'\n');
+        };
+        self.sample(suffix, labels, None, |out| write_u64(out, value));
     }
 
     fn gauge(&mut self, labels: &Labels<'_>, value: i64) {
-        self.sample_name("");
-        self.labels(labels, None);
-        self.out.push(b' ');
-        write_i64(self.out, value);
-        self.out.push(b'\n');
+        self.sample("", labels, None, |out| write_i64(out, value));
     }
 
     fn float_gauge(&mut self, labels: &Labels<'_>, value: f64) {
-        self.sample_name("");
-        self.labels(labels, None);
-        self.out.push(b' ');
-        write_f64(self.out, value);
-        self.out.push(b'\n');
+        self.sample("", labels, None, |out| write_f64(out, value));
     }
 
     fn histogram(&mut self, labels: &Labels<'_>, view: &HistogramView<'_>) {
         for (le, cumulative) in view.buckets() {
-            self.sample_name("_bucket");
-            self.labels(labels, Some(le));
-            self.out.push(b' ');
-            write_u64(self.out, cumulative);
-            self.out.push(b'\n');
+            self.sample("_bucket", labels, Some(le), |out| {
+                write_u64(out, cumulative)
+            });
         }
-        self.sample_name("_bucket");
-        self.labels(labels, Some(f64::INFINITY));
-        self.out.push(b' ');
-        write_u64(self.out, view.count());
-        self.out.push(b'\n');
-        self.sample_name("_sum");
-        self.labels(labels, None);
-        self.out.push(b' ');
-        write_f64(self.out, view.sum());
-        self.out.push(b'\n');
-        self.sample_name("_count");
-        self.labels(labels, None);
-        self.out.push(b' ');
-        write_u64(self.out, view.count());
-        self.out.push(b'\n');
+        let count = view.count();
+        self.sample("_bucket", labels, Some(f64::INFINITY), |out| {
+            write_u64(out, count)
+        });
+        self.sample("_sum", labels, None, |out| write_f64(out, view.sum()));
+        self.sample("_count", labels, None, |out| write_u64(out, count));
     }
 }
 
