@@ -34,8 +34,8 @@
 //!   encoders stay available either way.
 //!
 //! ## Where things live
-//! - Hot path: [`Counter`], [`Gauge`], [`FloatGauge`], [`Histogram`],
-//!   [`LocalCounter`], [`Family`].
+//! - Hot path: [`Counter`], [`ShardedCounter`], [`Gauge`], [`FloatGauge`],
+//!   [`Histogram`], [`LocalCounter`], [`Family`].
 //! - Storage and reading: [`Registry`], [`Visitor`], [`Snapshot`].
 //! - Output: [`encode`] and [`Format`].
 //! - Events: [`EventBus`], [`Event`].
@@ -79,7 +79,7 @@ pub use visit::{Collector, FamilyInfo, HistogramView, Labels, MetricKind, Visito
 pub use metrics::{
     Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, Family, FloatGauge,
     FloatGaugeVec, Gauge, GaugeVec, Histogram, HistogramVec, LocalCounter, MAX_BUCKETS, Metric,
-    Timer,
+    ShardedCounter, ShardedCounterVec, Timer,
 };
 #[cfg(feature = "enabled")]
 pub use registry::{Registry, global};
@@ -88,7 +88,7 @@ pub use registry::{Registry, global};
 pub use noop::{
     Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, Family, FloatGauge,
     FloatGaugeVec, Gauge, GaugeVec, Histogram, HistogramVec, LocalCounter, MAX_BUCKETS, Metric,
-    Registry, Timer, global,
+    Registry, ShardedCounter, ShardedCounterVec, Timer, global,
 };
 
 /// True when instrumentation is compiled in (the `enabled` feature).

@@ -24,9 +24,6 @@ impl Counter {
     pub fn new() -> Self {
         Counter
     }
-    pub fn sharded() -> Self {
-        Counter
-    }
     #[inline(always)]
     pub fn inc(&self) {}
     #[inline(always)]
@@ -36,6 +33,22 @@ impl Counter {
     }
     pub fn local(&self) -> LocalCounter {
         LocalCounter(PhantomData)
+    }
+}
+
+/// No-op sharded counter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShardedCounter;
+impl ShardedCounter {
+    pub fn new() -> Self {
+        ShardedCounter
+    }
+    #[inline(always)]
+    pub fn inc(&self) {}
+    #[inline(always)]
+    pub fn add(&self, _n: u64) {}
+    pub fn get(&self) -> u64 {
+        0
     }
 }
 
@@ -153,7 +166,7 @@ macro_rules! noop_metric {
         }
     )*};
 }
-noop_metric!(Counter, Gauge, FloatGauge, Histogram);
+noop_metric!(Counter, ShardedCounter, Gauge, FloatGauge, Histogram);
 
 /// No-op family.
 #[derive(Debug)]
@@ -185,6 +198,7 @@ impl<M: Metric> Family<M> {
     }
 }
 pub type CounterVec = Family<Counter>;
+pub type ShardedCounterVec = Family<ShardedCounter>;
 pub type GaugeVec = Family<Gauge>;
 pub type FloatGaugeVec = Family<FloatGauge>;
 pub type HistogramVec = Family<Histogram>;
@@ -207,6 +221,16 @@ impl Registry {
         Ok(Counter)
     }
     pub fn counter_vec(&self, _o: impl Into<Options>, _l: &[&str]) -> Result<CounterVec, Error> {
+        Ok(Family(PhantomData))
+    }
+    pub fn sharded_counter(&self, _o: impl Into<Options>) -> Result<ShardedCounter, Error> {
+        Ok(ShardedCounter)
+    }
+    pub fn sharded_counter_vec(
+        &self,
+        _o: impl Into<Options>,
+        _l: &[&str],
+    ) -> Result<ShardedCounterVec, Error> {
         Ok(Family(PhantomData))
     }
     pub fn gauge(&self, _o: impl Into<Options>) -> Result<Gauge, Error> {

@@ -3,7 +3,7 @@
 use crate::name::Unit;
 
 /// How to register a metric: name and help, plus optional unit,
-/// cardinality limit, sharding and histogram buckets.
+/// cardinality limit and histogram buckets.
 ///
 /// A `(name, help)` tuple converts into `Options`, so simple cases stay short:
 ///
@@ -22,7 +22,6 @@ pub struct Options {
     pub(crate) help: String,
     pub(crate) unit: Option<Unit>,
     pub(crate) cardinality_limit: Option<usize>,
-    pub(crate) sharded: bool,
     pub(crate) buckets: Option<Vec<f64>>,
 }
 
@@ -34,7 +33,6 @@ impl Options {
             help: help.into(),
             unit: None,
             cardinality_limit: None,
-            sharded: false,
             buckets: None,
         }
     }
@@ -49,14 +47,6 @@ impl Options {
     /// sets share the overflow series.
     pub fn cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = Some(limit);
-        self
-    }
-
-    /// Counters only: spread increments over per-thread cache lines, for a
-    /// series that several threads update at once. Costs 64 bytes per CPU
-    /// per series.
-    pub fn sharded(mut self) -> Self {
-        self.sharded = true;
         self
     }
 

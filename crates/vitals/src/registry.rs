@@ -7,7 +7,8 @@ use crate::metrics::family::{Descriptor, FamilyInner};
 use crate::metrics::histogram::BucketLayout;
 use crate::metrics::{
     Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, Family, FloatGauge,
-    FloatGaugeVec, Gauge, GaugeVec, Histogram, HistogramVec, Metric,
+    FloatGaugeVec, Gauge, GaugeVec, Histogram, HistogramVec, Metric, ShardedCounter,
+    ShardedCounterVec,
 };
 use crate::name::{MAX_HELP_LEN, MAX_LABELS, validate_label_name, validate_metric_name};
 use crate::options::Options;
@@ -111,14 +112,36 @@ impl Registry {
         opts: impl Into<Options>,
         labels: &[&str],
     ) -> Result<CounterVec, Error> {
-        let opts = opts.into();
-        let sharded = opts.sharded;
         self.register(
-            opts,
+            opts.into(),
             labels,
             MetricKind::Counter,
-            format!("counter sharded={sharded}"),
-            sharded,
+            "counter".into(),
+            (),
+        )
+    }
+
+    /// Registers an unlabelled [`ShardedCounter`](crate::ShardedCounter), for
+    /// a series many threads update at once.
+    pub fn sharded_counter(&self, opts: impl Into<Options>) -> Result<ShardedCounter, Error> {
+        Ok(self
+            .sharded_counter_vec(opts, &[])?
+            .get::<&str>(&[])
+            .clone())
+    }
+
+    /// Registers a family of sharded counters.
+    pub fn sharded_counter_vec(
+        &self,
+        opts: impl Into<Options>,
+        labels: &[&str],
+    ) -> Result<ShardedCounterVec, Error> {
+        self.register(
+            opts.into(),
+            labels,
+            MetricKind::Counter,
+            "sharded counter".into(),
+            (),
         )
     }
 

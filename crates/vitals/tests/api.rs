@@ -64,6 +64,7 @@ fn instrumented_code_compiles_and_runs() {
 fn sizes_match_the_build() {
     let sizes = [
         std::mem::size_of::<Counter>(),
+        std::mem::size_of::<vitals::ShardedCounter>(),
         std::mem::size_of::<Gauge>(),
         std::mem::size_of::<Histogram>(),
         std::mem::size_of::<vitals::CounterVec>(),
@@ -74,6 +75,6 @@ fn sizes_match_the_build() {
     if vitals::ENABLED {
         assert!(sizes.iter().all(|&s| s > 0), "{sizes:?}");
     } else {
-        assert_eq!(sizes, [0; 7], "no-op types must be zero-sized");
+        assert_eq!(sizes, [0; 8], "no-op types must be zero-sized");
     }
 }

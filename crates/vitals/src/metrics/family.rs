@@ -1,7 +1,7 @@
 //! `Family`: one metric name, many series keyed by label values.
 
 use super::series_map::SeriesMap;
-use super::{Counter, FloatGauge, Gauge, Histogram, histogram::BucketLayout};
+use super::{Counter, FloatGauge, Gauge, Histogram, ShardedCounter, histogram::BucketLayout};
 use crate::limits::{Limits, Reason};
 use crate::name::Unit;
 use crate::visit::{FamilyInfo, HistogramView, Labels, MetricKind, Visitor};
@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 
 /// A metric type that can live in a [`Family`]. Sealed: implemented by
-/// [`Counter`], [`Gauge`], [`FloatGauge`] and [`Histogram`].
+/// [`Counter`], [`ShardedCounter`], [`Gauge`], [`FloatGauge`] and [`Histogram`].
 pub trait Metric: Clone + Send + Sync + 'static + sealed::Sealed {
     /// What a new series needs (sharding, bucket layout).
     #[doc(hidden)]
@@ -30,20 +30,28 @@ pub trait Metric: Clone + Send + Sync + 'static + sealed::Sealed {
 mod sealed {
     pub trait Sealed {}
     impl Sealed for super::Counter {}
+    impl Sealed for super::ShardedCounter {}
     impl Sealed for super::Gauge {}
     impl Sealed for super::FloatGauge {}
     impl Sealed for super::Histogram {}
 }
 
 impl Metric for Counter {
-    type Config = bool;
+    type Config = ();
     const KIND: MetricKind = MetricKind::Counter;
-    fn create(sharded: &bool) -> Self {
-        if *sharded {
-            Counter::sharded()
-        } else {
-            Counter::new()
-        }
+    fn create(_: &()) -> Self {
+        Counter::new()
+    }
+    fn visit(&self, labels: &Labels<'_>, visitor: &mut dyn Visitor, _: &mut Vec<u64>) {
+        visitor.counter(labels, self.get());
+    }
+}
+
+impl Metric for ShardedCounter {
+    type Config = ();
+    const KIND: MetricKind = MetricKind::Counter;
+    fn create(_: &()) -> Self {
+        ShardedCounter::new()
     }
     fn visit(&self, labels: &Labels<'_>, visitor: &mut dyn Visitor, _: &mut Vec<u64>) {
         visitor.counter(labels, self.get());
@@ -133,6 +141,8 @@ impl<M: Metric> std::fmt::Debug for Family<M> {
 
 /// Counters keyed by label values.
 pub type CounterVec = Family<Counter>;
+/// Sharded counters keyed by label values.
+pub type ShardedCounterVec = Family<ShardedCounter>;
 /// Integer gauges keyed by label values.
 pub type GaugeVec = Family<Gauge>;
 /// Float gauges keyed by label values.
@@ -353,7 +363,7 @@ mod tests {
             label_names: labels.iter().map(|&l| Box::from(l)).collect(),
             variant: String::new(),
         };
-        (Family::new(desc, false, limit, limits.clone()), limits)
+        (Family::new(desc, (), limit, limits.clone()), limits)
     }
 
     #[test]

@@ -6,9 +6,10 @@ pub(crate) mod gauge;
 pub(crate) mod histogram;
 pub(crate) mod series_map;
 
-pub use counter::{Counter, LocalCounter};
+pub use counter::{Counter, LocalCounter, ShardedCounter};
 pub use family::{
     CounterVec, DEFAULT_CARDINALITY_LIMIT, Family, FloatGaugeVec, GaugeVec, HistogramVec, Metric,
+    ShardedCounterVec,
 };
 pub use gauge::{FloatGauge, Gauge};
 pub use histogram::{DEFAULT_BUCKETS, Histogram, MAX_BUCKETS, Timer};

@@ -8,8 +8,8 @@
 //! cardinality limit bounds the number of entries, and the retired tables
 //! together are smaller than the live one, so memory stays bounded.
 
-use foldhash::quality::RandomState;
-use std::hash::{BuildHasher, Hash, Hasher};
+use foldhash::fast::FixedState;
+use std::hash::{BuildHasher, Hasher};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -49,7 +49,9 @@ struct Owned<M> {
 pub(crate) struct SeriesMap<M> {
     table: AtomicPtr<Table<M>>,
     len: AtomicUsize,
-    hasher: RandomState,
+    /// Seeded per map from a random source, so hostile label values cannot
+    /// be chosen to collide across processes.
+    hasher: FixedState,
     owned: Mutex<Owned<M>>,
 }
 
@@ -59,14 +61,29 @@ unsafe impl<M: Send + Sync> Sync for SeriesMap<M> {}
 // SAFETY: as above; the raw pointers only point into boxes the map owns.
 unsafe impl<M: Send + Sync> Send for SeriesMap<M> {}
 
-/// Hashes label values so that `["ab", "c"]` and `["a", "bc"]` differ
-/// (`str`'s `Hash` ends each value with a terminator byte).
-fn hash_values<S: AsRef<str>>(hasher: &RandomState, values: &[S]) -> u64 {
+/// Hashes label values. The bytes of each value are hashed without a
+/// terminator (the costly part for short values); for several values their
+/// lengths are mixed in once at the end, so `["ab", "c"]` and `["a", "bc"]`
+/// still hash apart. Equality is always checked value by value.
+#[inline]
+fn hash_values<S: AsRef<str>>(hasher: &FixedState, values: &[S]) -> u64 {
     let mut h = hasher.build_hasher();
+    let mut lengths = 0u64;
     for v in values {
-        v.as_ref().hash(&mut h);
+        let v = v.as_ref();
+        h.write(v.as_bytes());
+        lengths = lengths.wrapping_mul(0x0100_0000_01b3) ^ v.len() as u64;
+    }
+    if values.len() > 1 {
+        h.write_u64(lengths);
     }
     h.finish()
+}
+
+/// A per-map seed from the standard library's randomly keyed hasher.
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher as _;
+    std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
 }
 
 fn same_values<S: AsRef<str>>(stored: &[Box<str>], wanted: &[S]) -> bool {
@@ -80,7 +97,7 @@ impl<M> SeriesMap<M> {
         SeriesMap {
             table: AtomicPtr::new(table),
             len: AtomicUsize::new(0),
-            hasher: RandomState::default(),
+            hasher: FixedState::with_seed(random_seed()),
             owned: Mutex::new(Owned {
                 entries: Vec::new(),
                 retired: Vec::new(),
