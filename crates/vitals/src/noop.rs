@@ -184,6 +184,7 @@ impl<M: Metric> Family<M> {
     pub fn try_get<S: AsRef<str>>(&self, _values: &[S]) -> Result<&M, Error> {
         Ok(M::instance())
     }
+    pub fn for_each(&self, _f: impl FnMut(&[Box<str>], &M)) {}
     pub fn len(&self) -> usize {
         0
     }
@@ -259,6 +260,7 @@ impl Registry {
     ) -> Result<HistogramVec, Error> {
         Ok(Family(PhantomData))
     }
+    pub fn count_rejected(&self, _reason: &str) {}
     pub fn register_collector(&self, _c: impl Collector + 'static) {}
     pub fn render(&self, format: crate::Format) -> Vec<u8> {
         let mut out = Vec::new();

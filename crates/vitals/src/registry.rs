@@ -202,6 +202,14 @@ impl Registry {
         self.register(opts, labels, MetricKind::Histogram, variant, layout)
     }
 
+    /// Counts one refused input under `vitals_rejected_total{reason}`, for
+    /// limits enforced outside the registry (query strings, request bodies).
+    /// `reason` should be a short snake_case word; at most 64 distinct
+    /// reasons are kept, the rest count as `other`.
+    pub fn count_rejected(&self, reason: &str) {
+        self.inner.limits.count_custom(reason);
+    }
+
     /// Adds a source read at every render and snapshot (process metrics,
     /// runtime figures), after the registered families.
     pub fn register_collector(&self, collector: impl Collector + 'static) {
@@ -306,6 +314,12 @@ impl Registry {
         let rejected: Vec<(Box<str>, u64)> = Reason::ALL
             .iter()
             .map(|&r| (Box::from(r.as_str()), limits.rejected(r)))
+            .chain(
+                limits
+                    .custom()
+                    .into_iter()
+                    .map(|(k, n)| (Box::from(k.as_str()), n)),
+            )
             .filter(|(_, n)| *n > 0)
             .collect();
         emit_counter_family(
@@ -460,6 +474,13 @@ mod tests {
                 kind: MetricKind::Gauge,
             });
             v.float_gauge(&Labels::empty(), 12.5);
+            v.family(&FamilyInfo {
+                name: "process_cpu_seconds",
+                help: "CPU",
+                unit: Some(Unit::Seconds),
+                kind: MetricKind::Counter,
+            });
+            v.float_counter(&Labels::empty(), 0.25);
         }
     }
 
@@ -489,8 +510,29 @@ mod tests {
             om.contains("# TYPE vitals_events_dropped counter\n"),
             "{om}"
         );
+        assert!(
+            om.contains("# TYPE process_cpu_seconds counter\n# UNIT process_cpu_seconds seconds\nprocess_cpu_seconds_total 0.25\n"),
+            "{om}"
+        );
+        assert!(
+            text.contains(
+                "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 0.25\n"
+            ),
+            "{text}"
+        );
+        r.count_rejected("debug_query_invalid");
+        r.count_rejected("bad reason!");
+        let text = String::from_utf8(r.render(crate::Format::Prometheus)).unwrap();
+        assert!(
+            text.contains("vitals_rejected_total{reason=\"debug_query_invalid\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vitals_rejected_total{reason=\"other\"} 1\n"),
+            "{text}"
+        );
         let snap = r.snapshot();
-        assert_eq!(snap.families.len(), 2);
+        assert_eq!(snap.families.len(), 4);
     }
 
     #[test]

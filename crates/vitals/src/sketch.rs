@@ -205,6 +205,22 @@ impl Sketch {
         }
     }
 
+    /// Removes `earlier` from `self`, where `earlier` is an older read of the
+    /// same histogram: what remains is the sketch of the values recorded in
+    /// between (a sliding window from two cumulative reads). Counts saturate
+    /// at zero if `earlier` is not in fact older.
+    pub fn subtract(&mut self, earlier: &Sketch) {
+        self.zero_count = self.zero_count.saturating_sub(earlier.zero_count);
+        self.sum -= earlier.sum;
+        self.rejected = self.rejected.saturating_sub(earlier.rejected);
+        for (&i, &c) in &earlier.buckets {
+            if let Some(n) = self.buckets.get_mut(&i) {
+                *n = n.saturating_sub(c);
+            }
+        }
+        self.buckets.retain(|_, n| *n > 0);
+    }
+
     /// Number of recorded values.
     pub fn count(&self) -> u64 {
         self.zero_count + self.buckets.values().sum::<u64>()
@@ -357,6 +373,20 @@ mod tests {
         assert_eq!(slot_of(f64::INFINITY), Slot::Bucket(MAX_INDEX));
         assert_eq!(slot_of(1e300), Slot::Bucket(MAX_INDEX));
         assert_eq!(slot_of(1e-300), Slot::Zero);
+    }
+
+    proptest! {
+        #[test]
+        fn subtract_undoes_merge(a in prop::collection::vec(0.0f64..100.0, 0..200), b in prop::collection::vec(0.0f64..100.0, 0..200)) {
+            let sk = |vs: &[f64]| { let mut s = Sketch::new(); for &v in vs { s.record(v); } s };
+            let (sa, sb) = (sk(&a), sk(&b));
+            let mut both = sa.clone();
+            both.merge(&sb);
+            both.subtract(&sa);
+            prop_assert_eq!(both.buckets().collect::<Vec<_>>(), sb.buckets().collect::<Vec<_>>());
+            prop_assert_eq!(both.count(), sb.count());
+            prop_assert!((both.sum() - sb.sum()).abs() < 1e-6);
+        }
     }
 
     #[test]

@@ -207,6 +207,9 @@ impl Visitor for SnapshotVisitor {
     fn counter(&mut self, labels: &Labels<'_>, value: u64) {
         self.push(labels, Value::Unsigned { value });
     }
+    fn float_counter(&mut self, labels: &Labels<'_>, value: f64) {
+        self.push(labels, Value::Float { value });
+    }
     fn gauge(&mut self, labels: &Labels<'_>, value: i64) {
         self.push(labels, Value::Signed { value });
     }

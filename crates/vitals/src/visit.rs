@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricKind {
-    /// A monotonic `u64` count.
+    /// A monotonic count (`u64`, or `f64` from a collector).
     Counter,
     /// A value that goes up and down.
     Gauge,
@@ -181,6 +181,9 @@ pub trait Visitor {
     fn family(&mut self, info: &FamilyInfo<'_>);
     /// A counter series.
     fn counter(&mut self, labels: &Labels<'_>, value: u64);
+    /// A counter series with a fractional value, such as CPU seconds read
+    /// from the OS at scrape time.
+    fn float_counter(&mut self, labels: &Labels<'_>, value: f64);
     /// An integer gauge series.
     fn gauge(&mut self, labels: &Labels<'_>, value: i64);
     /// A floating-point gauge series.

@@ -133,6 +133,15 @@ impl Visitor for TextEncoder<'_> {
         self.sample(suffix, labels, None, |out| write_u64(out, value));
     }
 
+    fn float_counter(&mut self, labels: &Labels<'_>, value: f64) {
+        let suffix = if self.kind == MetricKind::Counter {
+            "_total"
+        } else {
+            ""
+        };
+        self.sample(suffix, labels, None, |out| write_f64(out, value));
+    }
+
     fn gauge(&mut self, labels: &Labels<'_>, value: i64) {
         self.sample("", labels, None, |out| write_i64(out, value));
     }

@@ -241,6 +241,16 @@ impl<M: Metric> Family<M> {
         Ok(self.get(values))
     }
 
+    /// Calls `f` with the label values and metric of every series, in the
+    /// order they were created, then (if present) the overflow series with no
+    /// values. New series wait while this runs.
+    pub fn for_each(&self, mut f: impl FnMut(&[Box<str>], &M)) {
+        self.inner.map.for_each(&mut f);
+        if let Some(m) = self.inner.overflow.get() {
+            f(&[], m);
+        }
+    }
+
     /// Number of series (not counting the overflow series).
     pub fn len(&self) -> usize {
         self.inner.map.len()

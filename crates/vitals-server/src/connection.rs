@@ -1,0 +1,293 @@
+//! Connection tracking: a listener wrapper for `axum::serve` and an IO
+//! wrapper for any accept loop, counting connections, bytes and idle time.
+
+use crate::ServerMetrics;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use vitals::Event;
+
+/// High bit of [`ConnectionState::state`]: the connection has closed.
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// What the server knows about one connection, shared between its IO and
+/// the requests it carries (through [`ConnectionInfo`]).
+#[derive(Debug)]
+pub struct ConnectionState {
+    id: u64,
+    peer: Option<SocketAddr>,
+    opened: Instant,
+    /// Requests in flight, plus the [`CLOSED`] bit. One word, so a request
+    /// ending and the connection closing can race without skewing the idle
+    /// gauge.
+    state: AtomicUsize,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl ConnectionState {
+    /// Process-unique connection id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The peer's address, when known.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// How long the connection has been open.
+    pub fn age(&self) -> Duration {
+        self.opened.elapsed()
+    }
+
+    /// A request started on this connection.
+    pub(crate) fn request_started(&self, metrics: &ServerMetrics) {
+        let prev = self.state.fetch_add(1, AcqRel);
+        if prev == 0 {
+            metrics.inner.connections_idle.dec();
+        }
+    }
+
+    /// A request on this connection finished.
+    pub(crate) fn request_finished(&self, metrics: &ServerMetrics) {
+        let prev = self.state.fetch_sub(1, AcqRel);
+        if prev == 1 {
+            metrics.inner.connections_idle.inc();
+        }
+    }
+}
+
+/// Request extension giving the layer the connection a request arrived on.
+///
+/// `axum::serve(listener, app.into_make_service_with_connect_info::<ConnectionInfo>())`
+/// with a [`TrackedListener`] puts it there; with a hand-written accept loop,
+/// insert `ConnectInfo(ConnectionInfo(io.state()))` into each request yourself.
+/// Without it, requests are still measured but idle connections and peers
+/// closing mid-request are not.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo(pub Arc<ConnectionState>);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TrackedListener>>
+    for ConnectionInfo
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TrackedListener>) -> Self {
+        ConnectionInfo(stream.io().state().clone())
+    }
+}
+
+/// An IO stream that counts its bytes and reports its life to the metrics.
+///
+/// Wrap every accepted stream in one when you write your own accept loop
+/// (for instance with `hyper_util::server::conn::auto::Builder`); a
+/// [`TrackedListener`] does it for `axum::serve`.
+#[derive(Debug)]
+pub struct TrackedIo<T> {
+    io: T,
+    state: Arc<ConnectionState>,
+    metrics: ServerMetrics,
+}
+
+impl<T> TrackedIo<T> {
+    /// Starts tracking a freshly accepted connection.
+    pub fn new(io: T, peer: Option<SocketAddr>, metrics: &ServerMetrics) -> Self {
+        let state = Arc::new(ConnectionState {
+            id: NEXT_CONNECTION.fetch_add(1, Relaxed),
+            peer,
+            opened: Instant::now(),
+            state: AtomicUsize::new(0),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+        });
+        let m = &metrics.inner;
+        m.connections_total.inc();
+        m.connections_active.inc();
+        m.connections_idle.inc();
+        metrics.events().emit_with(|| Event::ConnectionOpened {
+            conn_id: state.id,
+            peer: peer.map(|p| p.to_string()),
+        });
+        TrackedIo {
+            io,
+            state,
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// The connection's shared state (for [`ConnectionInfo`]).
+    pub fn state(&self) -> &Arc<ConnectionState> {
+        &self.state
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    fn count_sent(&self, n: usize) {
+        self.metrics.inner.bytes_sent.add(n as u64);
+        self.state.sent.fetch_add(n as u64, Relaxed);
+    }
+}
+
+impl<T> Drop for TrackedIo<T> {
+    fn drop(&mut self) {
+        let m = &self.metrics.inner;
+        m.connections_active.dec();
+        let prev = self.state.state.fetch_or(CLOSED, AcqRel);
+        if prev & !CLOSED == 0 {
+            m.connections_idle.dec();
+        } else {
+            m.connections_peer_closed.inc();
+        }
+        let s = &self.state;
+        self.metrics.events().emit_with(|| Event::ConnectionClosed {
+            conn_id: s.id,
+            duration_secs: s.opened.elapsed().as_secs_f64(),
+            bytes_sent: s.sent.load(Relaxed),
+            bytes_received: s.received.load(Relaxed),
+        });
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            self.metrics.inner.bytes_received.add(n);
+            self.state.received.fetch_add(n, Relaxed);
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.count_sent(n);
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.count_sent(n);
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A TCP listener for `axum::serve` that tracks every connection.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// use vitals_server::{ConnectionInfo, ServerMetrics, TrackedListener};
+/// let metrics = ServerMetrics::new().expect("metric names are valid");
+/// let app = axum::Router::new().layer(metrics.layer());
+/// let listener = TrackedListener::bind("127.0.0.1:3000", &metrics).await?;
+/// axum::serve(listener, app.into_make_service_with_connect_info::<ConnectionInfo>()).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TrackedListener {
+    listener: tokio::net::TcpListener,
+    metrics: ServerMetrics,
+}
+
+impl TrackedListener {
+    /// Wraps a bound listener.
+    pub fn new(listener: tokio::net::TcpListener, metrics: &ServerMetrics) -> Self {
+        TrackedListener {
+            listener,
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// Binds `addr` and wraps the listener.
+    pub async fn bind(
+        addr: impl tokio::net::ToSocketAddrs,
+        metrics: &ServerMetrics,
+    ) -> io::Result<Self> {
+        Ok(Self::new(
+            tokio::net::TcpListener::bind(addr).await?,
+            metrics,
+        ))
+    }
+}
+
+impl axum::serve::Listener for TrackedListener {
+    type Io = TrackedIo<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    // Latency matters more than batching for request/response.
+                    let _ = stream.set_nodelay(true);
+                    return (TrackedIo::new(stream, Some(addr), &self.metrics), addr);
+                }
+                Err(e) => {
+                    self.metrics.inner.connections_failed.inc();
+                    self.metrics.events().emit_with(|| Event::ConnectionFailed {
+                        reason: format!("accept: {e}"),
+                    });
+                    // Out of file descriptors and similar: back off as
+                    // axum's own listener does, instead of spinning.
+                    if !is_connection_error(&e) {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Errors that concern one connection only; others (EMFILE) affect all.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}

@@ -1,0 +1,272 @@
+//! `GET /metrics` and `GET /debug/metrics`: a router to merge into the app.
+
+use crate::ServerMetrics;
+use crate::window::{Reading, RouteTotals, Window};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use vitals::{Format, Sketch};
+
+/// Longest query string `/debug/metrics` accepts.
+pub const MAX_QUERY_LEN: usize = 2048;
+/// Default window for rates and percentiles in `/debug/metrics`.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+
+pub(crate) struct DebugState {
+    pub(crate) metrics: ServerMetrics,
+    pub(crate) window: Window,
+}
+
+/// Builds the router serving `/metrics` and `/debug/metrics`.
+///
+/// When called inside a tokio runtime it starts a task that reads the
+/// counters once a second for the recent-window rates; the task ends when
+/// the router is dropped.
+pub fn router(metrics: &ServerMetrics) -> axum::Router {
+    let state = Arc::new(DebugState {
+        metrics: metrics.clone(),
+        window: Window::new(DEFAULT_WINDOW),
+    });
+    state.window.push(Reading::take(metrics));
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let weak: Weak<DebugState> = Arc::downgrade(&state);
+        handle.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(state) = weak.upgrade() else { return };
+                state.window.push(Reading::take(&state.metrics));
+            }
+        });
+    }
+    axum::Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/debug/metrics", get(debug_metrics))
+        .with_state(state)
+}
+
+async fn metrics_text(State(state): State<Arc<DebugState>>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let format = Format::from_accept(accept);
+    let body = state.metrics.registry().render(format);
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// A 400 with a JSON error body, counted as a rejection.
+fn bad_request(state: &DebugState, message: String, extra: Value) -> Response {
+    state
+        .metrics
+        .registry()
+        .count_rejected("debug_query_invalid");
+    let mut body = json!({ "error": message });
+    if let (Some(obj), Value::Object(more)) = (body.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// The filters `/debug/metrics` understands.
+#[derive(Debug, Default)]
+struct Filters {
+    route: Option<String>,
+}
+
+/// Why a filter was refused: the message, plus extra JSON fields (the
+/// values that would have been accepted).
+struct FilterError(String, Value);
+
+fn parse_filters(query: Option<&str>) -> Result<Filters, FilterError> {
+    let query = query.unwrap_or("");
+    if query.len() > MAX_QUERY_LEN {
+        return Err(FilterError(
+            format!(
+                "query string is {} bytes; at most {MAX_QUERY_LEN} are accepted",
+                query.len()
+            ),
+            json!({}),
+        ));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| FilterError(format!("query string is not valid: {e}"), json!({})))?;
+    let mut filters = Filters::default();
+    let mut seen = Vec::new();
+    for (key, value) in pairs {
+        if seen.contains(&key) {
+            return Err(FilterError(
+                format!("filter {key:?} is given twice"),
+                json!({}),
+            ));
+        }
+        seen.push(key.clone());
+        match key.as_str() {
+            // This process is server 0; the prefork view adds more.
+            "server" if value != "0" => {
+                return Err(FilterError(
+                    format!("unknown server {value:?}: this process serves server 0 only"),
+                    json!({ "known_servers": [0] }),
+                ));
+            }
+            "worker" => {
+                return Err(FilterError(
+                    format!("unknown worker {value:?}: this server runs no worker processes"),
+                    json!({ "known_workers": [] }),
+                ));
+            }
+            "route" => filters.route = Some(value),
+            // `server=0`, and parameters that are not filters (the
+            // dashboard's own, say), are accepted as they are.
+            _ => {}
+        }
+    }
+    Ok(filters)
+}
+
+fn ms(seconds: Option<f64>) -> Value {
+    seconds.map_or(Value::Null, |s| json!(s * 1000.0))
+}
+
+fn rate(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+async fn debug_metrics(
+    State(state): State<Arc<DebugState>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let filters = match parse_filters(query.as_deref()) {
+        Ok(f) => f,
+        Err(FilterError(message, extra)) => return bad_request(&state, message, extra),
+    };
+    let now = Reading::take(&state.metrics);
+    let delta = state.window.delta(&now);
+    if let Some(route) = &filters.route {
+        if !now.routes.keys().any(|(_, r)| r == route) {
+            let known: Vec<&str> = now.routes.keys().map(|(_, r)| r.as_str()).collect();
+            return bad_request(
+                &state,
+                format!("unknown route {route:?}: no request has been served on it"),
+                json!({ "known_routes": known }),
+            );
+        }
+    }
+    let wanted = |r: &str| filters.route.as_deref().is_none_or(|f| f == r);
+    let m = &state.metrics.inner;
+
+    // Totals over every (selected) route; percentiles from merged sketches.
+    let mut lifetime = RouteTotals::default();
+    for ((_, r), t) in &now.routes {
+        if wanted(r) {
+            lifetime.requests += t.requests;
+            lifetime.errors += t.errors;
+            lifetime.duration.merge(&t.duration);
+        }
+    }
+    let mut recent = Sketch::new();
+    let mut recent_requests = 0;
+    let mut routes = Vec::new();
+    for ((method, r), d) in &delta.routes {
+        if !wanted(r) {
+            continue;
+        }
+        recent.merge(&d.duration);
+        recent_requests += d.requests;
+        let total = &now.routes[&(method.clone(), r.clone())];
+        routes.push(json!({
+            "method": method,
+            "route": r,
+            "requests": total.requests,
+            "errors": total.errors,
+            "rate_per_sec": rate(d.requests, delta.seconds),
+            "error_rate_per_sec": rate(d.errors, delta.seconds),
+            "p50_ms": ms(d.duration.quantile(0.5)),
+            "p95_ms": ms(d.duration.quantile(0.95)),
+            "p99_ms": ms(d.duration.quantile(0.99)),
+        }));
+    }
+    let count = lifetime.duration.count();
+    let avg = (count > 0).then(|| lifetime.duration.sum() / count as f64);
+    let kbps = |bytes: u64| rate(bytes, delta.seconds) * 8.0 / 1000.0;
+    let sum_family = |f: &vitals::CounterVec| {
+        let mut total = 0;
+        f.for_each(|values, c| {
+            if values.first().is_none_or(|r| wanted(r)) {
+                total += c.get();
+            }
+        });
+        total
+    };
+    let sum_gauges = |f: &vitals::GaugeVec| {
+        let mut total = 0;
+        f.for_each(|values, g| {
+            if values.first().is_none_or(|r| wanted(r)) {
+                total += g.get();
+            }
+        });
+        total
+    };
+    let body = json!({
+        "uptime_seconds": state.metrics.uptime_seconds(),
+        "window_seconds": delta.seconds,
+        "connections": {
+            "total": m.connections_total.get(),
+            "active": m.connections_active.get(),
+            "failed": m.connections_failed.get(),
+            "idle": m.connections_idle.get(),
+            "peer_closed": m.connections_peer_closed.get(),
+        },
+        "streams": {
+            "total": m.streams_total.get(),
+            "active": m.streams_active.get(),
+        },
+        "requests": {
+            "total": lifetime.requests,
+            "active": m.active_requests.get(),
+            "errors": lifetime.errors,
+            "rate_per_sec": rate(recent_requests, delta.seconds),
+            "avg_latency_ms": ms(avg),
+            "p50_ms": ms(recent.quantile(0.5)),
+            "p95_ms": ms(recent.quantile(0.95)),
+            "p99_ms": ms(recent.quantile(0.99)),
+        },
+        "bytes": {
+            "sent_total": m.bytes_sent.get(),
+            "recv_total": m.bytes_received.get(),
+            "sent_rate_kbps": kbps(delta.bytes_sent),
+            "recv_rate_kbps": kbps(delta.bytes_received),
+        },
+        "websocket": {
+            "connections_total": sum_family(&m.ws_connections),
+            "active": sum_gauges(&m.ws_active),
+            "messages_received": sum_family(&m.ws_messages_received),
+            "messages_sent": sum_family(&m.ws_messages_sent),
+            "bytes_received": sum_family(&m.ws_bytes_received),
+            "bytes_sent": sum_family(&m.ws_bytes_sent),
+        },
+        "sse": {
+            "connections_total": sum_family(&m.sse_connections),
+            "active": sum_gauges(&m.sse_active),
+            "events_sent": sum_family(&m.sse_events),
+            "bytes_sent": sum_family(&m.sse_bytes),
+        },
+        "workers": {
+            "active": m.workers_active.get(),
+            "spawns_total": m.worker_spawns.get(),
+        },
+        "tasks": {},
+        "routes": routes,
+        "custom": [],
+    });
+    axum::Json(body).into_response()
+}

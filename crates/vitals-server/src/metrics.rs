@@ -1,0 +1,361 @@
+//! `ServerMetrics`: every server metric handle, registered once.
+//!
+//! Names follow the contract in DESIGN.md ("Server metrics"); a namespace
+//! prefixes every one (`pagi` → `pagi_server_connections_total`).
+
+use std::sync::Arc;
+use std::time::Instant;
+use vitals::{
+    Counter, CounterVec, EventBus, FloatGauge, Gauge, GaugeVec, HistogramVec, Options, Registry,
+    Unit,
+};
+
+/// Every handle the server instrumentation records into.
+///
+/// Cheap to clone (one `Arc`). Build it once with [`ServerMetrics::builder`]
+/// and hand clones to the listener, the layer, the WebSocket and SSE
+/// wrappers and the endpoints.
+#[derive(Clone)]
+pub struct ServerMetrics {
+    pub(crate) inner: Arc<Handles>,
+}
+
+impl std::fmt::Debug for ServerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerMetrics")
+            .field("namespace", &self.inner.namespace)
+            .finish()
+    }
+}
+
+/// The registered handles (crate-internal field access keeps call sites short).
+pub(crate) struct Handles {
+    pub(crate) registry: Registry,
+    pub(crate) namespace: String,
+    pub(crate) started: Instant,
+    // Connections.
+    pub(crate) connections_total: Counter,
+    pub(crate) connections_active: Gauge,
+    pub(crate) connections_failed: Counter,
+    pub(crate) connections_idle: Gauge,
+    pub(crate) connections_peer_closed: Counter,
+    pub(crate) bytes_sent: Counter,
+    pub(crate) bytes_received: Counter,
+    // HTTP/2.
+    pub(crate) streams_total: Counter,
+    pub(crate) streams_active: Gauge,
+    // Workers and lifespan.
+    pub(crate) workers_active: Gauge,
+    pub(crate) worker_spawns: Counter,
+    pub(crate) startup_seconds: FloatGauge,
+    pub(crate) shutdown_seconds: FloatGauge,
+    pub(crate) shutdown_began: std::sync::Mutex<Option<Instant>>,
+    // HTTP.
+    pub(crate) requests: CounterVec,
+    pub(crate) duration: HistogramVec,
+    pub(crate) first_byte: HistogramVec,
+    pub(crate) active_requests: Gauge,
+    pub(crate) request_errors: CounterVec,
+    pub(crate) requests_abandoned: CounterVec,
+    // WebSocket.
+    pub(crate) ws_connections: CounterVec,
+    pub(crate) ws_active: GaugeVec,
+    pub(crate) ws_messages_received: CounterVec,
+    pub(crate) ws_messages_sent: CounterVec,
+    pub(crate) ws_bytes_received: CounterVec,
+    pub(crate) ws_bytes_sent: CounterVec,
+    pub(crate) ws_duration: HistogramVec,
+    pub(crate) ws_close_codes: CounterVec,
+    // SSE.
+    pub(crate) sse_connections: CounterVec,
+    pub(crate) sse_active: GaugeVec,
+    pub(crate) sse_events: CounterVec,
+    pub(crate) sse_bytes: CounterVec,
+    pub(crate) sse_duration: HistogramVec,
+}
+
+/// Session lengths for WebSocket and SSE: seconds to hours.
+const SESSION_BUCKETS: &[f64] = &[
+    0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
+];
+
+/// `server_uptime_seconds`, read at scrape time.
+struct Uptime {
+    name: String,
+    started: Instant,
+}
+
+impl vitals::Collector for Uptime {
+    fn collect(&self, visitor: &mut dyn vitals::Visitor) {
+        visitor.family(&vitals::FamilyInfo {
+            name: &self.name,
+            help: "Seconds since the server started",
+            unit: Some(Unit::Seconds),
+            kind: vitals::MetricKind::Gauge,
+        });
+        visitor.float_gauge(
+            &vitals::Labels::empty(),
+            self.started.elapsed().as_secs_f64(),
+        );
+    }
+}
+
+/// Configures and builds [`ServerMetrics`].
+#[derive(Debug, Clone, Default)]
+pub struct ServerMetricsBuilder {
+    namespace: Option<String>,
+    registry: Option<Registry>,
+    route_limit: Option<usize>,
+    without_process: bool,
+    without_runtime: bool,
+}
+
+impl ServerMetricsBuilder {
+    /// Prefixes every metric name with `namespace_`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Registers into `registry` instead of [`vitals::global()`].
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Most series per per-route family (default 2000); see
+    /// [`Options::cardinality_limit`].
+    pub fn route_limit(mut self, limit: usize) -> Self {
+        self.route_limit = Some(limit);
+        self
+    }
+
+    /// Leaves out the `process_*` metrics (read from `/proc` at scrape time).
+    pub fn without_process_metrics(mut self) -> Self {
+        self.without_process = true;
+        self
+    }
+
+    /// Leaves out the `tokio_runtime_*` metrics, which are otherwise read
+    /// from the runtime `build` is called in (if any) at scrape time.
+    pub fn without_runtime_metrics(mut self) -> Self {
+        self.without_runtime = true;
+        self
+    }
+
+    /// Registers every metric (build once per registry: the scrape-time
+    /// collectors would otherwise be registered twice). Fails only on an invalid namespace or a
+    /// clash with differently shaped metrics already in the registry.
+    pub fn build(self) -> Result<ServerMetrics, vitals::Error> {
+        let registry = self.registry.unwrap_or_else(|| vitals::global().clone());
+        let namespace = self.namespace.unwrap_or_default();
+        let prefix = namespace.clone();
+        let limit = self
+            .route_limit
+            .unwrap_or(vitals::DEFAULT_CARDINALITY_LIMIT);
+        let name = |n: &str| {
+            if prefix.is_empty() {
+                n.to_owned()
+            } else {
+                format!("{prefix}_{n}")
+            }
+        };
+        let opts = |n: &str, help: &str| Options::new(name(n), help).cardinality_limit(limit);
+        let secs = |n: &str, help: &str| opts(n, help).unit(Unit::Seconds);
+        let r = &registry;
+        let route = &["route"];
+        let method_route = &["method", "route"];
+        let handles = Handles {
+            connections_total: r
+                .counter(opts("server_connections_total", "Connections accepted"))?,
+            connections_active: r
+                .gauge(opts("server_connections_active", "Connections open now"))?,
+            connections_failed: r.counter(opts(
+                "server_connections_failed_total",
+                "Connections that failed: accept errors, handshake and protocol errors",
+            ))?,
+            connections_idle: r.gauge(opts(
+                "server_connections_idle",
+                "Open connections with no request in flight (keep-alive)",
+            ))?,
+            connections_peer_closed: r.counter(opts(
+                "server_connections_peer_closed_total",
+                "Connections the peer closed while a request was in flight",
+            ))?,
+            bytes_sent: r.counter(
+                opts("server_bytes_sent_total", "Bytes written to connections").unit(Unit::Bytes),
+            )?,
+            bytes_received: r.counter(
+                opts("server_bytes_received_total", "Bytes read from connections")
+                    .unit(Unit::Bytes),
+            )?,
+            streams_total: r.counter(opts("server_streams_total", "HTTP/2 streams opened"))?,
+            streams_active: r.gauge(opts("server_streams_active", "HTTP/2 streams open now"))?,
+            workers_active: r.gauge(opts("server_workers_active", "Worker processes running"))?,
+            worker_spawns: r.counter(opts(
+                "server_worker_spawns_total",
+                "Worker processes started",
+            ))?,
+            startup_seconds: r.float_gauge(secs(
+                "server_lifespan_startup_seconds",
+                "Time the start-up phase took",
+            ))?,
+            shutdown_seconds: r.float_gauge(secs(
+                "server_lifespan_shutdown_seconds",
+                "Time the shut-down phase took",
+            ))?,
+            requests: r.counter_vec(
+                opts("http_server_requests_total", "HTTP requests completed"),
+                &["method", "route", "status"],
+            )?,
+            duration: r.histogram_vec(
+                secs(
+                    "http_server_request_duration_seconds",
+                    "Time until the response body completed",
+                ),
+                method_route,
+            )?,
+            first_byte: r.histogram_vec(
+                secs(
+                    "http_server_time_to_first_byte_seconds",
+                    "Time until the response headers were ready",
+                ),
+                method_route,
+            )?,
+            active_requests: r.gauge(opts(
+                "http_server_active_requests",
+                "HTTP requests in flight",
+            ))?,
+            request_errors: r.counter_vec(
+                opts(
+                    "http_server_request_errors_total",
+                    "Requests answered 5xx or failed in the handler",
+                ),
+                method_route,
+            )?,
+            requests_abandoned: r.counter_vec(
+                opts(
+                    "http_server_requests_abandoned_total",
+                    "Requests the client left before the response completed",
+                ),
+                method_route,
+            )?,
+            ws_connections: r.counter_vec(
+                opts("websocket_connections_total", "WebSocket sessions opened"),
+                route,
+            )?,
+            ws_active: r.gauge_vec(
+                opts(
+                    "websocket_connections_active",
+                    "WebSocket sessions open now",
+                ),
+                route,
+            )?,
+            ws_messages_received: r.counter_vec(
+                opts(
+                    "websocket_messages_received_total",
+                    "WebSocket messages received",
+                ),
+                route,
+            )?,
+            ws_messages_sent: r.counter_vec(
+                opts("websocket_messages_sent_total", "WebSocket messages sent"),
+                route,
+            )?,
+            ws_bytes_received: r.counter_vec(
+                opts(
+                    "websocket_bytes_received_total",
+                    "WebSocket payload bytes received",
+                )
+                .unit(Unit::Bytes),
+                route,
+            )?,
+            ws_bytes_sent: r.counter_vec(
+                opts("websocket_bytes_sent_total", "WebSocket payload bytes sent")
+                    .unit(Unit::Bytes),
+                route,
+            )?,
+            ws_duration: r.histogram_vec(
+                secs(
+                    "websocket_session_duration_seconds",
+                    "WebSocket session length",
+                )
+                .buckets(SESSION_BUCKETS),
+                route,
+            )?,
+            ws_close_codes: r.counter_vec(
+                opts(
+                    "websocket_close_codes_total",
+                    "WebSocket sessions by close code (none: no close frame)",
+                ),
+                &["route", "code"],
+            )?,
+            sse_connections: r
+                .counter_vec(opts("sse_connections_total", "SSE streams opened"), route)?,
+            sse_active: r.gauge_vec(
+                opts("sse_connections_active", "SSE streams open now"),
+                route,
+            )?,
+            sse_events: r.counter_vec(opts("sse_events_sent_total", "SSE events sent"), route)?,
+            sse_bytes: r.counter_vec(
+                opts("sse_bytes_sent_total", "SSE bytes sent").unit(Unit::Bytes),
+                route,
+            )?,
+            sse_duration: r.histogram_vec(
+                secs("sse_session_duration_seconds", "SSE stream length").buckets(SESSION_BUCKETS),
+                route,
+            )?,
+            shutdown_began: std::sync::Mutex::new(None),
+            registry: registry.clone(),
+            namespace,
+            started: Instant::now(),
+        };
+        if !self.without_process {
+            registry.register_collector(crate::ProcessCollector::new());
+        }
+        if !self.without_runtime {
+            if let Some(runtime) = crate::RuntimeCollector::current() {
+                registry.register_collector(runtime);
+            }
+        }
+        registry.register_collector(Uptime {
+            name: name("server_uptime_seconds"),
+            started: handles.started,
+        });
+        Ok(ServerMetrics {
+            inner: Arc::new(handles),
+        })
+    }
+}
+
+impl ServerMetrics {
+    /// Starts configuring server metrics.
+    pub fn builder() -> ServerMetricsBuilder {
+        ServerMetricsBuilder::default()
+    }
+
+    /// Server metrics in the global registry, without a namespace.
+    pub fn new() -> Result<Self, vitals::Error> {
+        Self::builder().build()
+    }
+
+    /// The registry the metrics live in.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The registry's event bus.
+    pub fn events(&self) -> &EventBus {
+        self.inner.registry.events()
+    }
+
+    /// The namespace prefix ("" for none).
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// Seconds since these metrics were built (the server's uptime).
+    pub fn uptime_seconds(&self) -> f64 {
+        self.inner.started.elapsed().as_secs_f64()
+    }
+}

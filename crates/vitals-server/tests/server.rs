@@ -1,0 +1,608 @@
+//! Black-box tests: a real server on 127.0.0.1:0, real HTTP/1.1, HTTP/2,
+//! WebSocket and SSE clients, and the metrics it reports afterwards.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::response::sse::{Event, Sse};
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vitals::snapshot::Value;
+use vitals::{Format, Registry, Snapshot};
+use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+
+async fn ws(upgrade: WebSocketUpgrade, tracked: RouteMetrics) -> Response {
+    upgrade.on_upgrade(move |socket| async move {
+        let mut socket = tracked.websocket(socket);
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, axum::extract::ws::Message::Close(_))
+                || socket.send(msg).await.is_err()
+            {
+                break;
+            }
+        }
+    })
+}
+
+async fn sse(
+    Query(q): Query<HashMap<String, u64>>,
+    tracked: RouteMetrics,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let n = q.get("n").copied().unwrap_or(3);
+    let events =
+        futures_util::stream::iter((0..n).map(|i| Ok(Event::default().data(format!("tick {i}")))));
+    Sse::new(tracked.sse(events))
+}
+
+fn app(metrics: &ServerMetrics) -> Router {
+    let api = Router::new().route(
+        "/items/{item}",
+        get(|Path(item): Path<String>| async move { item }),
+    );
+    Router::new()
+        .route("/", get(|| async { "hello" }))
+        .route(
+            "/users/{id}",
+            get(|Path(id): Path<u32>| async move { format!("{{\"id\":{id}}}") }),
+        )
+        .route(
+            "/slow",
+            get(|Query(q): Query<HashMap<String, u64>>| async move {
+                tokio::time::sleep(Duration::from_millis(q.get("ms").copied().unwrap_or(100)))
+                    .await;
+                "slow"
+            }),
+        )
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "no") }),
+        )
+        .route("/ws", get(ws))
+        .route("/sse", get(sse))
+        .nest("/api", api)
+        .merge(metrics.endpoints())
+        .layer(metrics.layer())
+}
+
+struct Server {
+    addr: SocketAddr,
+    registry: Registry,
+}
+
+async fn start() -> Server {
+    start_with(|b| b).await
+}
+
+async fn start_with(
+    f: impl FnOnce(vitals_server::ServerMetricsBuilder) -> vitals_server::ServerMetricsBuilder,
+) -> Server {
+    let registry = Registry::new();
+    let metrics = f(ServerMetrics::builder().registry(registry.clone()))
+        .build()
+        .unwrap();
+    let listener = TrackedListener::bind("127.0.0.1:0", &metrics)
+        .await
+        .unwrap();
+    let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+    let app = app(&metrics);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<ConnectionInfo>(),
+        )
+        .await
+        .unwrap();
+    });
+    Server { addr, registry }
+}
+
+fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn get_body(server: &Server, path: &str) -> (u16, String) {
+    let uri = format!("http://{}{}", server.addr, path);
+    let res = client().get(uri.parse().unwrap()).await.unwrap();
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn value(snap: &Snapshot, family: &str, labels: &[(&str, &str)]) -> Option<i128> {
+    match &snap.family(family)?.series(labels)?.value {
+        Value::Unsigned { value } => Some(*value as i128),
+        Value::Signed { value } => Some(*value as i128),
+        Value::Histogram(h) => Some(h.count as i128),
+        Value::Float { value } => Some(*value as i128),
+    }
+}
+
+/// Waits until `check` passes on a fresh snapshot (sessions end asynchronously).
+async fn eventually(registry: &Registry, check: impl Fn(&Snapshot) -> bool) -> Snapshot {
+    for _ in 0..200 {
+        let snap = registry.snapshot();
+        if check(&snap) {
+            return snap;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    registry.snapshot()
+}
+
+#[tokio::test]
+async fn exact_counts_per_route_template() {
+    let s = start().await;
+    for _ in 0..3 {
+        assert_eq!(get_body(&s, "/").await.0, 200);
+    }
+    assert_eq!(get_body(&s, "/users/1").await.0, 200);
+    assert_eq!(get_body(&s, "/users/2").await.0, 200);
+    assert_eq!(get_body(&s, "/api/items/x").await.0, 200);
+    assert_eq!(get_body(&s, "/fail").await.0, 500);
+    assert_eq!(get_body(&s, "/no/such/path").await.0, 404);
+    let snap = eventually(&s.registry, |snap| {
+        value(
+            snap,
+            "http_server_requests",
+            &[("method", "GET"), ("route", "unmatched"), ("status", "404")],
+        ) == Some(1)
+    })
+    .await;
+    let req = |route: &str, status: &str| {
+        value(
+            &snap,
+            "http_server_requests",
+            &[("method", "GET"), ("route", route), ("status", status)],
+        )
+    };
+    assert_eq!(req("/", "200"), Some(3));
+    assert_eq!(
+        req("/users/{id}", "200"),
+        Some(2),
+        "both users share one series"
+    );
+    assert_eq!(
+        req("/api/items/{item}", "200"),
+        Some(1),
+        "nested routers keep the full template"
+    );
+    assert_eq!(req("/fail", "500"), Some(1));
+    assert_eq!(req("unmatched", "404"), Some(1));
+    let errors = |route: &str| {
+        value(
+            &snap,
+            "http_server_request_errors",
+            &[("method", "GET"), ("route", route)],
+        )
+    };
+    assert_eq!(errors("/fail"), Some(1));
+    assert_eq!(errors("/"), None);
+    let durations = |route: &str| {
+        value(
+            &snap,
+            "http_server_request_duration_seconds",
+            &[("method", "GET"), ("route", route)],
+        )
+    };
+    assert_eq!(durations("/users/{id}"), Some(2));
+    assert_eq!(value(&snap, "http_server_active_requests", &[]), Some(0));
+    // No raw path ever becomes a label.
+    let text = String::from_utf8(s.registry.render(Format::Prometheus)).unwrap();
+    assert!(!text.contains("/users/1\""), "{text}");
+    assert!(!text.contains("/no/such/path"), "{text}");
+    assert!(value(&snap, "server_connections", &[]).unwrap() >= 1);
+    assert!(value(&snap, "server_bytes_received_bytes", &[]).unwrap() > 0);
+}
+
+#[tokio::test]
+async fn many_random_paths_keep_series_bounded() {
+    let s = start().await;
+    let c = client();
+    let mut tasks = Vec::new();
+    for i in 0..10_000u32 {
+        let uri = format!(
+            "http://{}/random/{}/{}",
+            s.addr,
+            i.wrapping_mul(2_654_435_761),
+            i
+        );
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = c.get(uri.parse().unwrap()).await.unwrap();
+            res.into_body().collect().await.unwrap();
+        }));
+        if tasks.len() >= 64 {
+            for t in tasks.drain(..) {
+                t.await.unwrap();
+            }
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let snap = eventually(&s.registry, |snap| {
+        value(
+            snap,
+            "http_server_requests",
+            &[("method", "GET"), ("route", "unmatched"), ("status", "404")],
+        ) == Some(10_000)
+    })
+    .await;
+    let fam = snap.family("http_server_requests").unwrap();
+    assert_eq!(fam.series.len(), 1, "{:?}", fam.series);
+}
+
+#[tokio::test]
+async fn http2_streams_are_counted() {
+    let s = start().await;
+    let c: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    for i in 0..5 {
+        let uri = format!("http://{}/users/{i}", s.addr);
+        let res = c.get(uri.parse().unwrap()).await.unwrap();
+        assert_eq!(res.version(), http::Version::HTTP_2);
+        res.into_body().collect().await.unwrap();
+    }
+    let snap = eventually(&s.registry, |snap| {
+        value(snap, "server_streams", &[]) == Some(5)
+    })
+    .await;
+    assert_eq!(value(&snap, "server_streams", &[]), Some(5));
+    assert_eq!(value(&snap, "server_streams_active", &[]), Some(0));
+    assert_eq!(
+        value(&snap, "server_connections", &[]),
+        Some(1),
+        "one HTTP/2 connection carries all streams"
+    );
+}
+
+#[tokio::test]
+async fn websocket_messages_bytes_and_close_code() {
+    let s = start().await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr))
+        .await
+        .unwrap();
+    use tokio_tungstenite::tungstenite::Message;
+    for text in ["one", "two", "three!"] {
+        socket.send(Message::text(text)).await.unwrap();
+        let echo = socket.next().await.unwrap().unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), text);
+    }
+    socket
+        .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+            reason: "bye".into(),
+        }))
+        .await
+        .unwrap();
+    let route = [("route", "/ws")];
+    let snap = eventually(&s.registry, |snap| {
+        value(snap, "websocket_connections_active", &route) == Some(0)
+    })
+    .await;
+    assert_eq!(value(&snap, "websocket_connections", &route), Some(1));
+    assert_eq!(value(&snap, "websocket_messages_received", &route), Some(3));
+    assert_eq!(value(&snap, "websocket_messages_sent", &route), Some(3));
+    assert_eq!(
+        value(&snap, "websocket_bytes_received_bytes", &route),
+        Some(12)
+    );
+    assert_eq!(value(&snap, "websocket_bytes_sent_bytes", &route), Some(12));
+    assert_eq!(
+        value(
+            &snap,
+            "websocket_close_codes",
+            &[("route", "/ws"), ("code", "1000")]
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        value(&snap, "websocket_session_duration_seconds", &route),
+        Some(1)
+    );
+    // The upgrade is a request, but not a latency sample.
+    assert_eq!(
+        value(
+            &snap,
+            "http_server_requests",
+            &[("method", "GET"), ("route", "/ws"), ("status", "101")]
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        value(
+            &snap,
+            "http_server_request_duration_seconds",
+            &[("method", "GET"), ("route", "/ws")]
+        ),
+        None
+    );
+}
+
+#[tokio::test]
+async fn sse_events_and_bytes() {
+    let s = start().await;
+    let (status, body) = get_body(&s, "/sse?n=5").await;
+    assert_eq!(status, 200);
+    assert_eq!(body.matches("data: tick").count(), 5);
+    let route = [("route", "/sse")];
+    let snap = eventually(&s.registry, |snap| {
+        value(snap, "sse_connections_active", &route) == Some(0)
+    })
+    .await;
+    assert_eq!(value(&snap, "sse_connections", &route), Some(1));
+    assert_eq!(value(&snap, "sse_events_sent", &route), Some(5));
+    assert_eq!(
+        value(&snap, "sse_bytes_sent_bytes", &route),
+        Some(body.len() as i128)
+    );
+    assert_eq!(
+        value(
+            &snap,
+            "http_server_request_duration_seconds",
+            &[("method", "GET"), ("route", "/sse")]
+        ),
+        None
+    );
+}
+
+#[tokio::test]
+async fn client_leaving_mid_request_is_counted() {
+    let s = start().await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+    let labels = [("method", "GET"), ("route", "/slow")];
+    let snap = eventually(&s.registry, |snap| {
+        value(snap, "http_server_requests_abandoned", &labels) == Some(1)
+    })
+    .await;
+    assert_eq!(
+        value(&snap, "http_server_requests_abandoned", &labels),
+        Some(1)
+    );
+    assert_eq!(
+        value(
+            &snap,
+            "http_server_requests",
+            &[("method", "GET"), ("route", "/slow"), ("status", "499")]
+        ),
+        Some(1)
+    );
+    assert_eq!(value(&snap, "server_connections_peer_closed", &[]), Some(1));
+    assert_eq!(value(&snap, "server_connections_active", &[]), Some(0));
+    assert_eq!(value(&snap, "server_connections_idle", &[]), Some(0));
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections() {
+    let s = start().await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).ends_with("hello"));
+    let snap = eventually(&s.registry, |snap| {
+        value(snap, "server_connections_idle", &[]) == Some(1)
+    })
+    .await;
+    assert_eq!(value(&snap, "server_connections_active", &[]), Some(1));
+    drop(stream);
+    let snap = eventually(&s.registry, |snap| {
+        value(snap, "server_connections_active", &[]) == Some(0)
+    })
+    .await;
+    assert_eq!(value(&snap, "server_connections_idle", &[]), Some(0));
+    assert_eq!(value(&snap, "server_connections_peer_closed", &[]), Some(0));
+}
+
+#[tokio::test]
+async fn debug_metrics_json_and_filters() {
+    let s = start().await;
+    for _ in 0..4 {
+        get_body(&s, "/users/7").await;
+    }
+    get_body(&s, "/fail").await;
+    let (status, body) = get_body(&s, "/debug/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for key in [
+        "uptime_seconds",
+        "connections",
+        "streams",
+        "requests",
+        "bytes",
+        "websocket",
+        "sse",
+        "workers",
+        "tasks",
+        "routes",
+        "custom",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}: {json}");
+    }
+    assert_eq!(json["requests"]["total"], 5);
+    assert_eq!(json["requests"]["errors"], 1);
+    assert!(json["requests"]["rate_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(json["requests"]["p99_ms"].as_f64().is_some());
+    let routes = json["routes"].as_array().unwrap();
+    let users = routes.iter().find(|r| r["route"] == "/users/{id}").unwrap();
+    assert_eq!(users["requests"], 4);
+    assert_eq!(users["method"], "GET");
+
+    let (status, body) = get_body(&s, "/debug/metrics?route=%2Fusers%2F%7Bid%7D").await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["requests"]["total"], 4);
+    assert_eq!(json["routes"].as_array().unwrap().len(), 1);
+    assert_eq!(get_body(&s, "/debug/metrics?server=0").await.0, 200);
+
+    for bad in [
+        "route=%2Fnope",
+        "server=1",
+        "worker=0",
+        "server=abc",
+        "route=a&route=b",
+    ] {
+        let (status, body) = get_body(&s, &format!("/debug/metrics?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(json["error"].as_str().unwrap().len() > 10, "{json}");
+    }
+    let long = format!("/debug/metrics?route={}", "x".repeat(5000));
+    assert_eq!(get_body(&s, &long).await.0, 400);
+    let text = String::from_utf8(s.registry.render(Format::Prometheus)).unwrap();
+    assert!(
+        text.contains("vitals_rejected_total{reason=\"debug_query_invalid\"} 6"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_endpoint_negotiates_format_and_namespace_applies() {
+    let s = start_with(|b| b.namespace("pagi")).await;
+    get_body(&s, "/").await;
+    let c: Client<_, Empty<bytes::Bytes>> = client();
+    let req = http::Request::get(format!("http://{}/metrics", s.addr))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .body(Empty::new())
+        .unwrap();
+    let res = c.request(req).await.unwrap();
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let body =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(body.ends_with("# EOF\n"));
+    assert!(body.contains("\npagi_server_connections_total "), "{body}");
+    assert!(
+        body.contains(
+            "pagi_http_server_requests_total{method=\"GET\",route=\"/\",status=\"200\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE pagi_server_uptime_seconds gauge"),
+        "{body}"
+    );
+    let (_, text) = get_body(&s, "/metrics").await;
+    assert!(
+        text.contains("# TYPE pagi_server_connections_total counter"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_paths_methods_and_headers_keep_the_exposition_valid() {
+    let s = start().await;
+    let hostile = [
+        "GET /%22quote%5C%0Anewline HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+        "FOO / HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+        "GET /users/%F0%9F%98%80 HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+        format!(
+            "GET /{} HTTP/1.1\r\nHost: x\r\nX-Evil: {}\r\n\r\n",
+            "a".repeat(4000),
+            "\"\\".repeat(1000)
+        ),
+        "GET /users/1 HTTP/1.1\r\nHost: x\r\nAccept: \"}\n{\r\n\r\n".to_owned(),
+        "NOT HTTP AT ALL\r\n\r\n".to_owned(),
+    ];
+    for raw in &hostile {
+        let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        stream.write_all(raw.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        out.extend_from_slice(&buf[..n]);
+                        if out.windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+    }
+    let snap = eventually(&s.registry, |snap| {
+        value(
+            snap,
+            "http_server_requests",
+            &[("method", "_OTHER"), ("route", "/"), ("status", "200")],
+        ) == Some(1)
+            || value(
+                snap,
+                "http_server_requests",
+                &[
+                    ("method", "_OTHER"),
+                    ("route", "unmatched"),
+                    ("status", "405"),
+                ],
+            ) == Some(1)
+    })
+    .await;
+    let fam = snap.family("http_server_requests").unwrap();
+    assert!(
+        fam.series.iter().any(|s| s.labels["method"] == "_OTHER"),
+        "a FOO request is labelled _OTHER: {:?}",
+        fam.series
+    );
+    assert!(fam.series.iter().all(|s| s.labels["route"] == "unmatched"
+        || s.labels["route"] == "/users/{id}"
+        || s.labels["route"] == "/"));
+    for s in &fam.series {
+        assert!(
+            ["GET", "_OTHER"].contains(&s.labels["method"].as_str()),
+            "{s:?}"
+        );
+    }
+    let text = s.registry.render(Format::Prometheus);
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    match promtool {
+        Ok(mut child) => {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&text).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let code = out.status.code();
+            assert!(
+                code == Some(0) || code == Some(3),
+                "promtool rejected the exposition: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(e) => assert!(!ci, "promtool is required in CI: {e}"),
+    }
+}
