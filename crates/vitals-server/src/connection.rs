@@ -95,6 +95,18 @@ pub struct TrackedIo<T> {
     metrics: ServerMetrics,
 }
 
+impl ServerMetrics {
+    /// Counts a connection that failed after it was accepted: a TLS
+    /// handshake or HTTP protocol error reported by your accept loop (for
+    /// instance the `Err` of hyper's `serve_connection`).
+    pub fn connection_failed(&self, reason: &str) {
+        self.inner.connections_failed.inc();
+        self.events().emit_with(|| Event::ConnectionFailed {
+            reason: reason.to_owned(),
+        });
+    }
+}
+
 impl<T> TrackedIo<T> {
     /// Starts tracking a freshly accepted connection.
     pub fn new(io: T, peer: Option<SocketAddr>, metrics: &ServerMetrics) -> Self {

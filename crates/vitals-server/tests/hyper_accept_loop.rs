@@ -1,0 +1,113 @@
+//! The same metrics from a plain hyper-util accept loop (no `axum::serve`):
+//! connections, idle tracking through `ConnectionInfo`, protocol errors.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+use vitals::snapshot::Value;
+use vitals::{Registry, Snapshot};
+use vitals_server::{ConnectionInfo, ServerMetrics, TrackedIo};
+
+fn int(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> Option<i64> {
+    match &snap.family(name)?.series(labels)?.value {
+        Value::Unsigned { value } => Some(*value as i64),
+        Value::Signed { value } => Some(*value),
+        _ => None,
+    }
+}
+
+async fn eventually(registry: &Registry, check: impl Fn(&Snapshot) -> bool) -> Snapshot {
+    for _ in 0..300 {
+        let snap = registry.snapshot();
+        if check(&snap) {
+            return snap;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    registry.snapshot()
+}
+
+#[tokio::test]
+async fn hyper_util_loop_reports_connections_requests_and_protocol_errors() {
+    let registry = Registry::new();
+    let metrics = ServerMetrics::builder()
+        .registry(registry.clone())
+        .build()
+        .unwrap();
+    let app = metrics.instrument(axum::Router::new().route("/", get(|| async { "hello" })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let m = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = listener.accept().await.unwrap();
+            let io = TrackedIo::new(stream, Some(peer), &m);
+            let info = ConnectionInfo(io.state().clone());
+            let app = app.clone();
+            let m = m.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(info.clone()));
+                        app.clone().oneshot(req.map(axum::body::Body::new))
+                    },
+                );
+                if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(io), service)
+                    .await
+                {
+                    m.connection_failed(&format!("http: {e}"));
+                }
+            });
+        }
+    });
+
+    // Two requests on one keep-alive connection, then it sits idle.
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for _ in 0..2 {
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).ends_with("hello"));
+    }
+    let snap = eventually(&registry, |s| {
+        int(s, "server_connections_idle", &[]) == Some(1)
+    })
+    .await;
+    assert_eq!(int(&snap, "server_connections_active", &[]), Some(1));
+    assert_eq!(
+        int(
+            &snap,
+            "http_server_requests",
+            &[("method", "GET"), ("route", "/"), ("status", "200")]
+        ),
+        Some(2)
+    );
+    // A client speaking something else is a failed connection.
+    let mut bad = tokio::net::TcpStream::connect(addr).await.unwrap();
+    bad.write_all(b"\x16\x03\x01\x02\x00 this is a TLS hello, not HTTP\r\n\r\n")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), bad.read_to_end(&mut sink)).await;
+    let snap = eventually(&registry, |s| {
+        int(s, "server_connections_failed", &[]) == Some(1)
+    })
+    .await;
+    assert_eq!(int(&snap, "server_connections_failed", &[]), Some(1));
+    drop(conn);
+    let snap = eventually(&registry, |s| {
+        int(s, "server_connections_active", &[]) == Some(0)
+    })
+    .await;
+    assert_eq!(int(&snap, "server_connections", &[]), Some(2));
+    assert_eq!(int(&snap, "server_connections_idle", &[]), Some(0));
+    assert!(int(&snap, "server_bytes_sent_bytes", &[]).unwrap() > 100);
+}
