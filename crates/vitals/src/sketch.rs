@@ -253,9 +253,11 @@ impl Sketch {
         self.count() == 0
     }
 
-    /// Estimates the `q`-quantile (`0.0..=1.0`): the value of rank
-    /// `floor(q * (count - 1))` in sorted order, within [`RELATIVE_ERROR`].
-    /// `None` when the sketch is empty or `q` is out of range.
+    /// Estimates the `q`-quantile (`0.0..=1.0`) by nearest rank: the value
+    /// at 1-based position `ceil(q * count)` in sorted order (the smallest
+    /// value for `q = 0`), within [`RELATIVE_ERROR`]. So p99 of three values
+    /// is the largest, as a person reading a dashboard expects. `None` when
+    /// the sketch is empty or `q` is out of range.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if !(0.0..=1.0).contains(&q) {
             return None;
@@ -264,7 +266,10 @@ impl Sketch {
         if count == 0 {
             return None;
         }
-        let rank = (q * (count - 1) as f64).floor() as u64;
+        // 0-based nearest rank; the float product is clamped into range.
+        let rank = ((q * count as f64).ceil() as u64)
+            .saturating_sub(1)
+            .min(count - 1);
         if rank < self.zero_count {
             return Some(0.0);
         }
@@ -387,6 +392,29 @@ mod tests {
             prop_assert_eq!(both.count(), sb.count());
             prop_assert!((both.sum() - sb.sum()).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn quantiles_use_nearest_rank() {
+        let mut s = Sketch::new();
+        for v in [1.0, 2.0, 3.0] {
+            s.record(v);
+        }
+        let near = |q: f64, want: f64| {
+            let got = s.quantile(q).unwrap();
+            assert!(
+                ((got - want) / want).abs() <= RELATIVE_ERROR,
+                "q={q}: {got} vs {want}"
+            );
+        };
+        near(0.0, 1.0);
+        near(0.33, 1.0);
+        near(0.34, 2.0);
+        near(0.5, 2.0);
+        near(0.99, 3.0);
+        near(1.0, 3.0);
+        assert_eq!(s.quantile(1.5), None);
+        assert_eq!(Sketch::new().quantile(0.5), None);
     }
 
     #[test]

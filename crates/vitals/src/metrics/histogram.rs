@@ -518,7 +518,8 @@ mod tests {
             let mut sorted = values.clone();
             sorted.sort_by(f64::total_cmp);
             for q in qs.into_iter().chain([0.0, 0.5, 0.95, 0.99, 1.0]) {
-                let rank = (q * (sorted.len() - 1) as f64).floor() as usize;
+                // Nearest rank, as `Sketch::quantile` documents.
+                let rank = ((q * sorted.len() as f64).ceil() as usize).saturating_sub(1).min(sorted.len() - 1);
                 let exact = sorted[rank];
                 let est = sketch.quantile(q).unwrap();
                 if exact <= (sketch::MIN_EXP as f64).exp2() {
