@@ -333,10 +333,26 @@ async fn websocket_messages_bytes_and_close_code() {
 
 #[tokio::test]
 async fn sse_events_and_bytes() {
+    use eventsource_stream::Eventsource;
     let s = start().await;
-    let (status, body) = get_body(&s, "/sse?n=5").await;
-    assert_eq!(status, 200);
-    assert_eq!(body.matches("data: tick").count(), 5);
+    let uri = format!("http://{}/sse?n=5", s.addr);
+    let res = client().get(uri.parse().unwrap()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    // Count the raw bytes while a real SSE parser reads the events.
+    let bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = bytes.clone();
+    let body = http_body_util::BodyStream::new(res.into_body()).filter_map(move |frame| {
+        let counted = counted.clone();
+        async move {
+            let data = frame.ok()?.into_data().ok()?;
+            counted.fetch_add(data.len(), std::sync::atomic::Ordering::Relaxed);
+            Some(Ok::<_, std::io::Error>(data))
+        }
+    });
+    let events: Vec<_> = body.eventsource().collect().await;
+    let data: Vec<String> = events.into_iter().map(|e| e.unwrap().data).collect();
+    assert_eq!(data, ["tick 0", "tick 1", "tick 2", "tick 3", "tick 4"]);
     let route = [("route", "/sse")];
     let snap = eventually(&s.registry, |snap| {
         value(snap, "sse_connections_active", &route) == Some(0)
@@ -344,9 +360,11 @@ async fn sse_events_and_bytes() {
     .await;
     assert_eq!(value(&snap, "sse_connections", &route), Some(1));
     assert_eq!(value(&snap, "sse_events_sent", &route), Some(5));
+    let sent = bytes.load(std::sync::atomic::Ordering::Relaxed) as i128;
+    assert_eq!(value(&snap, "sse_bytes_sent_bytes", &route), Some(sent));
     assert_eq!(
-        value(&snap, "sse_bytes_sent_bytes", &route),
-        Some(body.len() as i128)
+        value(&snap, "sse_session_duration_seconds", &route),
+        Some(1)
     );
     assert_eq!(
         value(
@@ -355,6 +373,14 @@ async fn sse_events_and_bytes() {
             &[("method", "GET"), ("route", "/sse")]
         ),
         None
+    );
+    assert_eq!(
+        value(
+            &snap,
+            "http_server_requests",
+            &[("method", "GET"), ("route", "/sse"), ("status", "200")]
+        ),
+        Some(1)
     );
 }
 
