@@ -1,0 +1,179 @@
+//! The server side of the HTTP overhead benchmark (`wrk.sh` beside
+//! `Cargo.toml` drives it with wrk).
+//!
+//! Serves `GET /users/{id}` (a small JSON body) in one of three modes:
+//!
+//! - `plain`: uninstrumented, `axum::serve` on a tokio `TcpListener`;
+//! - `vitals`: fully instrumented by vitals-server (the HTTP layer,
+//!   `/metrics` and `/debug/metrics` through `ServerMetrics::instrument`, a
+//!   `TrackedListener` and `ConnectionInfo` per connection);
+//! - `axum-prometheus`: the `axum-prometheus` crate's layer and its
+//!   `/metrics` route, as its README shows;
+//! - `noop-layer`: `plain` plus `Router::layer` with tower's identity layer:
+//!   the floor any per-route axum middleware pays (axum boxes the layered
+//!   service again, clones it per request and boxes its future), recording
+//!   nothing.
+//!
+//! ```text
+//! cargo run --release -p vitals-bench --bin bench_server -- \
+//!     --mode vitals --listen 127.0.0.1:3000 --workers 1
+//! ```
+//!
+//! Once listening it prints `listening on http://ADDR` on stdout (so
+//! `--listen 127.0.0.1:0` picks a free port the caller can read).
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::get;
+use serde::Serialize;
+use std::io::Write;
+use std::str::FromStr;
+
+/// The response body of `GET /users/{id}`.
+#[derive(Serialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+async fn user(Path(id): Path<u64>) -> axum::Json<User> {
+    axum::Json(User {
+        id,
+        name: format!("user {id}"),
+    })
+}
+
+/// The application every mode serves.
+fn app() -> Router {
+    Router::new().route("/users/{id}", get(user))
+}
+
+/// Which instrumentation the server runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Vitals,
+    AxumPrometheus,
+    NoopLayer,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "plain" => Ok(Mode::Plain),
+            "vitals" => Ok(Mode::Vitals),
+            "axum-prometheus" => Ok(Mode::AxumPrometheus),
+            "noop-layer" => Ok(Mode::NoopLayer),
+            other => Err(format!(
+                "unknown mode {other:?}: expected plain, vitals, axum-prometheus or noop-layer"
+            )),
+        }
+    }
+}
+
+/// Command-line options.
+#[derive(Debug)]
+struct Args {
+    listen: String,
+    mode: Mode,
+    workers: usize,
+}
+
+const USAGE: &str = "usage: bench_server [--listen ADDR] \
+                     [--mode plain|vitals|axum-prometheus|noop-layer] [--workers N]   \
+                     (defaults: 127.0.0.1:3000, plain, 1)";
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        listen: "127.0.0.1:3000".to_owned(),
+        mode: Mode::Plain,
+        workers: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--listen" => args.listen = value("--listen")?,
+            "--mode" => args.mode = value("--mode")?.parse()?,
+            "--workers" => {
+                args.workers = value("--workers")?
+                    .parse()
+                    .map_err(|e| format!("--workers: {e}"))?;
+                if args.workers == 0 {
+                    return Err("--workers must be at least 1".to_owned());
+                }
+            }
+            "--help" | "-h" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}; try --help")),
+        }
+    }
+    Ok(Some(args))
+}
+
+/// Prints the bound address on stdout, for the script to read.
+fn announce(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on http://{addr}")?;
+    out.flush()
+}
+
+async fn serve(args: Args) -> std::io::Result<()> {
+    match args.mode {
+        Mode::Plain => {
+            let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+            announce(listener.local_addr()?)?;
+            axum::serve(listener, app()).await
+        }
+        Mode::Vitals => {
+            let metrics = vitals_server::ServerMetrics::builder()
+                .registry(vitals::Registry::new())
+                .build()
+                .map_err(std::io::Error::other)?;
+            let router = metrics.instrument(app());
+            let listener = vitals_server::TrackedListener::bind(&args.listen, &metrics).await?;
+            announce(axum::serve::Listener::local_addr(&listener)?)?;
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<vitals_server::ConnectionInfo>(),
+            )
+            .await
+        }
+        Mode::AxumPrometheus => {
+            let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
+            let router = app()
+                .route("/metrics", get(|| async move { handle.render() }))
+                .layer(layer);
+            let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+            announce(listener.local_addr()?)?;
+            axum::serve(listener, router).await
+        }
+        Mode::NoopLayer => {
+            let router = app().layer(tower::layer::util::Identity::new());
+            let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+            announce(listener.local_addr()?)?;
+            axum::serve(listener, router).await
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Err(e) => return Err(std::io::Error::other(format!("{e}\n{USAGE}"))),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers)
+        .enable_all()
+        .build()?;
+    eprintln!(
+        "bench_server: mode {:?}, {} tokio worker thread(s)",
+        args.mode, args.workers
+    );
+    runtime.block_on(serve(args))
+}
