@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use vitals::{Format, Sketch};
 
@@ -23,27 +23,14 @@ pub(crate) struct DebugState {
 
 /// Builds the router serving `/metrics` and `/debug/metrics`.
 ///
-/// When called inside a tokio runtime it starts a task that reads the
-/// counters once a second for the recent-window rates; the task ends when
-/// the router is dropped.
+/// Rates in `/debug/metrics` cover the last [`DEFAULT_WINDOW`], measured
+/// between the reads each request takes; nothing runs in the background.
 pub fn router(metrics: &ServerMetrics) -> axum::Router {
     let state = Arc::new(DebugState {
         metrics: metrics.clone(),
         window: Window::new(DEFAULT_WINDOW),
     });
     state.window.push(Reading::take(metrics));
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        let weak: Weak<DebugState> = Arc::downgrade(&state);
-        handle.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(state) = weak.upgrade() else { return };
-                state.window.push(Reading::take(&state.metrics));
-            }
-        });
-    }
     axum::Router::new()
         .route("/metrics", get(metrics_text))
         .route("/debug/metrics", get(debug_metrics))
@@ -151,6 +138,7 @@ async fn debug_metrics(
     };
     let now = Reading::take(&state.metrics);
     let delta = state.window.delta(&now);
+    state.window.push(now.clone());
     if let Some(route) = &filters.route {
         if !now.routes.keys().any(|(_, r)| r == route) {
             let known: Vec<&str> = now.routes.keys().map(|(_, r)| r.as_str()).collect();

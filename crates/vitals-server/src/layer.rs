@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 use tower::{Layer, Service};
@@ -48,6 +48,7 @@ impl<S> Layer<S> for HttpMetricsLayer {
         HttpMetrics {
             inner,
             metrics: self.metrics.clone(),
+            cache: Arc::new(RouteCache::default()),
         }
     }
 }
@@ -57,6 +58,39 @@ impl<S> Layer<S> for HttpMetricsLayer {
 pub struct HttpMetrics<S> {
     inner: S,
     metrics: ServerMetrics,
+    cache: Arc<RouteCache>,
+}
+
+/// Handles resolved for the first (method, route) this service saw.
+///
+/// axum applies `Router::layer` to each route's handler separately, so one
+/// `HttpMetrics` nearly always serves a single route and method: caching
+/// their handles skips three label lookups per request. Other combinations
+/// (and other statuses than the cached one) fall back to the lookup.
+#[derive(Debug, Default)]
+struct RouteCache {
+    slot: OnceLock<CachedRoute>,
+}
+
+#[derive(Debug)]
+struct CachedRoute {
+    method: &'static str,
+    route: Box<str>,
+    duration: vitals::Histogram,
+    first_byte: vitals::Histogram,
+    /// The counter of the first successful status seen (typically 200).
+    status: http::StatusCode,
+    requests: vitals::Counter,
+}
+
+impl RouteCache {
+    /// The cached handles if they are for this method and route.
+    #[inline]
+    fn get(&self, method: &str, route: &str) -> Option<&CachedRoute> {
+        self.slot
+            .get()
+            .filter(|c| c.method == method && &*c.route == route)
+    }
 }
 
 /// The method as a label: one of the standard methods, or `_OTHER`.
@@ -99,6 +133,7 @@ enum Outcome {
 /// Everything needed to record a request when it ends; records exactly once.
 struct InFlight {
     metrics: ServerMetrics,
+    cache: Arc<RouteCache>,
     start: Instant,
     method: &'static str,
     route: Option<MatchedPath>,
@@ -118,10 +153,29 @@ impl InFlight {
         self.status = Some(status);
         self.kind = kind;
         if kind == Kind::Normal {
-            let m = &self.metrics.inner;
-            m.first_byte
-                .get(&[self.method, self.route()])
-                .record(self.start.elapsed().as_secs_f64());
+            let elapsed = self.start.elapsed().as_secs_f64();
+            let route = self.route();
+            match self.cache.get(self.method, route) {
+                Some(c) => c.first_byte.record(elapsed),
+                None => {
+                    let m = &self.metrics.inner;
+                    let first_byte = m.first_byte.get(&[self.method, route]);
+                    first_byte.record(elapsed);
+                    if status.is_success() && self.cache.slot.get().is_none() {
+                        let _ = self.cache.slot.set(CachedRoute {
+                            method: self.method,
+                            route: route.into(),
+                            duration: m.duration.get(&[self.method, route]).clone(),
+                            first_byte: first_byte.clone(),
+                            status,
+                            requests: m
+                                .requests
+                                .get(&[self.method, route, status.as_str()])
+                                .clone(),
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -134,14 +188,21 @@ impl InFlight {
         let route = self.route();
         // No response yet: 499 (client closed request, as nginx logs it)
         // when the client left, 500 when the handler failed.
-        let status = match (self.status, outcome) {
-            (Some(s), _) => s.as_str().to_owned(),
-            (None, Outcome::Abandoned) => "499".to_owned(),
-            (None, _) => "500".to_owned(),
+        let status = match (&self.status, outcome) {
+            (Some(s), _) => s.as_str(),
+            (None, Outcome::Abandoned) => "499",
+            (None, _) => "500",
         };
-        m.requests.get(&[self.method, route, &status]).inc();
+        let cached = self.cache.get(self.method, route);
+        match cached {
+            Some(c) if self.status == Some(c.status) => c.requests.inc(),
+            _ => m.requests.get(&[self.method, route, status]).inc(),
+        }
         if self.kind == Kind::Normal {
-            m.duration.get(&[self.method, route]).record(elapsed);
+            match cached {
+                Some(c) => c.duration.record(elapsed),
+                None => m.duration.get(&[self.method, route]).record(elapsed),
+            }
         }
         let server_error = self.status.is_some_and(|s| s.is_server_error());
         if server_error || outcome == Outcome::Failed {
@@ -209,6 +270,7 @@ where
         }
         let in_flight = InFlight {
             metrics: self.metrics.clone(),
+            cache: self.cache.clone(),
             start: Instant::now(),
             method: method_label(req.method()),
             route: req.extensions().get::<MatchedPath>().cloned(),

@@ -1,9 +1,10 @@
 //! Recent-window rates and percentiles for `/debug/metrics`.
 //!
-//! Counters and sketches are cumulative; a [`Window`] keeps periodic reads
-//! of them (one a second by default) and answers "what happened in the last
-//! N seconds" as the difference between now and the oldest read in the
-//! window. Sketches subtract bucket by bucket, so windowed percentiles are
+//! Counters and sketches are cumulative; a [`Window`] keeps the reads taken
+//! each time `/debug/metrics` is asked (and one at start-up) and answers
+//! "what happened in the last N seconds" as the difference between now and
+//! the newest read at least N seconds old (or the oldest kept, early on).
+//! Nothing runs in the background, so an idle server pays nothing. Sketches subtract bucket by bucket, so windowed percentiles are
 //! exact to the sketch's 1 %, never averages of percentiles.
 
 use crate::ServerMetrics;
@@ -87,23 +88,24 @@ impl Window {
         }
     }
 
-    /// Stores a reading, dropping those no longer needed for the window.
+    /// Stores a reading, dropping those no longer needed for the window:
+    /// everything older than the newest reading that already spans it.
     pub(crate) fn push(&self, reading: Reading) {
         let mut readings = self.readings.lock().unwrap_or_else(PoisonError::into_inner);
         readings.push_back(reading);
-        let horizon = self.span + Duration::from_secs(2);
-        while readings.len() > 2 && readings.get(1).is_some_and(|r| r.at.elapsed() >= horizon) {
+        while readings.get(1).is_some_and(|r| r.at.elapsed() >= self.span) {
             readings.pop_front();
         }
     }
 
-    /// The change from the oldest reading within the window (or the oldest
-    /// kept, if younger) to `now`.
+    /// The change since the newest reading at least a window old, or since
+    /// the oldest reading when none is that old yet.
     pub(crate) fn delta(&self, now: &Reading) -> Delta {
         let readings = self.readings.lock().unwrap_or_else(PoisonError::into_inner);
         let base = readings
             .iter()
-            .find(|r| now.at.duration_since(r.at) <= self.span)
+            .rev()
+            .find(|r| now.at.duration_since(r.at) >= self.span)
             .or(readings.front());
         let Some(base) = base else {
             return Delta::default();
@@ -125,5 +127,68 @@ impl Window {
             bytes_received: now.bytes_received.saturating_sub(base.bytes_received),
             routes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(age_secs: u64, requests: u64) -> Reading {
+        let mut routes = BTreeMap::new();
+        let mut duration = Sketch::new();
+        for i in 0..requests {
+            duration.record(0.001 * (i + 1) as f64);
+        }
+        routes.insert(
+            ("GET".to_owned(), "/x".to_owned()),
+            RouteTotals {
+                requests,
+                errors: requests / 10,
+                duration,
+            },
+        );
+        Reading {
+            at: Instant::now() - Duration::from_secs(age_secs),
+            bytes_sent: requests * 100,
+            bytes_received: requests * 10,
+            routes,
+        }
+    }
+
+    #[test]
+    fn delta_spans_the_window_from_the_newest_old_enough_read() {
+        let w = Window::new(Duration::from_secs(10));
+        w.push(reading(20, 0));
+        w.push(reading(12, 100));
+        w.push(reading(5, 150));
+        let now = reading(0, 200);
+        let d = w.delta(&now);
+        assert!((d.seconds - 12.0).abs() < 0.5, "{}", d.seconds);
+        let r = &d.routes[&("GET".to_owned(), "/x".to_owned())];
+        assert_eq!(r.requests, 100);
+        assert_eq!(r.errors, 10);
+        // The windowed sketch holds exactly the 100 newest durations.
+        assert_eq!(r.duration.count(), 100);
+        let p50 = r.duration.quantile(0.5).unwrap_or(0.0);
+        assert!((p50 - 0.150).abs() / 0.150 < 0.01, "{p50}");
+        assert_eq!(d.bytes_sent, 10_000);
+        // The 20 s read is no longer needed once a 12 s one spans the window.
+        assert_eq!(w.readings.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn early_on_the_delta_runs_from_the_first_read() {
+        let w = Window::new(Duration::from_secs(10));
+        w.push(reading(3, 10));
+        let d = w.delta(&reading(0, 40));
+        assert!((d.seconds - 3.0).abs() < 0.5);
+        assert_eq!(d.routes[&("GET".to_owned(), "/x".to_owned())].requests, 30);
+        assert_eq!(
+            Window::new(Duration::from_secs(10))
+                .delta(&reading(0, 1))
+                .seconds,
+            0.0
+        );
     }
 }

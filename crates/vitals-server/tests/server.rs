@@ -68,6 +68,17 @@ fn app(metrics: &ServerMetrics) -> Router {
             "/fail",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "no") }),
         )
+        .route(
+            "/flip/{n}",
+            get(|Path(n): Path<u32>| async move {
+                if n % 2 == 0 {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            })
+            .post(|| async { StatusCode::CREATED }),
+        )
         .route("/ws", get(ws))
         .route("/sse", get(sse))
         .nest("/api", api)
@@ -203,6 +214,66 @@ async fn exact_counts_per_route_template() {
     assert!(!text.contains("/no/such/path"), "{text}");
     assert!(value(&snap, "server_connections", &[]).unwrap() >= 1);
     assert!(value(&snap, "server_bytes_received_bytes", &[]).unwrap() > 0);
+}
+
+#[tokio::test]
+async fn mixed_statuses_and_methods_on_one_route_count_exactly() {
+    // The layer caches handles for the first (method, route, status) it sees;
+    // everything else must still land in its own series.
+    let s = start().await;
+    for n in 0..10 {
+        get_body(&s, &format!("/flip/{n}")).await;
+    }
+    let c: Client<_, String> = Client::builder(TokioExecutor::new()).build_http();
+    for _ in 0..3 {
+        let req = http::Request::post(format!("http://{}/flip/1", s.addr))
+            .body(String::new())
+            .unwrap();
+        c.request(req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap();
+    }
+    let snap = eventually(&s.registry, |snap| {
+        value(
+            snap,
+            "http_server_requests",
+            &[
+                ("method", "POST"),
+                ("route", "/flip/{n}"),
+                ("status", "201"),
+            ],
+        ) == Some(3)
+    })
+    .await;
+    let req = |method: &str, status: &str| {
+        value(
+            &snap,
+            "http_server_requests",
+            &[
+                ("method", method),
+                ("route", "/flip/{n}"),
+                ("status", status),
+            ],
+        )
+    };
+    assert_eq!(req("GET", "200"), Some(5));
+    assert_eq!(req("GET", "503"), Some(5));
+    assert_eq!(req("POST", "201"), Some(3));
+    let by = |family: &str, method: &str| {
+        value(&snap, family, &[("method", method), ("route", "/flip/{n}")])
+    };
+    assert_eq!(by("http_server_request_duration_seconds", "GET"), Some(10));
+    assert_eq!(
+        by("http_server_time_to_first_byte_seconds", "GET"),
+        Some(10)
+    );
+    assert_eq!(by("http_server_request_duration_seconds", "POST"), Some(3));
+    assert_eq!(by("http_server_request_errors", "GET"), Some(5));
+    assert_eq!(by("http_server_request_errors", "POST"), None);
 }
 
 #[tokio::test]
