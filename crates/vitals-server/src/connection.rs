@@ -28,8 +28,9 @@ pub struct ConnectionState {
     /// ending and the connection closing can race without skewing the idle
     /// gauge.
     state: AtomicUsize,
-    sent: AtomicU64,
-    received: AtomicU64,
+    /// The metrics this connection reports to, so handlers can find them
+    /// through [`ConnectionInfo`] without a per-request extension.
+    metrics: ServerMetrics,
 }
 
 impl ConnectionState {
@@ -46,6 +47,11 @@ impl ConnectionState {
     /// How long the connection has been open.
     pub fn age(&self) -> Duration {
         self.opened.elapsed()
+    }
+
+    /// The metrics this connection records into.
+    pub fn metrics(&self) -> &ServerMetrics {
+        &self.metrics
     }
 
     /// A request started on this connection.
@@ -93,6 +99,10 @@ pub struct TrackedIo<T> {
     io: T,
     state: Arc<ConnectionState>,
     metrics: ServerMetrics,
+    /// This connection's own byte counts: only its task touches them, so
+    /// they are plain integers (the server-wide totals are atomics).
+    sent: u64,
+    received: u64,
 }
 
 impl ServerMetrics {
@@ -115,8 +125,7 @@ impl<T> TrackedIo<T> {
             peer,
             opened: Instant::now(),
             state: AtomicUsize::new(0),
-            sent: AtomicU64::new(0),
-            received: AtomicU64::new(0),
+            metrics: metrics.clone(),
         });
         let m = &metrics.inner;
         m.connections_total.inc();
@@ -130,6 +139,8 @@ impl<T> TrackedIo<T> {
             io,
             state,
             metrics: metrics.clone(),
+            sent: 0,
+            received: 0,
         }
     }
 
@@ -143,9 +154,9 @@ impl<T> TrackedIo<T> {
         &self.io
     }
 
-    fn count_sent(&self, n: usize) {
+    fn count_sent(&mut self, n: usize) {
         self.metrics.inner.bytes_sent.add(n as u64);
-        self.state.sent.fetch_add(n as u64, Relaxed);
+        self.sent += n as u64;
     }
 }
 
@@ -160,11 +171,12 @@ impl<T> Drop for TrackedIo<T> {
             m.connections_peer_closed.inc();
         }
         let s = &self.state;
+        let (sent, received) = (self.sent, self.received);
         self.metrics.events().emit_with(|| Event::ConnectionClosed {
             conn_id: s.id,
             duration_secs: s.opened.elapsed().as_secs_f64(),
-            bytes_sent: s.sent.load(Relaxed),
-            bytes_received: s.received.load(Relaxed),
+            bytes_sent: sent,
+            bytes_received: received,
         });
     }
 }
@@ -180,7 +192,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         let n = (buf.filled().len() - before) as u64;
         if n > 0 {
             self.metrics.inner.bytes_received.add(n);
-            self.state.received.fetch_add(n, Relaxed);
+            self.received += n;
         }
         poll
     }

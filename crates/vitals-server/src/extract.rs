@@ -1,12 +1,14 @@
 //! Finding the metrics and the route from inside a handler.
 
 use crate::ServerMetrics;
+use crate::connection::ConnectionInfo;
 use crate::layer::UNMATCHED;
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::{StatusCode, request::Parts};
 
 /// The metrics and route template of the current request, as the WebSocket
-/// and SSE trackers need them. Found in the request extensions that
+/// and SSE trackers need them. The metrics come from the connection's
+/// [`ConnectionInfo`] or, without one, from the extension that
 /// [`HttpMetricsLayer`](crate::HttpMetricsLayer) inserts.
 #[derive(Debug, Clone)]
 pub struct RouteMetrics {
@@ -33,10 +35,21 @@ impl<S: Send + Sync> FromRequestParts<S> for RouteMetrics {
     type Rejection = (StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let metrics = parts.extensions.get::<ServerMetrics>().cloned().ok_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "vitals-server: add ServerMetrics::layer() to this router to track WebSocket/SSE sessions",
-        ))?;
+        let from_connection = || {
+            parts
+                .extensions
+                .get::<ConnectInfo<ConnectionInfo>>()
+                .map(|c| c.0.0.metrics().clone())
+        };
+        let metrics = parts
+            .extensions
+            .get::<ServerMetrics>()
+            .cloned()
+            .or_else(from_connection)
+            .ok_or((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "vitals-server: add ServerMetrics::layer() to this router to track WebSocket/SSE sessions",
+            ))?;
         let route = parts
             .extensions
             .get::<MatchedPath>()

@@ -280,8 +280,12 @@ where
             kind: Kind::Normal,
             done: false,
         };
-        // Lets the WebSocket and SSE extractors find the metrics.
-        req.extensions_mut().insert(self.metrics.clone());
+        // Lets the WebSocket and SSE extractors find the metrics; with a
+        // tracked connection they find them through `ConnectionInfo`, which
+        // saves an extension (and often a map resize) per request.
+        if in_flight.connection.is_none() {
+            req.extensions_mut().insert(self.metrics.clone());
+        }
         ResponseFuture {
             inner: self.inner.call(req),
             in_flight: Some(in_flight),

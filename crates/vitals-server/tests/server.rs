@@ -703,3 +703,35 @@ async fn hostile_paths_methods_and_headers_keep_the_exposition_valid() {
         Err(e) => assert!(!ci, "promtool is required in CI: {e}"),
     }
 }
+
+#[tokio::test]
+async fn trackers_work_without_a_tracked_connection() {
+    // No TrackedListener, no ConnectInfo: the layer hands the metrics to the
+    // RouteMetrics extractor through a request extension instead.
+    use tower::ServiceExt;
+    let registry = Registry::new();
+    let metrics = ServerMetrics::builder()
+        .registry(registry.clone())
+        .build()
+        .unwrap();
+    let app = app(&metrics);
+    let req = http::Request::get("/sse?n=2")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        String::from_utf8_lossy(&body).matches("data: tick").count(),
+        2
+    );
+    let snap = eventually(&registry, |snap| {
+        value(snap, "sse_connections_active", &[("route", "/sse")]) == Some(0)
+    })
+    .await;
+    assert_eq!(
+        value(&snap, "sse_events_sent", &[("route", "/sse")]),
+        Some(2)
+    );
+    assert_eq!(value(&snap, "server_connections", &[]), Some(0));
+}
