@@ -9,27 +9,14 @@ use hyper_util::server::conn::auto;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
-use vitals::snapshot::Value;
 use vitals::{Registry, Snapshot};
 use vitals_server::{ConnectionInfo, ServerMetrics, TrackedIo};
 
-fn int(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> Option<i64> {
-    match &snap.family(name)?.series(labels)?.value {
-        Value::Unsigned { value } => Some(*value as i64),
-        Value::Signed { value } => Some(*value),
-        _ => None,
-    }
-}
+mod common;
+use common::{eventually, value};
 
-async fn eventually(registry: &Registry, check: impl Fn(&Snapshot) -> bool) -> Snapshot {
-    for _ in 0..300 {
-        let snap = registry.snapshot();
-        if check(&snap) {
-            return snap;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    registry.snapshot()
+fn int(snap: &Snapshot, name: &str, labels: &[(&str, &str)]) -> Option<i64> {
+    value(snap, name, labels).map(|v| v as i64)
 }
 
 #[tokio::test]

@@ -18,9 +18,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vitals::snapshot::Value;
-use vitals::{Format, Registry, Snapshot};
+use vitals::{Format, Registry};
 use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+
+mod common;
+use common::{eventually, value};
 
 async fn ws(upgrade: WebSocketUpgrade, tracked: RouteMetrics) -> Response {
     upgrade.on_upgrade(move |socket| async move {
@@ -128,27 +130,6 @@ async fn get_body(server: &Server, path: &str) -> (u16, String) {
     let status = res.status().as_u16();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn value(snap: &Snapshot, family: &str, labels: &[(&str, &str)]) -> Option<i128> {
-    match &snap.family(family)?.series(labels)?.value {
-        Value::Unsigned { value } => Some(*value as i128),
-        Value::Signed { value } => Some(*value as i128),
-        Value::Histogram(h) => Some(h.count as i128),
-        Value::Float { value } => Some(*value as i128),
-    }
-}
-
-/// Waits until `check` passes on a fresh snapshot (sessions end asynchronously).
-async fn eventually(registry: &Registry, check: impl Fn(&Snapshot) -> bool) -> Snapshot {
-    for _ in 0..200 {
-        let snap = registry.snapshot();
-        if check(&snap) {
-            return snap;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    registry.snapshot()
 }
 
 #[tokio::test]
