@@ -55,6 +55,9 @@ enum Mode {
     Vitals,
     AxumPrometheus,
     NoopLayer,
+    /// The layer and endpoints only: a plain listener, no connection
+    /// tracking, to split the cost of the layer from the listener's.
+    VitalsLayer,
 }
 
 impl FromStr for Mode {
@@ -66,8 +69,9 @@ impl FromStr for Mode {
             "vitals" => Ok(Mode::Vitals),
             "axum-prometheus" => Ok(Mode::AxumPrometheus),
             "noop-layer" => Ok(Mode::NoopLayer),
+            "vitals-layer" => Ok(Mode::VitalsLayer),
             other => Err(format!(
-                "unknown mode {other:?}: expected plain, vitals, axum-prometheus or noop-layer"
+                "unknown mode {other:?}: expected plain, vitals, vitals-layer, axum-prometheus or noop-layer"
             )),
         }
     }
@@ -82,7 +86,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: bench_server [--listen ADDR] \
-                     [--mode plain|vitals|axum-prometheus|noop-layer] [--workers N]   \
+                     [--mode plain|vitals|vitals-layer|axum-prometheus|noop-layer] [--workers N]   \
                      (defaults: 127.0.0.1:3000, plain, 1)";
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -145,6 +149,16 @@ async fn serve(args: Args) -> std::io::Result<()> {
             let router = app()
                 .route("/metrics", get(|| async move { handle.render() }))
                 .layer(layer);
+            let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+            announce(listener.local_addr()?)?;
+            axum::serve(listener, router).await
+        }
+        Mode::VitalsLayer => {
+            let metrics = vitals_server::ServerMetrics::builder()
+                .registry(vitals::Registry::new())
+                .build()
+                .map_err(std::io::Error::other)?;
+            let router = metrics.instrument(app());
             let listener = tokio::net::TcpListener::bind(&args.listen).await?;
             announce(listener.local_addr()?)?;
             axum::serve(listener, router).await
