@@ -15,6 +15,11 @@ use std::time::Instant;
 use tower::{Layer, Service};
 use vitals::Event;
 
+/// Largest body, in bytes, that counts as complete when the headers are
+/// ready if its exact size is known (a buffered JSON or text answer); larger
+/// or streaming bodies are timed until their last frame.
+pub const INLINE_BODY_MAX: u64 = 64 * 1024;
+
 /// Route label for requests no route matched.
 pub const UNMATCHED: &str = "unmatched";
 /// Method label for methods outside the standard set.
@@ -149,10 +154,14 @@ impl InFlight {
         self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str)
     }
 
-    fn headers_ready(&mut self, status: http::StatusCode, kind: Kind) {
+    /// Records time to first byte; returns it (seconds) for normal responses.
+    fn headers_ready(&mut self, status: http::StatusCode, kind: Kind) -> Option<f64> {
         self.status = Some(status);
         self.kind = kind;
-        if kind == Kind::Normal {
+        if kind != Kind::Normal {
+            return None;
+        }
+        {
             let elapsed = self.start.elapsed().as_secs_f64();
             let route = self.route();
             match self.cache.get(self.method, route) {
@@ -176,14 +185,23 @@ impl InFlight {
                     }
                 }
             }
+            Some(elapsed)
         }
     }
 
     fn finish(&mut self, outcome: Outcome) {
-        if std::mem::replace(&mut self.done, true) {
+        if self.done {
             return;
         }
         let elapsed = self.start.elapsed().as_secs_f64();
+        self.finish_at(outcome, elapsed);
+    }
+
+    /// Records the request as ended `elapsed` seconds after it started.
+    fn finish_at(&mut self, outcome: Outcome, elapsed: f64) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         let m = &self.metrics.inner;
         let route = self.route();
         // No response yet: 499 (client closed request, as nginx logs it)
@@ -243,9 +261,10 @@ impl Drop for InFlight {
 impl<S, ReqB, ResB> Service<Request<ReqB>> for HttpMetrics<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
-    ResB: Body,
+    ResB: Body<Data = bytes::Bytes> + Send + 'static,
+    ResB::Error: Into<axum::BoxError>,
 {
-    type Response = Response<MeteredBody<ResB>>;
+    type Response = Response<axum::body::Body>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -305,16 +324,17 @@ pin_project! {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: Body,
+    B: Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
-    type Output = Result<Response<MeteredBody<B>>, E>;
+    type Output = Result<Response<axum::body::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
         let Some(mut in_flight) = this.in_flight.take() else {
             // Polled after completion: nothing left to record.
-            return Poll::Ready(result.map(|r| r.map(MeteredBody::unmetered)));
+            return Poll::Ready(result.map(|r| r.map(axum::body::Body::new)));
         };
         match result {
             Ok(response) => {
@@ -325,7 +345,7 @@ where
                 } else {
                     Kind::Normal
                 };
-                in_flight.headers_ready(response.status(), kind);
+                let at_headers = in_flight.headers_ready(response.status(), kind);
                 let sse_bytes = (kind == Kind::EventStream).then(|| {
                     in_flight
                         .metrics
@@ -335,18 +355,27 @@ where
                         .clone()
                 });
                 Poll::Ready(Ok(response.map(|body| {
-                    // An empty body (101, 204, HEAD) may never be polled.
-                    let in_flight = if body.is_end_stream() {
-                        in_flight.finish(Outcome::Completed);
-                        None
-                    } else {
-                        Some(in_flight)
-                    };
-                    MeteredBody {
-                        inner: body,
-                        in_flight,
-                        sse_bytes,
+                    // An empty body (101, 204, HEAD) may never be polled, and
+                    // a small body already in memory is complete now: record
+                    // them at once and hand the body on unwrapped, which
+                    // spares axum boxing it again.
+                    let small = kind == Kind::Normal
+                        && body
+                            .size_hint()
+                            .exact()
+                            .is_some_and(|n| n <= INLINE_BODY_MAX);
+                    if body.is_end_stream() || small {
+                        match at_headers {
+                            Some(elapsed) => in_flight.finish_at(Outcome::Completed, elapsed),
+                            None => in_flight.finish(Outcome::Completed),
+                        }
+                        return axum::body::Body::new(body);
                     }
+                    axum::body::Body::new(MeteredBody {
+                        inner: body,
+                        in_flight: Some(in_flight),
+                        sse_bytes,
+                    })
                 })))
             }
             Err(e) => {
@@ -381,16 +410,6 @@ pin_project! {
             if let Some(mut f) = this.in_flight.take() {
                 f.finish(Outcome::Abandoned);
             }
-        }
-    }
-}
-
-impl<B> MeteredBody<B> {
-    fn unmetered(inner: B) -> Self {
-        MeteredBody {
-            inner,
-            in_flight: None,
-            sse_bytes: None,
         }
     }
 }

@@ -81,6 +81,17 @@ fn app(metrics: &ServerMetrics) -> Router {
             })
             .post(|| async { StatusCode::CREATED }),
         )
+        .route(
+            "/big",
+            get(|| async {
+                // 64 MB in 64 KiB chunks, produced as the client reads.
+                let chunks = futures_util::stream::iter(
+                    (0..1024)
+                        .map(|_| Ok::<_, Infallible>(bytes::Bytes::from(vec![b'x'; 64 * 1024]))),
+                );
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
         .route("/ws", get(ws))
         .route("/sse", get(sse))
         .nest("/api", api)
@@ -466,6 +477,40 @@ async fn client_leaving_mid_request_is_counted() {
     assert_eq!(value(&snap, "server_connections_peer_closed", &[]), Some(1));
     assert_eq!(value(&snap, "server_connections_active", &[]), Some(0));
     assert_eq!(value(&snap, "server_connections_idle", &[]), Some(0));
+}
+
+#[tokio::test]
+async fn client_leaving_mid_body_is_counted() {
+    let s = start().await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    while got < 200 * 1024 {
+        got += stream.read(&mut buf).await.unwrap();
+    }
+    drop(stream);
+    let labels = [("method", "GET"), ("route", "/big")];
+    let snap = eventually(&s.registry, |snap| {
+        value(snap, "http_server_requests_abandoned", &labels) == Some(1)
+    })
+    .await;
+    assert_eq!(
+        value(&snap, "http_server_requests_abandoned", &labels),
+        Some(1)
+    );
+    assert_eq!(
+        value(
+            &snap,
+            "http_server_requests",
+            &[("method", "GET"), ("route", "/big"), ("status", "200")]
+        ),
+        Some(1)
+    );
+    assert_eq!(value(&snap, "server_connections_peer_closed", &[]), Some(1));
 }
 
 #[tokio::test]
