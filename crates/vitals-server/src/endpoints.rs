@@ -38,10 +38,18 @@ pub fn router(metrics: &ServerMetrics) -> axum::Router {
 }
 
 async fn metrics_text(State(state): State<Arc<DebugState>>, headers: HeaderMap) -> Response {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let accept = match headers.get(header::ACCEPT).map(|v| v.to_str()) {
+        None => "",
+        Some(Ok(v)) if v.len() <= vitals::encode::MAX_ACCEPT_LEN => v,
+        // Unreadable or oversized: answer in the default format, and count it.
+        Some(_) => {
+            state
+                .metrics
+                .registry()
+                .count_rejected("accept_header_invalid");
+            ""
+        }
+    };
     let format = Format::from_accept(accept);
     let body = state.metrics.registry().render(format);
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()

@@ -636,6 +636,37 @@ async fn metrics_endpoint_negotiates_format_and_namespace_applies() {
         text.contains("# TYPE pagi_server_connections_total counter"),
         "{text}"
     );
+    // Process and runtime figures are read at scrape time (not namespaced:
+    // they are the standard names every exporter uses).
+    for name in [
+        "process_threads ",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "tokio_runtime_workers ",
+        "tokio_runtime_alive_tasks ",
+    ] {
+        assert!(
+            text.contains(&format!("\n{name}")),
+            "{name} missing:\n{text}"
+        );
+    }
+    // A hostile Accept header gets the default format and is counted.
+    let huge = format!("application/openmetrics-text,{}", "x".repeat(5000));
+    let req = http::Request::get(format!("http://{}/metrics", s.addr))
+        .header("accept", huge)
+        .body(Empty::new())
+        .unwrap();
+    let res = c.request(req).await.unwrap();
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(
+        body.contains("vitals_rejected_total{reason=\"accept_header_invalid\"} 1"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -395,6 +395,27 @@ mod tests {
     }
 
     #[test]
+    fn hostile_sketch_json_is_refused_clearly() {
+        let ok: Sketch = serde_json::from_str(r#"{"sum":1.5,"buckets":[[0,2],[0,3]]}"#).unwrap();
+        assert_eq!(ok.count(), 5, "repeated indices add up");
+        for (json, want) in [
+            (r#"{"buckets":[[99999,1]]}"#, "outside"),
+            (r#"{"buckets":[[-99999,1]]}"#, "outside"),
+            (
+                r#"{"buckets":[[0,18446744073709551615],[0,1]]}"#,
+                "overflows",
+            ),
+            (r#"{"buckets":[[0,-1]]}"#, "invalid value"),
+            (r#"{"buckets":"nope"}"#, "invalid type"),
+        ] {
+            let err = serde_json::from_str::<Sketch>(json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{json}: {err}");
+        }
+    }
+
+    #[test]
     fn quantiles_use_nearest_rank() {
         let mut s = Sketch::new();
         for v in [1.0, 2.0, 3.0] {
