@@ -10,7 +10,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
-use vitals_bench::{MEASUREMENT, SAMPLES, WARM_UP};
 
 const THREADS: usize = 2;
 
@@ -150,10 +149,7 @@ fn contended_inc(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(WARM_UP)
-        .measurement_time(MEASUREMENT)
-        .sample_size(SAMPLES);
+    config = vitals_bench::config();
     targets = contended_inc
 }
 criterion_main!(benches);

@@ -3,7 +3,6 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use vitals_bench::{MEASUREMENT, SAMPLES, WARM_UP};
 
 fn counter_inc(c: &mut Criterion) {
     let mut g = c.benchmark_group("counter_inc");
@@ -63,10 +62,7 @@ fn counter_batch_inc(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(WARM_UP)
-        .measurement_time(MEASUREMENT)
-        .sample_size(SAMPLES);
+    config = vitals_bench::config();
     targets = counter_inc, counter_batch_inc
 }
 criterion_main!(benches);

@@ -5,7 +5,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Instant;
-use vitals_bench::{BUCKETS, LATENCY_COUNT, MEASUREMENT, SAMPLES, WARM_UP, latencies};
+use vitals_bench::{BUCKETS, LATENCY_COUNT, latencies};
 
 /// Number of classic bounds, for measured's const-generic histogram.
 const N: usize = 14;
@@ -89,10 +89,7 @@ fn histogram_record(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(WARM_UP)
-        .measurement_time(MEASUREMENT)
-        .sample_size(SAMPLES);
+    config = vitals_bench::config();
     targets = histogram_record
 }
 criterion_main!(benches);

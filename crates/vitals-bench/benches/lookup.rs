@@ -11,10 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use measured::lasso::ThreadedRodeo;
 use std::hint::black_box;
 use vitals_bench::labels::{Fm1, Fm3, PcOwned1, PcOwned3, PcStatic1, PcStatic3};
-use vitals_bench::{
-    COMBOS, LABELS_1, LABELS_3, MEASUREMENT, SAMPLES, STATIC_1, STATIC_3, WARM_UP, combos_1,
-    combos_3,
-};
+use vitals_bench::{COMBOS, LABELS_1, LABELS_3, STATIC_1, STATIC_3, combos_1, combos_3};
 
 /// measured: one label interned on demand.
 #[derive(measured::LabelGroup)]
@@ -408,10 +405,7 @@ fn all(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(WARM_UP)
-        .measurement_time(MEASUREMENT)
-        .sample_size(SAMPLES);
+    config = vitals_bench::config();
     targets = all
 }
 criterion_main!(benches);

@@ -10,7 +10,7 @@ use measured::metric::MetricFamilyEncoding;
 use std::hint::black_box;
 use std::time::Duration;
 use vitals_bench::labels::{FmRender, PcRender};
-use vitals_bench::{MEASUREMENT, RENDER_LABELS, SAMPLES, WARM_UP, render_labels};
+use vitals_bench::{RENDER_LABELS, render_labels};
 
 /// measured: the two render labels, interned on demand.
 #[derive(measured::LabelGroup)]
@@ -187,10 +187,7 @@ fn render(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(WARM_UP)
-        .measurement_time(MEASUREMENT)
-        .sample_size(SAMPLES);
+    config = vitals_bench::config();
     targets = render
 }
 criterion_main!(benches);

@@ -13,6 +13,14 @@ pub const MEASUREMENT: Duration = Duration::from_millis(2500);
 /// Samples per benchmark.
 pub const SAMPLES: usize = 40;
 
+/// The criterion settings every bench file uses.
+pub fn config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(WARM_UP)
+        .measurement_time(MEASUREMENT)
+        .sample_size(SAMPLES)
+}
+
 /// Classic histogram bucket bounds given to every library: vitals' defaults.
 pub const BUCKETS: &[f64] = vitals::DEFAULT_BUCKETS;
 

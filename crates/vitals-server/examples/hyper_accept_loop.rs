@@ -1,17 +1,14 @@
-//! Connection and request metrics with a hand-written hyper-util accept
-//! loop instead of `axum::serve`: wrap each stream in `TrackedIo`, give each
-//! request its `ConnectionInfo`, and report protocol errors.
+//! Connection and request metrics with a hand-written accept loop instead
+//! of `axum::serve`: wrap each stream in `TrackedIo` and serve it with
+//! `TrackedIo::serve` (hyper-util), which gives each request its
+//! `ConnectionInfo` and counts protocol errors.
 //!
 //! ```text
 //! cargo run -p vitals-server --example hyper_accept_loop -- 127.0.0.1:3000
 //! ```
 
-use axum::extract::ConnectInfo;
 use axum::routing::get;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tower::ServiceExt;
-use vitals_server::{ConnectionInfo, ServerMetrics, TrackedIo};
+use vitals_server::{ServerMetrics, TrackedIo};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -30,23 +27,10 @@ async fn main() -> std::io::Result<()> {
                 continue;
             }
         };
+        // Counts the connection and its bytes; `serve` runs hyper-util's
+        // HTTP/1.1 + HTTP/2 connection, gives each request its
+        // `ConnectionInfo` and counts protocol errors.
         let io = TrackedIo::new(stream, Some(peer), &metrics);
-        let info = ConnectionInfo(io.state().clone());
-        let app = app.clone();
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(info.clone()));
-                    app.clone().oneshot(req.map(axum::body::Body::new))
-                },
-            );
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-                .await
-            {
-                metrics.connection_failed(&format!("http: {e}"));
-            }
-        });
+        tokio::spawn(io.serve(app.clone()));
     }
 }

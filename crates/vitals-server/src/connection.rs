@@ -315,3 +315,41 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
     )
 }
+
+impl<T> TrackedIo<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    /// Serves this connection with `app` (HTTP/1.1 or HTTP/2, upgrades
+    /// included), for a hand-written accept loop: each request gets the
+    /// connection's [`ConnectionInfo`], and an HTTP protocol error ends the
+    /// connection and is counted in `server_connections_failed_total`.
+    ///
+    /// ```no_run
+    /// # async fn run(listener: tokio::net::TcpListener, app: axum::Router, metrics: vitals_server::ServerMetrics) {
+    /// loop {
+    ///     let Ok((stream, peer)) = listener.accept().await else { continue };
+    ///     let io = vitals_server::TrackedIo::new(stream, Some(peer), &metrics);
+    ///     tokio::spawn(io.serve(app.clone()));
+    /// }
+    /// # }
+    /// ```
+    pub async fn serve(self, app: axum::Router) {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use tower::ServiceExt;
+        let info = ConnectionInfo(self.state.clone());
+        let metrics = self.metrics.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(info.clone()));
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+        if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection_with_upgrades(TokioIo::new(self), service)
+            .await
+        {
+            metrics.connection_failed(&format!("http: {e}"));
+        }
+    }
+}

@@ -124,6 +124,22 @@ fn parse_filters(query: Option<&str>) -> Result<Filters, FilterError> {
     Ok(filters)
 }
 
+/// Sums a per-route family's series whose route passes `wanted` (the
+/// overflow series, which has no route, always counts).
+fn sum_series<M: vitals::Metric>(
+    family: &vitals::Family<M>,
+    wanted: &impl Fn(&str) -> bool,
+    read: impl Fn(&M) -> i64,
+) -> i64 {
+    let mut total = 0;
+    family.for_each(|values, m| {
+        if values.first().is_none_or(|r| wanted(r)) {
+            total += read(m);
+        }
+    });
+    total
+}
+
 fn ms(seconds: Option<f64>) -> Value {
     seconds.map_or(Value::Null, |s| json!(s * 1000.0))
 }
@@ -194,24 +210,8 @@ async fn debug_metrics(
     let count = lifetime.duration.count();
     let avg = (count > 0).then(|| lifetime.duration.sum() / count as f64);
     let kbps = |bytes: u64| rate(bytes, delta.seconds) * 8.0 / 1000.0;
-    let sum_family = |f: &vitals::CounterVec| {
-        let mut total = 0;
-        f.for_each(|values, c| {
-            if values.first().is_none_or(|r| wanted(r)) {
-                total += c.get();
-            }
-        });
-        total
-    };
-    let sum_gauges = |f: &vitals::GaugeVec| {
-        let mut total = 0;
-        f.for_each(|values, g| {
-            if values.first().is_none_or(|r| wanted(r)) {
-                total += g.get();
-            }
-        });
-        total
-    };
+    let sum_family = |f: &vitals::CounterVec| sum_series(f, &wanted, |c| c.get() as i64);
+    let sum_gauges = |f: &vitals::GaugeVec| sum_series(f, &wanted, vitals::Gauge::get);
     let body = json!({
         "uptime_seconds": state.metrics.uptime_seconds(),
         "window_seconds": delta.seconds,

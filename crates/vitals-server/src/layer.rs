@@ -146,6 +146,9 @@ struct InFlight {
     http2: bool,
     status: Option<http::StatusCode>,
     kind: Kind,
+    /// `cache` holds this request's method and route (checked once, when
+    /// the headers are ready), so `finish` need not compare them again.
+    hit: bool,
     done: bool,
 }
 
@@ -165,23 +168,30 @@ impl InFlight {
             let elapsed = self.start.elapsed().as_secs_f64();
             let route = self.route();
             match self.cache.get(self.method, route) {
-                Some(c) => c.first_byte.record(elapsed),
+                Some(c) => {
+                    c.first_byte.record(elapsed);
+                    self.hit = true;
+                }
                 None => {
                     let m = &self.metrics.inner;
                     let first_byte = m.first_byte.get(&[self.method, route]);
                     first_byte.record(elapsed);
                     if status.is_success() && self.cache.slot.get().is_none() {
-                        let _ = self.cache.slot.set(CachedRoute {
-                            method: self.method,
-                            route: route.into(),
-                            duration: m.duration.get(&[self.method, route]).clone(),
-                            first_byte: first_byte.clone(),
-                            status,
-                            requests: m
-                                .requests
-                                .get(&[self.method, route, status.as_str()])
-                                .clone(),
-                        });
+                        self.hit = self
+                            .cache
+                            .slot
+                            .set(CachedRoute {
+                                method: self.method,
+                                route: route.into(),
+                                duration: m.duration.get(&[self.method, route]).clone(),
+                                first_byte: first_byte.clone(),
+                                status,
+                                requests: m
+                                    .requests
+                                    .get(&[self.method, route, status.as_str()])
+                                    .clone(),
+                            })
+                            .is_ok();
                     }
                 }
             }
@@ -211,7 +221,11 @@ impl InFlight {
             (None, Outcome::Abandoned) => "499",
             (None, _) => "500",
         };
-        let cached = self.cache.get(self.method, route);
+        let cached = if self.hit {
+            self.cache.slot.get()
+        } else {
+            None
+        };
         match cached {
             Some(c) if self.status == Some(c.status) => c.requests.inc(),
             _ => m.requests.get(&[self.method, route, status]).inc(),
@@ -297,6 +311,7 @@ where
             http2,
             status: None,
             kind: Kind::Normal,
+            hit: false,
             done: false,
         };
         // Lets the WebSocket and SSE extractors find the metrics; with a

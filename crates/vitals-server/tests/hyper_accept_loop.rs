@@ -2,15 +2,11 @@
 //! connections, idle tracking through `ConnectionInfo`, protocol errors.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use axum::extract::ConnectInfo;
 use axum::routing::get;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tower::ServiceExt;
 use vitals::{Registry, Snapshot};
-use vitals_server::{ConnectionInfo, ServerMetrics, TrackedIo};
+use vitals_server::{ServerMetrics, TrackedIo};
 
 mod common;
 use common::{eventually, value};
@@ -34,23 +30,7 @@ async fn hyper_util_loop_reports_connections_requests_and_protocol_errors() {
         loop {
             let (stream, peer) = listener.accept().await.unwrap();
             let io = TrackedIo::new(stream, Some(peer), &m);
-            let info = ConnectionInfo(io.state().clone());
-            let app = app.clone();
-            let m = m.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |mut req: hyper::Request<hyper::body::Incoming>| {
-                        req.extensions_mut().insert(ConnectInfo(info.clone()));
-                        app.clone().oneshot(req.map(axum::body::Body::new))
-                    },
-                );
-                if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection_with_upgrades(TokioIo::new(io), service)
-                    .await
-                {
-                    m.connection_failed(&format!("http: {e}"));
-                }
-            });
+            tokio::spawn(io.serve(app.clone()));
         }
     });
 

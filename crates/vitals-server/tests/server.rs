@@ -447,17 +447,10 @@ async fn sse_events_and_bytes() {
     );
 }
 
-#[tokio::test]
-async fn client_leaving_mid_request_is_counted() {
-    let s = start().await;
-    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    stream
-        .write_all(b"GET /slow?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    drop(stream);
-    let labels = [("method", "GET"), ("route", "/slow")];
+/// Waits for the one abandoned request on `route` and checks it was counted
+/// with `status` and as a connection the peer closed.
+async fn assert_one_abandoned(s: &Server, route: &str, status: &str) -> vitals::Snapshot {
+    let labels = [("method", "GET"), ("route", route)];
     let snap = eventually(&s.registry, |snap| {
         value(snap, "http_server_requests_abandoned", &labels) == Some(1)
     })
@@ -470,11 +463,25 @@ async fn client_leaving_mid_request_is_counted() {
         value(
             &snap,
             "http_server_requests",
-            &[("method", "GET"), ("route", "/slow"), ("status", "499")]
+            &[("method", "GET"), ("route", route), ("status", status)]
         ),
         Some(1)
     );
     assert_eq!(value(&snap, "server_connections_peer_closed", &[]), Some(1));
+    snap
+}
+
+#[tokio::test]
+async fn client_leaving_mid_request_is_counted() {
+    let s = start().await;
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+    let snap = assert_one_abandoned(&s, "/slow", "499").await;
     assert_eq!(value(&snap, "server_connections_active", &[]), Some(0));
     assert_eq!(value(&snap, "server_connections_idle", &[]), Some(0));
 }
@@ -493,24 +500,7 @@ async fn client_leaving_mid_body_is_counted() {
         got += stream.read(&mut buf).await.unwrap();
     }
     drop(stream);
-    let labels = [("method", "GET"), ("route", "/big")];
-    let snap = eventually(&s.registry, |snap| {
-        value(snap, "http_server_requests_abandoned", &labels) == Some(1)
-    })
-    .await;
-    assert_eq!(
-        value(&snap, "http_server_requests_abandoned", &labels),
-        Some(1)
-    );
-    assert_eq!(
-        value(
-            &snap,
-            "http_server_requests",
-            &[("method", "GET"), ("route", "/big"), ("status", "200")]
-        ),
-        Some(1)
-    );
-    assert_eq!(value(&snap, "server_connections_peer_closed", &[]), Some(1));
+    assert_one_abandoned(&s, "/big", "200").await;
 }
 
 #[tokio::test]

@@ -70,25 +70,23 @@ pub use event::{
     Direction, Event, EventBus, EventRecord, LifespanPhase, SharedEvent, Subscription, TaskState,
 };
 pub use name::Unit;
-pub use options::Options;
+pub use options::{DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, MAX_BUCKETS, Options};
 pub use sketch::Sketch;
 pub use snapshot::{HistogramSnapshot, Quantiles, Snapshot};
 pub use visit::{Collector, FamilyInfo, HistogramView, Labels, MetricKind, Visitor};
 
 #[cfg(feature = "enabled")]
 pub use metrics::{
-    Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, Family, FloatGauge,
-    FloatGaugeVec, Gauge, GaugeVec, Histogram, HistogramVec, LocalCounter, MAX_BUCKETS, Metric,
-    ShardedCounter, ShardedCounterVec, Timer,
+    Counter, CounterVec, Family, FloatGauge, FloatGaugeVec, Gauge, GaugeVec, Histogram,
+    HistogramVec, LocalCounter, Metric, ShardedCounter, ShardedCounterVec, Timer,
 };
 #[cfg(feature = "enabled")]
 pub use registry::{Registry, global};
 
 #[cfg(not(feature = "enabled"))]
 pub use noop::{
-    Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, Family, FloatGauge,
-    FloatGaugeVec, Gauge, GaugeVec, Histogram, HistogramVec, LocalCounter, MAX_BUCKETS, Metric,
-    Registry, ShardedCounter, ShardedCounterVec, Timer, global,
+    Counter, CounterVec, Family, FloatGauge, FloatGaugeVec, Gauge, GaugeVec, Histogram,
+    HistogramVec, LocalCounter, Metric, Registry, ShardedCounter, ShardedCounterVec, Timer, global,
 };
 
 /// True when instrumentation is compiled in (the `enabled` feature).

@@ -11,12 +11,6 @@ use crate::visit::{Collector, Visitor};
 use std::marker::PhantomData;
 use std::sync::mpsc::Receiver;
 
-pub const DEFAULT_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-pub const MAX_BUCKETS: usize = 128;
-pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
-
 /// No-op counter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counter;

@@ -2,6 +2,19 @@
 
 use crate::name::Unit;
 
+/// The default classic bucket bounds, in seconds: OpenTelemetry's
+/// recommended HTTP server duration buckets.
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Most classic bucket bounds a histogram may have.
+pub const MAX_BUCKETS: usize = 128;
+
+/// Default number of series a family may hold before new label sets go to
+/// the overflow series.
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+
 /// How to register a metric: name and help, plus optional unit,
 /// cardinality limit and histogram buckets.
 ///

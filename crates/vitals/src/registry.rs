@@ -6,12 +6,11 @@ use crate::limits::{Limits, Reason};
 use crate::metrics::family::{Descriptor, FamilyInner};
 use crate::metrics::histogram::BucketLayout;
 use crate::metrics::{
-    Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, Family, FloatGauge,
-    FloatGaugeVec, Gauge, GaugeVec, Histogram, HistogramVec, Metric, ShardedCounter,
-    ShardedCounterVec,
+    Counter, CounterVec, Family, FloatGauge, FloatGaugeVec, Gauge, GaugeVec, Histogram,
+    HistogramVec, Metric, ShardedCounter, ShardedCounterVec,
 };
 use crate::name::{MAX_HELP_LEN, MAX_LABELS, validate_label_name, validate_metric_name};
-use crate::options::Options;
+use crate::options::{DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, Options};
 use crate::visit::{Collector, FamilyInfo, Labels, MetricKind, Visitor};
 use std::any::Any;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};

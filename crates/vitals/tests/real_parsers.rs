@@ -44,15 +44,11 @@ impl Recorded {
 
 fn le_string(b: f64) -> String {
     // prometheus_client keeps label values as text: match vitals' rendering.
-    let mut buf = ryu_like(b);
+    let mut buf = format!("{b:?}");
     if !buf.contains(['.', 'e', 'E']) {
         buf.push_str(".0");
     }
     buf
-}
-
-fn ryu_like(b: f64) -> String {
-    format!("{b:?}")
 }
 
 /// Builds a registry with every metric type, records known values, and

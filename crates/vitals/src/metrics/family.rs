@@ -8,10 +8,6 @@ use crate::visit::{FamilyInfo, HistogramView, Labels, MetricKind, Visitor};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
-/// Default number of series a family may hold before new label sets go to
-/// the overflow series.
-pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
-
 /// A metric type that can live in a [`Family`]. Sealed: implemented by
 /// [`Counter`], [`ShardedCounter`], [`Gauge`], [`FloatGauge`] and [`Histogram`].
 pub trait Metric: Clone + Send + Sync + 'static + sealed::Sealed {
@@ -101,7 +97,7 @@ impl Metric for Histogram {
 /// skips the lookup altogether on the hot path.
 ///
 /// Each family has a cardinality limit (default
-/// [`DEFAULT_CARDINALITY_LIMIT`]). Past it, new label sets share one series
+/// [`DEFAULT_CARDINALITY_LIMIT`](crate::DEFAULT_CARDINALITY_LIMIT)). Past it, new label sets share one series
 /// labelled `overflow="true"` and are counted in
 /// `vitals_cardinality_overflow_total{family}`, so memory stays bounded
 /// whatever values arrive. Label values longer than the registry's limit are

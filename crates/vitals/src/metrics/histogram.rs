@@ -3,6 +3,7 @@
 
 use super::gauge::atomic_add_f64;
 use crate::error::Error;
+use crate::options::{DEFAULT_BUCKETS, MAX_BUCKETS};
 use crate::sketch::{self, MIN_INDEX, Sketch, Slot, slot_of};
 use std::collections::BTreeMap;
 use std::ptr;
@@ -13,15 +14,6 @@ use std::time::Instant;
 /// Buckets per chunk: one octave (power of two) of the sketch.
 const CHUNK: usize = 64;
 const CHUNKS: usize = sketch::INDEX_COUNT / CHUNK;
-
-/// The default classic bucket bounds, in seconds: OpenTelemetry's
-/// recommended HTTP server duration buckets.
-pub const DEFAULT_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
-/// Most classic bucket bounds a histogram may have.
-pub const MAX_BUCKETS: usize = 128;
 
 /// Classic bucket bounds shared by every series of a family, with where each
 /// falls in the sketch so that reads can give exact `le` counts.

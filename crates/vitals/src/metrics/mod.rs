@@ -8,8 +8,7 @@ pub(crate) mod series_map;
 
 pub use counter::{Counter, LocalCounter, ShardedCounter};
 pub use family::{
-    CounterVec, DEFAULT_CARDINALITY_LIMIT, Family, FloatGaugeVec, GaugeVec, HistogramVec, Metric,
-    ShardedCounterVec,
+    CounterVec, Family, FloatGaugeVec, GaugeVec, HistogramVec, Metric, ShardedCounterVec,
 };
 pub use gauge::{FloatGauge, Gauge};
-pub use histogram::{DEFAULT_BUCKETS, Histogram, MAX_BUCKETS, Timer};
+pub use histogram::{Histogram, Timer};
