@@ -27,6 +27,8 @@
 //! ```
 //!
 //! ## Features
+//! - `wire`: [`wire`], the collector's wire format (push batches and
+//!   per-request records), shared by the push client and the collector.
 //! - `enabled` (default): the real instrumentation. Without it every metric
 //!   type, family, registry and the event bus is a zero-sized no-op with the
 //!   same API, so a library can instrument itself at no cost to users who
@@ -53,6 +55,8 @@ mod options;
 pub mod sketch;
 pub mod snapshot;
 pub mod visit;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 #[cfg(feature = "enabled")]
 mod event_bus;

@@ -1,0 +1,252 @@
+//! The collector's wire format: what a service pushes and what any language
+//! may post, defined once here so the push client (`vitals-server`) and the
+//! collector (`vitals-collector`) can never disagree.
+//!
+//! Two bodies, both JSON (optionally gzip-compressed):
+//! - [`IngestBatch`] for `POST /v1/ingest`: a service's aggregates for one
+//!   interval (per method, route, status class and caller: counts, errors,
+//!   Apdex counts and a mergeable duration [`Sketch`]), a bounded sample of
+//!   recent requests, and custom metrics.
+//! - [`RequestBatch`] for `POST /v1/requests`: plain per-request records for
+//!   clients that keep no sketch; the collector aggregates them.
+//!
+//! Unknown fields are ignored, so either side can grow the format. Both
+//! bodies carry a batch id: a retried batch keeps its id, and the collector
+//! counts a batch id once per tenant and service.
+//!
+//! ```
+//! use vitals::wire::{IngestBatch, RouteAggregate};
+//! use vitals::Sketch;
+//!
+//! let mut durations = Sketch::new();
+//! durations.record(12.5);
+//! let batch = IngestBatch {
+//!     batch_id: "7f3a…".into(),
+//!     service: "checkout".into(),
+//!     instance: "checkout-1".into(),
+//!     start_unix_ms: 1_700_000_000_000,
+//!     interval_ms: 10_000,
+//!     apdex_t_ms: 500.0,
+//!     routes: vec![RouteAggregate {
+//!         method: "GET".into(),
+//!         route: "/users/{id}".into(),
+//!         status_class: 2,
+//!         caller: None,
+//!         count: 1,
+//!         errors: 0,
+//!         satisfied: 1,
+//!         tolerating: 0,
+//!         duration_ms: durations,
+//!     }],
+//!     requests: vec![],
+//!     custom: vec![],
+//! };
+//! let json = serde_json::to_string(&batch).unwrap();
+//! assert_eq!(serde_json::from_str::<IngestBatch>(&json).unwrap(), batch);
+//! ```
+
+use crate::Sketch;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Header naming the calling service on a request between services; the
+/// server layer reads it to build the service-to-service call map.
+pub const CALLER_HEADER: &str = "x-vitals-caller";
+
+/// Path of the aggregated-batch ingest endpoint.
+pub const INGEST_PATH: &str = "/v1/ingest";
+
+/// Path of the per-request-record ingest endpoint.
+pub const REQUESTS_PATH: &str = "/v1/requests";
+
+/// Default Apdex threshold T, in milliseconds.
+pub const DEFAULT_APDEX_T_MS: f64 = 500.0;
+
+/// One service instance's aggregates for one interval (`POST /v1/ingest`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestBatch {
+    /// Unique per batch; a retry sends the same id, so it is counted once.
+    pub batch_id: String,
+    /// The service that served the requests.
+    pub service: String,
+    /// Which instance (host, pod, process) of the service.
+    #[serde(default)]
+    pub instance: String,
+    /// Start of the interval, in milliseconds since the Unix epoch.
+    pub start_unix_ms: u64,
+    /// Length of the interval, in milliseconds.
+    pub interval_ms: u64,
+    /// Apdex threshold T the `satisfied` and `tolerating` counts used, in ms.
+    #[serde(default = "default_apdex_t_ms")]
+    pub apdex_t_ms: f64,
+    /// Aggregates per (method, route, status class, caller).
+    #[serde(default)]
+    pub routes: Vec<RouteAggregate>,
+    /// A bounded sample of individual requests from the interval.
+    #[serde(default)]
+    pub requests: Vec<RequestSample>,
+    /// The service's own metrics, as values at the end of the interval.
+    #[serde(default)]
+    pub custom: Vec<CustomMetric>,
+}
+
+fn default_apdex_t_ms() -> f64 {
+    DEFAULT_APDEX_T_MS
+}
+
+/// Requests of one (method, route, status class, caller) in one interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteAggregate {
+    /// HTTP method (`GET`, …, or `_OTHER`).
+    pub method: String,
+    /// Route template (`/users/{id}`), `unmatched`, or an overflow marker.
+    pub route: String,
+    /// Status class: 1 to 5 (2 means 2xx).
+    pub status_class: u8,
+    /// The calling service, from the `x-vitals-caller` header.
+    #[serde(default)]
+    pub caller: Option<String>,
+    /// Requests counted.
+    pub count: u64,
+    /// Of those, errors (5xx and handler failures).
+    #[serde(default)]
+    pub errors: u64,
+    /// Of those, requests that took at most T (Apdex "satisfied").
+    #[serde(default)]
+    pub satisfied: u64,
+    /// Of those, requests that took more than T and at most 4T.
+    #[serde(default)]
+    pub tolerating: u64,
+    /// Durations in milliseconds, as a mergeable sketch.
+    #[serde(default)]
+    pub duration_ms: Sketch,
+}
+
+/// One sampled request, for the "recent requests" view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestSample {
+    /// When the request started, in milliseconds since the Unix epoch.
+    pub timestamp_unix_ms: u64,
+    /// HTTP method.
+    pub method: String,
+    /// The raw path (without the query string).
+    #[serde(default)]
+    pub path: String,
+    /// Route template.
+    pub route: String,
+    /// Response status.
+    pub status: u16,
+    /// Time until the response completed, in milliseconds.
+    pub duration_ms: f64,
+    /// The calling service, if known.
+    #[serde(default)]
+    pub caller: Option<String>,
+    /// The W3C trace id from the request's `traceparent` header.
+    #[serde(default)]
+    pub trace_id: Option<String>,
+}
+
+/// Kind of a custom metric value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CustomKind {
+    /// A monotonic total.
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+}
+
+/// One custom metric value pushed with a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomMetric {
+    /// Metric name.
+    pub name: String,
+    /// Counter or gauge.
+    pub kind: CustomKind,
+    /// Label pairs.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The value at the end of the interval.
+    pub value: f64,
+}
+
+/// Plain per-request records from any language (`POST /v1/requests`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestBatch {
+    /// The service that served the requests.
+    pub service: String,
+    /// Which instance of the service.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Optional id: a retried body with the same id is counted once.
+    #[serde(default)]
+    pub batch_id: Option<String>,
+    /// The requests.
+    pub requests: Vec<RequestRecord>,
+}
+
+/// One request as any client can describe it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Route template; preferred over `path` when both are given.
+    #[serde(default)]
+    pub route: Option<String>,
+    /// Raw path, used as the route when no template is given.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Response status.
+    pub status: u16,
+    /// Time until the response completed, in milliseconds.
+    pub duration_ms: f64,
+    /// The calling service, if known.
+    #[serde(default)]
+    pub caller: Option<String>,
+    /// When the request happened, in milliseconds since the Unix epoch;
+    /// the collector uses its arrival time when absent.
+    #[serde(default)]
+    pub timestamp_ms: Option<u64>,
+    /// W3C trace id, if known.
+    #[serde(default)]
+    pub trace_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_bodies_fill_defaults() {
+        let b: IngestBatch = serde_json::from_str(
+            r#"{"batch_id":"b1","service":"s","start_unix_ms":1,"interval_ms":10000,"future_field":1}"#,
+        )
+        .expect("minimal batch parses");
+        assert_eq!(b.apdex_t_ms, DEFAULT_APDEX_T_MS);
+        assert!(b.routes.is_empty() && b.requests.is_empty() && b.custom.is_empty());
+        assert_eq!(b.instance, "");
+
+        let r: RequestBatch = serde_json::from_str(
+            r#"{"service":"s","requests":[{"method":"GET","path":"/a","status":200,"duration_ms":1.5}]}"#,
+        )
+        .expect("minimal request batch parses");
+        assert_eq!(r.requests[0].route, None);
+        assert_eq!(r.requests[0].path.as_deref(), Some("/a"));
+        assert_eq!(r.batch_id, None);
+    }
+
+    #[test]
+    fn missing_required_fields_are_errors() {
+        assert!(serde_json::from_str::<IngestBatch>(r#"{"service":"s"}"#).is_err());
+        assert!(
+            serde_json::from_str::<RequestBatch>(
+                r#"{"service":"s","requests":[{"method":"GET"}]}"#
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<CustomMetric>(r#"{"name":"x","kind":"summary","value":1}"#)
+                .is_err()
+        );
+    }
+}
