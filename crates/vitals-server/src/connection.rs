@@ -2,11 +2,12 @@
 //! wrapper for any accept loop, counting connections, bytes and idle time.
 
 use crate::ServerMetrics;
+use crate::protocol_errors::WriteSniffer;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -31,6 +32,12 @@ pub struct ConnectionState {
     /// The metrics this connection reports to, so handlers can find them
     /// through [`ConnectionInfo`] without a per-request extension.
     metrics: ServerMetrics,
+    /// Responses with status 400, 414 or 431 that the application sent, so
+    /// the IO can tell hyper's own protocol-error answers from them.
+    app_error_heads: AtomicU32,
+    /// Set once the connection has been counted as failed, so an accept
+    /// loop and the IO wrapper never count it twice.
+    failed: AtomicBool,
 }
 
 impl ConnectionState {
@@ -60,6 +67,21 @@ impl ConnectionState {
         if prev == 0 {
             metrics.inner.connections_idle.dec();
         }
+    }
+
+    /// The application answered a request on this connection with `status`.
+    /// Rare statuses only: hyper answers malformed HTTP/1 requests with the
+    /// same ones by itself.
+    #[inline]
+    pub(crate) fn answered(&self, status: http::StatusCode) {
+        if matches!(status.as_u16(), 400 | 414 | 431) {
+            self.app_error_heads.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Marks the connection failed; true the first time only.
+    fn mark_failed(&self) -> bool {
+        !self.failed.swap(true, AcqRel)
     }
 
     /// A request on this connection finished.
@@ -103,6 +125,8 @@ pub struct TrackedIo<T> {
     /// they are plain integers (the server-wide totals are atomics).
     sent: u64,
     received: u64,
+    /// Watches what the server writes for hyper's protocol-error answers.
+    sniffer: WriteSniffer,
 }
 
 impl ServerMetrics {
@@ -115,6 +139,17 @@ impl ServerMetrics {
             reason: reason.to_owned(),
         });
     }
+
+    /// Counts `connection` as failed unless it was counted already.
+    fn connection_failed_once(
+        &self,
+        connection: &ConnectionState,
+        reason: impl FnOnce() -> String,
+    ) {
+        if connection.mark_failed() {
+            self.connection_failed(&reason());
+        }
+    }
 }
 
 impl<T> TrackedIo<T> {
@@ -126,6 +161,8 @@ impl<T> TrackedIo<T> {
             opened: Instant::now(),
             state: AtomicUsize::new(0),
             metrics: metrics.clone(),
+            app_error_heads: AtomicU32::new(0),
+            failed: AtomicBool::new(false),
         });
         let m = &metrics.inner;
         m.connections_total.inc();
@@ -141,6 +178,7 @@ impl<T> TrackedIo<T> {
             metrics: metrics.clone(),
             sent: 0,
             received: 0,
+            sniffer: WriteSniffer::default(),
         }
     }
 
@@ -162,6 +200,11 @@ impl<T> TrackedIo<T> {
 
 impl<T> Drop for TrackedIo<T> {
     fn drop(&mut self) {
+        let app_error_heads = self.state.app_error_heads.load(Relaxed);
+        if let Some(error) = self.sniffer.error(app_error_heads) {
+            self.metrics
+                .connection_failed_once(&self.state, || error.reason());
+        }
         let m = &self.metrics.inner;
         m.connections_active.dec();
         let prev = self.state.state.fetch_or(CLOSED, AcqRel);
@@ -207,6 +250,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
         let poll = Pin::new(&mut self.io).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = poll {
             self.count_sent(n);
+            self.sniffer.wrote(&buf[..n.min(buf.len())]);
         }
         poll
     }
@@ -219,6 +263,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
         let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = poll {
             self.count_sent(n);
+            self.sniffer.wrote_vectored(bufs, n);
         }
         poll
     }
@@ -237,6 +282,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
 }
 
 /// A TCP listener for `axum::serve` that tracks every connection.
+///
+/// `axum::serve` discards hyper's connection errors, so protocol errors are
+/// read off the wire instead: hyper's own `400`/`414`/`431` answer to a
+/// malformed HTTP/1 request (not the application's) and an HTTP/2 `GOAWAY`
+/// with an error code count in `server_connections_failed_total`.
 ///
 /// ```no_run
 /// # async fn run() -> std::io::Result<()> {
@@ -338,6 +388,7 @@ where
         use hyper_util::rt::{TokioExecutor, TokioIo};
         use tower::ServiceExt;
         let info = ConnectionInfo(self.state.clone());
+        let state = self.state.clone();
         let metrics = self.metrics.clone();
         let service =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -349,7 +400,7 @@ where
             .serve_connection_with_upgrades(TokioIo::new(self), service)
             .await
         {
-            metrics.connection_failed(&format!("http: {e}"));
+            metrics.connection_failed_once(&state, || format!("http: {e}"));
         }
     }
 }

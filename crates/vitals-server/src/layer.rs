@@ -161,6 +161,11 @@ impl InFlight {
     fn headers_ready(&mut self, status: http::StatusCode, kind: Kind) -> Option<f64> {
         self.status = Some(status);
         self.kind = kind;
+        if status.is_client_error() {
+            if let Some(c) = &self.connection {
+                c.answered(status);
+            }
+        }
         if kind != Kind::Normal {
             return None;
         }

@@ -36,6 +36,7 @@ mod layer;
 mod lifespan;
 mod metrics;
 mod process;
+mod protocol_errors;
 mod runtime;
 mod sse;
 mod websocket;
