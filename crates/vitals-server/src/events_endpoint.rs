@@ -25,6 +25,9 @@
 //! - **Client cap**: at most 16 concurrent streams by default; past it the
 //!   answer is a 503 with a JSON error, counted in
 //!   `vitals_rejected_total{reason="debug_events_clients"}`.
+//! - **Shutdown**: when shutdown starts (the lifespan event that
+//!   [`ServerMetrics::shutdown_signal`] emits), every stream ends after the
+//!   events it holds, so open dashboards do not hold up a graceful shutdown.
 //! - **No replay**: no past events are kept, so `Last-Event-ID` is ignored;
 //!   a reconnecting client gets the events from then on (and
 //!   `/debug/history` for the recent past).
@@ -39,11 +42,11 @@ use futures_util::Stream;
 use serde_json::json;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use vitals::{Event, SharedEvent, Subscription};
+use vitals::{Event, LifespanPhase, SharedEvent, Subscription};
 
 /// Default interval of the `: heartbeat` comment.
 pub const DEFAULT_EVENTS_HEARTBEAT: Duration = Duration::from_secs(15);
@@ -148,6 +151,9 @@ async fn events(State(state): State<Arc<EventsState>>, RawQuery(query): RawQuery
     }
     let slot = ClientSlot(state.clone());
     let (tx, rx) = tokio::sync::mpsc::channel::<SharedEvent>(options.events_buffer);
+    // The sender goes away when shutdown starts, which ends the stream once
+    // its buffer is sent: open streams must not hold a graceful shutdown.
+    let tx = Mutex::new(Some(tx));
     // Runs on the emitting thread: filter, then try to queue; a full queue
     // refuses the event, which the bus counts as dropped for this client.
     let subscription =
@@ -155,11 +161,24 @@ async fn events(State(state): State<Arc<EventsState>>, RawQuery(query): RawQuery
             .metrics
             .events()
             .subscribe_sink(EVENTS_SUBSCRIBER, move |e: &SharedEvent| {
+                let shutdown = matches!(
+                    e.event,
+                    Event::Lifespan {
+                        phase: LifespanPhase::ShutdownStarted,
+                        ..
+                    }
+                );
+                let mut tx = tx.lock().unwrap_or_else(PoisonError::into_inner);
                 let group = e.event.group();
-                if wanted.as_ref().is_some_and(|w| !w.contains(&group)) {
-                    return true;
+                let delivered = match tx.as_ref() {
+                    Some(_) if wanted.as_ref().is_some_and(|w| !w.contains(&group)) => true,
+                    Some(sender) => sender.try_send(e.clone()).is_ok(),
+                    None => true,
+                };
+                if shutdown {
+                    *tx = None;
                 }
-                tx.try_send(e.clone()).is_ok()
+                delivered
             });
     let stream = EventStream {
         rx,

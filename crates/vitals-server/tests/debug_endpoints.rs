@@ -342,6 +342,26 @@ async fn a_slow_client_loses_events_counted_and_never_blocks_emitters() {
 }
 
 #[tokio::test]
+async fn streams_end_when_shutdown_starts() {
+    let s = start_with(|b| b).await;
+    let mut all = subscribe(&s, "").await;
+    let mut requests = subscribe(&s, "?types=request").await;
+    s.metrics.shutdown_started();
+    // (The second client's connection_opened may come first.)
+    loop {
+        let e = next_event(&mut all).await;
+        if e.event == "lifespan" {
+            assert_eq!(json(&e.data)["phase"], "shutdown_started");
+            break;
+        }
+    }
+    for stream in [&mut all, &mut requests] {
+        let end = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+        assert!(matches!(end, Ok(None)), "the stream ended");
+    }
+}
+
+#[tokio::test]
 async fn client_cap_answers_503_and_frees_slots_when_clients_leave() {
     let s = start_with(|b| {
         b.events_max_clients(2)
