@@ -27,11 +27,47 @@
 //! would go unrecorded otherwise. [`ServerMetrics::instrument`] does both
 //! steps in the right order.
 //!
+//! ## Debug endpoints
+//!
+//! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics`,
+//! `/debug/events` (the event bus as SSE, with a `?types=` filter, a
+//! per-client buffer where a slow client loses events, counted, and a cap
+//! on clients answered 503) and `/debug/history` (per-second points of the
+//! last 15 minutes). See the builder for their settings
+//! ([`ServerMetricsBuilder::events_max_clients`], [`ServerMetricsBuilder::history`], …).
+//!
+//! ## Access control
+//!
+//! Off by default. [`ServerMetricsBuilder::auth_bearer`] and/or
+//! [`ServerMetricsBuilder::auth_basic`] make every route of the endpoints
+//! router require the credential (compared in constant time); a refused
+//! request gets a 401 with `WWW-Authenticate`, counted in
+//! `vitals_rejected_total{reason="debug_auth_missing"|"debug_auth_invalid"}`.
+//!
+//! ```
+//! let metrics = vitals_server::ServerMetrics::builder()
+//!     .registry(vitals::Registry::new())
+//!     .auth_bearer("change-me")
+//!     .build()
+//!     .expect("valid names");
+//! let app = metrics.instrument(axum::Router::new()); // /metrics, /debug/* now need the token
+//! # drop(app);
+//! ```
+//!
+//! ## Task queues
+//!
+//! [`ServerMetrics::tasks`] gives a [`TaskTracker`] for job systems
+//! (`task_*{queue}` metrics, `task` events, the `tasks` section of
+//! `/debug/metrics`); see `examples/task_queue.rs`.
+//!
 //! Metric names are the contract in DESIGN.md ("Server metrics").
 
+mod auth;
 mod connection;
 mod endpoints;
+mod events_endpoint;
 mod extract;
+mod history;
 mod layer;
 mod lifespan;
 mod metrics;
@@ -39,12 +75,18 @@ mod process;
 mod protocol_errors;
 mod runtime;
 mod sse;
+mod tasks;
 mod websocket;
 mod window;
 
+pub use auth::MAX_AUTHORIZATION_LEN;
 pub use connection::{ConnectionInfo, ConnectionState, TrackedIo, TrackedListener};
 pub use endpoints::{DEFAULT_WINDOW, MAX_QUERY_LEN, router};
+pub use events_endpoint::{
+    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS, EVENTS_SUBSCRIBER,
+};
 pub use extract::RouteMetrics;
+pub use history::{DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL};
 pub use layer::{
     HttpMetrics, HttpMetricsLayer, MeteredBody, OTHER_METHOD, ResponseFuture, UNMATCHED,
     method_label,
@@ -53,6 +95,7 @@ pub use metrics::{ServerMetrics, ServerMetricsBuilder};
 pub use process::ProcessCollector;
 pub use runtime::RuntimeCollector;
 pub use sse::TrackedEventStream;
+pub use tasks::{RunningTask, TaskQueue, TaskTracker};
 pub use websocket::{TrackedWebSocket, WsMessage};
 
 impl ServerMetrics {
@@ -61,7 +104,9 @@ impl ServerMetrics {
         HttpMetricsLayer::new(self)
     }
 
-    /// The `/metrics` and `/debug/metrics` router, to `merge` into the app.
+    /// The `/metrics`, `/debug/metrics`, `/debug/events` and
+    /// `/debug/history` router, to `merge` into the app (behind the
+    /// credentials, if the builder set any).
     pub fn endpoints(&self) -> axum::Router {
         router(self)
     }
