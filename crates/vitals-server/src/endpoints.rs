@@ -35,6 +35,7 @@ pub fn router(metrics: &ServerMetrics) -> axum::Router {
         .route("/metrics", get(metrics_text))
         .route("/debug/metrics", get(debug_metrics))
         .with_state(state)
+        .merge(crate::dashboard::router(metrics, &["metrics"]))
 }
 
 async fn metrics_text(State(state): State<Arc<DebugState>>, headers: HeaderMap) -> Response {

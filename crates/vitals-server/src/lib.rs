@@ -30,6 +30,7 @@
 //! Metric names are the contract in DESIGN.md ("Server metrics").
 
 mod connection;
+mod dashboard;
 mod endpoints;
 mod extract;
 mod layer;
