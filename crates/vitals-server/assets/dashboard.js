@@ -27,7 +27,8 @@
     'requests.total', 'requests.errors', 'bytes.sent_total', 'bytes.recv_total',
     'websocket.connections_total', 'websocket.messages_received', 'websocket.messages_sent',
     'websocket.bytes_received', 'websocket.bytes_sent', 'sse.connections_total',
-    'sse.events_sent', 'sse.bytes_sent', 'workers.spawns_total',
+    'sse.events_sent', 'sse.bytes_sent', 'workers.spawns_total', 'tasks.enqueued',
+    'tasks.started', 'tasks.completed', 'tasks.failed', 'tasks.retried',
   ];
   // The page's own requests: counted, but they do not ask for a refresh
   // (or every refresh would ask for the next one).
@@ -401,13 +402,34 @@
         case 'connection_opened': bump('connections.total', 1); bump('connections.active', 1); break;
         case 'connection_closed': bump('connections.active', -1); break;
         case 'connection_failed': bump('connections.failed', 1); break;
-        case 'web_socket_opened': bump('websocket.connections_total', 1); bump('websocket.active', 1); break;
-        case 'web_socket_closed': bump('websocket.active', -1); break;
-        case 'sse_opened': bump('sse.connections_total', 1); bump('sse.active', 1); break;
-        case 'sse_closed': bump('sse.active', -1); break;
-        case 'sse_event': bump('sse.events_sent', 1); break;
+        case 'web_socket_opened':
+          if (routeWanted(e.route)) { bump('websocket.connections_total', 1); bump('websocket.active', 1); }
+          break;
+        case 'web_socket_closed': if (routeWanted(e.route)) bump('websocket.active', -1); break;
+        case 'web_socket_message': {
+          if (!routeWanted(e.route)) break;
+          const dir = e.direction === 'sent' ? 'sent' : e.direction === 'received' ? 'received' : null;
+          if (!dir) break;
+          bump(`websocket.messages_${dir}`, 1);
+          if (isNum(e.bytes)) bump(`websocket.bytes_${dir}`, e.bytes);
+          break;
+        }
+        case 'sse_opened': if (routeWanted(e.route)) { bump('sse.connections_total', 1); bump('sse.active', 1); } break;
+        case 'sse_closed': if (routeWanted(e.route)) bump('sse.active', -1); break;
+        case 'sse_event': if (routeWanted(e.route)) bump('sse.events_sent', 1); break;
         case 'worker_spawned': bump('workers.active', 1); bump('workers.spawns_total', 1); break;
         case 'worker_exited': bump('workers.active', -1); break;
+        case 'task': {
+          const st = String(e.state ?? '');
+          if (!['enqueued', 'started', 'completed', 'failed', 'retried'].includes(st)) break;
+          const queue = Array.isArray(get(d, 'tasks.queues'))
+            ? d.tasks.queues.find((q) => q && q.queue === e.queue) : null;
+          const step = (path, by) => { bump(`tasks.${path}`, by); if (queue && isNum(queue[path])) queue[path] = Math.max(0, queue[path] + by); };
+          step(st, 1);
+          if (st === 'started') step('in_flight', 1);
+          if (st === 'completed' || st === 'failed' || st === 'retried') step('in_flight', -1);
+          break;
+        }
         default: break;
       }
       render();
@@ -493,10 +515,40 @@
     $('[data-field="requests.errors"]').classList.toggle('bad', isNum(errors) && errors > 0);
     $('#updated').textContent = new Date(state.updatedAt).toLocaleTimeString();
     if (isNum(d.window_seconds)) $('#footer-window').textContent = `${num(d.window_seconds)} s`;
-    renderKeyValues($('#tasks'), d.tasks);
-    $('#tasks-empty').hidden = $('#tasks').childElementCount > 0;
+    renderQueues(get(d, 'tasks.queues'));
     renderCustom(d.custom);
     renderRoutes(Array.isArray(d.routes) ? d.routes : []);
+  }
+
+  function renderQueues(queues) {
+    const list = Array.isArray(queues) ? queues.filter((q) => q && typeof q === 'object').slice(0, 200) : [];
+    const frag = document.createDocumentFragment();
+    for (const q of list) {
+      const tr = document.createElement('tr');
+      tr.dataset.queue = String(q.queue ?? '');
+      const cells = [
+        ['queue', String(q.queue ?? '')],
+        ['in_flight', format('int', q.in_flight)[0]],
+        ['completed', format('int', q.completed)[0]],
+        ['failed', format('int', q.failed)[0]],
+        ['p95_ms', num(q.p95_ms)],
+      ];
+      for (const [col, text] of cells) {
+        const td = document.createElement('td');
+        td.dataset.col = col;
+        td.textContent = text;
+        if (col !== 'queue') {
+          td.className = 'num';
+          td.dataset.value = isNum(q[col]) ? String(q[col]) : '';
+        }
+        if (col === 'failed' && isNum(q.failed) && q.failed > 0) td.classList.add('bad');
+        tr.append(td);
+      }
+      frag.append(tr);
+    }
+    $('#task-queues tbody').replaceChildren(frag);
+    $('#task-queues').hidden = list.length === 0;
+    $('#tasks-empty').hidden = list.length > 0;
   }
 
   /** Any object, flattened to `a.b` keys; unknown sections still show. */

@@ -1,4 +1,5 @@
-//! `GET /metrics` and `GET /debug/metrics`: a router to merge into the app.
+//! `GET /metrics`, `GET /debug/metrics` (and, from their own modules,
+//! `/debug/events` and `/debug/history`): a router to merge into the app.
 
 use crate::ServerMetrics;
 use crate::window::{Reading, RouteTotals, Window};
@@ -21,21 +22,30 @@ pub(crate) struct DebugState {
     pub(crate) window: Window,
 }
 
-/// Builds the router serving `/metrics` and `/debug/metrics`.
+/// Builds the router serving `/metrics`, `/debug/metrics`,
+/// `/debug/events` and `/debug/history`.
 ///
 /// Rates in `/debug/metrics` cover the last [`DEFAULT_WINDOW`], measured
-/// between the reads each request takes; nothing runs in the background.
+/// between the reads each request takes. The `/debug/history` sampler (one
+/// background task) starts here when called inside a tokio runtime, else on
+/// the first request to an endpoint. With credentials set on the builder,
+/// every route of this router requires them.
 pub fn router(metrics: &ServerMetrics) -> axum::Router {
     let state = Arc::new(DebugState {
         metrics: metrics.clone(),
         window: Window::new(DEFAULT_WINDOW),
     });
     state.window.push(Reading::take(metrics));
-    axum::Router::new()
+    crate::history::ensure_sampler(metrics);
+    let router = axum::Router::new()
         .route("/metrics", get(metrics_text))
         .route("/debug/metrics", get(debug_metrics))
+        .route("/debug/history", get(crate::history::history))
         .with_state(state)
-        .merge(crate::dashboard::router(metrics, &["metrics"]))
+        .merge(crate::events_endpoint::router(metrics))
+        .merge(crate::dashboard::router(metrics, &["metrics", "history", "events"]));
+    // Last: the credential check covers every route added above.
+    crate::auth::protect(router, metrics)
 }
 
 async fn metrics_text(State(state): State<Arc<DebugState>>, headers: HeaderMap) -> Response {
@@ -57,7 +67,7 @@ async fn metrics_text(State(state): State<Arc<DebugState>>, headers: HeaderMap) 
 }
 
 /// A 400 with a JSON error body, counted as a rejection.
-fn bad_request(state: &DebugState, message: String, extra: Value) -> Response {
+pub(crate) fn bad_request(state: &DebugState, message: String, extra: Value) -> Response {
     state
         .metrics
         .registry()
@@ -141,6 +151,54 @@ fn sum_series<M: vitals::Metric>(
     total
 }
 
+/// The `tasks` section: lifetime counts, in-flight now, and the rate of
+/// finished tasks (completed + failed) and p95 run time over the window,
+/// overall and per queue.
+fn tasks_section(now: &Reading, delta: &crate::window::Delta, metrics: &ServerMetrics) -> Value {
+    let in_flight = &metrics.inner.tasks.in_flight;
+    let mut flying = std::collections::BTreeMap::new();
+    in_flight.for_each(|values, g| {
+        let queue = values.first().map_or("overflow", |v| v.as_ref());
+        *flying.entry(queue.to_owned()).or_insert(0i64) += g.get();
+    });
+    let mut totals = crate::window::TaskTotals::default();
+    let mut recent = Sketch::new();
+    let mut recent_finished = 0;
+    let mut queues = Vec::new();
+    for (queue, t) in &now.tasks {
+        let d = delta.tasks.get(queue).cloned().unwrap_or_default();
+        totals.enqueued += t.enqueued;
+        totals.started += t.started;
+        totals.completed += t.completed;
+        totals.failed += t.failed;
+        totals.retried += t.retried;
+        recent.merge(&d.duration);
+        recent_finished += d.completed + d.failed;
+        queues.push(json!({
+            "queue": queue,
+            "enqueued": t.enqueued,
+            "started": t.started,
+            "completed": t.completed,
+            "failed": t.failed,
+            "retried": t.retried,
+            "in_flight": flying.get(queue).copied().unwrap_or(0),
+            "rate_per_sec": rate(d.completed + d.failed, delta.seconds),
+            "p95_ms": ms(d.duration.quantile(0.95)),
+        }));
+    }
+    json!({
+        "enqueued": totals.enqueued,
+        "started": totals.started,
+        "completed": totals.completed,
+        "failed": totals.failed,
+        "retried": totals.retried,
+        "in_flight": flying.values().sum::<i64>(),
+        "rate_per_sec": rate(recent_finished, delta.seconds),
+        "p95_ms": ms(recent.quantile(0.95)),
+        "queues": queues,
+    })
+}
+
 fn ms(seconds: Option<f64>) -> Value {
     seconds.map_or(Value::Null, |s| json!(s * 1000.0))
 }
@@ -157,6 +215,7 @@ async fn debug_metrics(
     State(state): State<Arc<DebugState>>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    crate::history::ensure_sampler(&state.metrics);
     let filters = match parse_filters(query.as_deref()) {
         Ok(f) => f,
         Err(FilterError(message, extra)) => return bad_request(&state, message, extra),
@@ -261,7 +320,7 @@ async fn debug_metrics(
             "active": m.workers_active.get(),
             "spawns_total": m.worker_spawns.get(),
         },
-        "tasks": {},
+        "tasks": tasks_section(&now, &delta, &state.metrics),
         "routes": routes,
         "custom": [],
     });

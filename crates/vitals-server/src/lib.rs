@@ -29,22 +29,31 @@
 //!
 //! Metric names are the contract in DESIGN.md ("Server metrics").
 
+mod auth;
 mod connection;
 mod dashboard;
 mod endpoints;
+mod events_endpoint;
 mod extract;
+mod history;
 mod layer;
 mod lifespan;
 mod metrics;
 mod process;
 mod runtime;
 mod sse;
+mod tasks;
 mod websocket;
 mod window;
 
+pub use auth::MAX_AUTHORIZATION_LEN;
 pub use connection::{ConnectionInfo, ConnectionState, TrackedIo, TrackedListener};
 pub use endpoints::{DEFAULT_WINDOW, MAX_QUERY_LEN, router};
+pub use events_endpoint::{
+    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS, EVENTS_SUBSCRIBER,
+};
 pub use extract::RouteMetrics;
+pub use history::{DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL};
 pub use layer::{
     HttpMetrics, HttpMetricsLayer, MeteredBody, OTHER_METHOD, ResponseFuture, UNMATCHED,
     method_label,
@@ -53,6 +62,7 @@ pub use metrics::{ServerMetrics, ServerMetricsBuilder};
 pub use process::ProcessCollector;
 pub use runtime::RuntimeCollector;
 pub use sse::TrackedEventStream;
+pub use tasks::{RunningTask, TaskQueue, TaskTracker};
 pub use websocket::{TrackedWebSocket, WsMessage};
 
 impl ServerMetrics {
@@ -61,7 +71,9 @@ impl ServerMetrics {
         HttpMetricsLayer::new(self)
     }
 
-    /// The `/metrics` and `/debug/metrics` router, to `merge` into the app.
+    /// The `/metrics`, `/debug/metrics`, `/debug/events` and
+    /// `/debug/history` router, to `merge` into the app (behind the
+    /// credentials, if the builder set any).
     pub fn endpoints(&self) -> axum::Router {
         router(self)
     }

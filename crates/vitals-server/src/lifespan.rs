@@ -46,12 +46,12 @@ impl ServerMetrics {
     /// Starts the shut-down clock (done for you by
     /// [`shutdown_signal`](Self::shutdown_signal)).
     pub fn shutdown_started(&self) {
-        let mut began = self
-            .inner
+        self.inner
             .shutdown_began
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        began.get_or_insert_with(Instant::now);
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(Instant::now);
+        // The lock is released: a callback may read the lifespan state.
         self.events().emit_with(|| Event::Lifespan {
             phase: LifespanPhase::ShutdownStarted,
             duration_secs: 0.0,

@@ -4,7 +4,7 @@
 //! prefixes every one (`pagi` → `pagi_server_connections_total`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use vitals::{
     Counter, CounterVec, EventBus, FloatGauge, Gauge, GaugeVec, HistogramVec, Options, Registry,
     Unit,
@@ -72,6 +72,20 @@ pub(crate) struct Handles {
     pub(crate) sse_events: CounterVec,
     pub(crate) sse_bytes: CounterVec,
     pub(crate) sse_duration: HistogramVec,
+    // Task queues.
+    pub(crate) tasks: crate::tasks::TaskFamilies,
+    // The debug endpoints.
+    pub(crate) debug: DebugOptions,
+    pub(crate) credentials: crate::auth::Credentials,
+    pub(crate) history: crate::history::History,
+}
+
+/// Settings of the `/debug/*` endpoints, fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct DebugOptions {
+    pub(crate) events_heartbeat: Duration,
+    pub(crate) events_max_clients: usize,
+    pub(crate) events_buffer: usize,
 }
 
 /// Session lengths for WebSocket and SSE: seconds to hours.
@@ -108,6 +122,11 @@ pub struct ServerMetricsBuilder {
     route_limit: Option<usize>,
     without_process: bool,
     without_runtime: bool,
+    events_heartbeat: Option<Duration>,
+    events_max_clients: Option<usize>,
+    events_buffer: Option<usize>,
+    history: Option<(Duration, usize)>,
+    credentials: crate::auth::Credentials,
 }
 
 impl ServerMetricsBuilder {
@@ -140,6 +159,55 @@ impl ServerMetricsBuilder {
     /// from the runtime `build` is called in (if any) at scrape time.
     pub fn without_runtime_metrics(mut self) -> Self {
         self.without_runtime = true;
+        self
+    }
+
+    /// Interval of the `: heartbeat` comment on `/debug/events` (default
+    /// 15 s), which keeps proxies from closing an idle stream.
+    pub fn events_heartbeat(mut self, every: Duration) -> Self {
+        self.events_heartbeat = Some(every);
+        self
+    }
+
+    /// Most concurrent `/debug/events` clients (default 16); past it the
+    /// endpoint answers 503, counted in
+    /// `vitals_rejected_total{reason="debug_events_clients"}`.
+    pub fn events_max_clients(mut self, max: usize) -> Self {
+        self.events_max_clients = Some(max);
+        self
+    }
+
+    /// Events buffered per `/debug/events` client (default 1024, at least
+    /// 1). A client that falls further behind loses the newer events,
+    /// counted in `vitals_events_dropped_total{subscriber="debug_events"}`.
+    pub fn events_buffer(mut self, events: usize) -> Self {
+        self.events_buffer = Some(events);
+        self
+    }
+
+    /// Sampling interval and number of points of `/debug/history`
+    /// (default one per second, 900 points: 15 minutes). The interval is
+    /// at least 10 ms and the capacity at least 1.
+    pub fn history(mut self, interval: Duration, capacity: usize) -> Self {
+        self.history = Some((interval, capacity));
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on `/metrics` and every
+    /// `/debug/*` route. Compared in constant time; an empty token matches
+    /// nothing. With [`auth_basic`](Self::auth_basic) too, either works.
+    pub fn auth_bearer(mut self, token: impl Into<String>) -> Self {
+        self.credentials.bearer = Some(token.into().into_bytes());
+        self
+    }
+
+    /// Requires HTTP basic credentials (`user`, `password`) on `/metrics`
+    /// and every `/debug/*` route, compared in constant time. A refused
+    /// request gets a 401 with `WWW-Authenticate`, counted in
+    /// `vitals_rejected_total{reason="debug_auth_missing"|"debug_auth_invalid"}`.
+    pub fn auth_basic(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        let pair = format!("{}:{}", user.into(), password.into());
+        self.credentials.basic = Some(pair.into_bytes());
         self
     }
 
@@ -305,6 +373,27 @@ impl ServerMetricsBuilder {
                 secs("sse_session_duration_seconds", "SSE stream length").buckets(SESSION_BUCKETS),
                 route,
             )?,
+            tasks: crate::tasks::TaskFamilies::register(r, &opts)?,
+            debug: DebugOptions {
+                events_heartbeat: self
+                    .events_heartbeat
+                    .unwrap_or(crate::events_endpoint::DEFAULT_EVENTS_HEARTBEAT),
+                events_max_clients: self
+                    .events_max_clients
+                    .unwrap_or(crate::events_endpoint::DEFAULT_EVENTS_MAX_CLIENTS),
+                events_buffer: self
+                    .events_buffer
+                    .unwrap_or(crate::events_endpoint::DEFAULT_EVENTS_BUFFER)
+                    .max(1),
+            },
+            credentials: self.credentials,
+            history: {
+                let (every, capacity) = self.history.unwrap_or((
+                    crate::history::DEFAULT_HISTORY_INTERVAL,
+                    crate::history::DEFAULT_HISTORY_CAPACITY,
+                ));
+                crate::history::History::new(every, capacity)
+            },
             shutdown_began: std::sync::Mutex::new(None),
             registry: registry.clone(),
             namespace,

@@ -68,6 +68,12 @@ where
             self.events += 1;
             let m = &self.route.metrics.inner;
             m.sse_events.get(&[self.route.route.as_str()]).inc();
+            // After the count, so a subscriber reading the metrics agrees.
+            let (route, index) = (&self.route.route, self.events);
+            self.route.metrics.events().emit_with(|| Event::SseEvent {
+                route: route.clone(),
+                index,
+            });
         }
         Poll::Ready(item)
     }

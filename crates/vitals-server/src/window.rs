@@ -21,6 +21,17 @@ pub(crate) struct RouteTotals {
     pub(crate) duration: Sketch,
 }
 
+/// Cumulative figures for one task queue.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaskTotals {
+    pub(crate) enqueued: u64,
+    pub(crate) started: u64,
+    pub(crate) completed: u64,
+    pub(crate) failed: u64,
+    pub(crate) retried: u64,
+    pub(crate) duration: Sketch,
+}
+
 /// One read of the cumulative figures.
 #[derive(Debug, Clone)]
 pub(crate) struct Reading {
@@ -29,6 +40,37 @@ pub(crate) struct Reading {
     pub(crate) bytes_received: u64,
     /// Keyed by (method, route).
     pub(crate) routes: BTreeMap<(String, String), RouteTotals>,
+    /// Keyed by queue name.
+    pub(crate) tasks: BTreeMap<String, TaskTotals>,
+}
+
+/// The first label value of a series, or `overflow` for the overflow series.
+fn first_label(values: &[impl AsRef<str>]) -> String {
+    values
+        .first()
+        .map_or_else(|| "overflow".to_owned(), |v| v.as_ref().to_owned())
+}
+
+/// Reads every `task_*` family into per-queue totals.
+fn read_tasks(t: &crate::tasks::TaskFamilies) -> BTreeMap<String, TaskTotals> {
+    let mut tasks: BTreeMap<String, TaskTotals> = BTreeMap::new();
+    type Field = fn(&mut TaskTotals) -> &mut u64;
+    let counters: [(&vitals::CounterVec, Field); 5] = [
+        (&t.enqueued, |t| &mut t.enqueued),
+        (&t.started, |t| &mut t.started),
+        (&t.completed, |t| &mut t.completed),
+        (&t.failed, |t| &mut t.failed),
+        (&t.retried, |t| &mut t.retried),
+    ];
+    for (family, field) in counters {
+        family.for_each(|values, c| {
+            *field(tasks.entry(first_label(values)).or_default()) += c.get();
+        });
+    }
+    t.duration.for_each(|values, h| {
+        tasks.entry(first_label(values)).or_default().duration = h.sketch();
+    });
+    tasks
 }
 
 impl Reading {
@@ -60,6 +102,7 @@ impl Reading {
             bytes_sent: m.bytes_sent.get(),
             bytes_received: m.bytes_received.get(),
             routes,
+            tasks: read_tasks(&m.tasks),
         }
     }
 }
@@ -71,6 +114,42 @@ pub(crate) struct Delta {
     pub(crate) bytes_sent: u64,
     pub(crate) bytes_received: u64,
     pub(crate) routes: BTreeMap<(String, String), RouteTotals>,
+    pub(crate) tasks: BTreeMap<String, TaskTotals>,
+}
+
+/// What happened between `base` and `now` (`now` taken later).
+pub(crate) fn diff(base: &Reading, now: &Reading) -> Delta {
+    let seconds = now.at.saturating_duration_since(base.at).as_secs_f64();
+    let mut routes = BTreeMap::new();
+    for (key, cur) in &now.routes {
+        let mut d = cur.clone();
+        if let Some(old) = base.routes.get(key) {
+            d.requests = d.requests.saturating_sub(old.requests);
+            d.errors = d.errors.saturating_sub(old.errors);
+            d.duration.subtract(&old.duration);
+        }
+        routes.insert(key.clone(), d);
+    }
+    let mut tasks = BTreeMap::new();
+    for (queue, cur) in &now.tasks {
+        let mut d = cur.clone();
+        if let Some(old) = base.tasks.get(queue) {
+            d.enqueued = d.enqueued.saturating_sub(old.enqueued);
+            d.started = d.started.saturating_sub(old.started);
+            d.completed = d.completed.saturating_sub(old.completed);
+            d.failed = d.failed.saturating_sub(old.failed);
+            d.retried = d.retried.saturating_sub(old.retried);
+            d.duration.subtract(&old.duration);
+        }
+        tasks.insert(queue.clone(), d);
+    }
+    Delta {
+        seconds,
+        bytes_sent: now.bytes_sent.saturating_sub(base.bytes_sent),
+        bytes_received: now.bytes_received.saturating_sub(base.bytes_received),
+        routes,
+        tasks,
+    }
 }
 
 /// Periodic readings over a sliding window.
@@ -107,25 +186,9 @@ impl Window {
             .rev()
             .find(|r| now.at.duration_since(r.at) >= self.span)
             .or(readings.front());
-        let Some(base) = base else {
-            return Delta::default();
-        };
-        let seconds = now.at.duration_since(base.at).as_secs_f64();
-        let mut routes = BTreeMap::new();
-        for (key, cur) in &now.routes {
-            let mut d = cur.clone();
-            if let Some(old) = base.routes.get(key) {
-                d.requests = d.requests.saturating_sub(old.requests);
-                d.errors = d.errors.saturating_sub(old.errors);
-                d.duration.subtract(&old.duration);
-            }
-            routes.insert(key.clone(), d);
-        }
-        Delta {
-            seconds,
-            bytes_sent: now.bytes_sent.saturating_sub(base.bytes_sent),
-            bytes_received: now.bytes_received.saturating_sub(base.bytes_received),
-            routes,
+        match base {
+            Some(base) => diff(base, now),
+            None => Delta::default(),
         }
     }
 }
@@ -153,6 +216,7 @@ mod tests {
             bytes_sent: requests * 100,
             bytes_received: requests * 10,
             routes,
+            tasks: BTreeMap::new(),
         }
     }
 

@@ -53,8 +53,9 @@ async fn sse(Query(q): Query<HashMap<String, u64>>, tracked: RouteMetrics) -> im
     Sse::new(tracked.sse(Box::pin(events)))
 }
 
-/// The demo server's routes.
+/// The demo server's routes, and a task queue.
 fn app(metrics: &ServerMetrics) -> Router {
+    let emails = metrics.tasks().queue("emails");
     Router::new()
         .route("/", get(|| async { "vitals demo server\n" }))
         .route(
@@ -75,6 +76,21 @@ fn app(metrics: &ServerMetrics) -> Router {
         )
         .route("/ws", get(ws))
         .route("/sse", get(sse))
+        .route(
+            "/job",
+            get(move |Query(q): Query<HashMap<String, u64>>| async move {
+                // One job through the "emails" queue; `?fail=1` fails it.
+                emails.enqueued();
+                let task = emails.start();
+                if q.get("fail") == Some(&1) {
+                    task.fail();
+                    StatusCode::ACCEPTED
+                } else {
+                    task.complete();
+                    StatusCode::OK
+                }
+            }),
+        )
         .merge(metrics.endpoints())
         .layer(metrics.layer())
 }
@@ -104,6 +120,9 @@ impl RunningServer {
             .registry(vitals::Registry::new())
             .build()
             .unwrap();
+        // Built inside the runtime, as in a `#[tokio::main]`, so the
+        // history sampler starts with the server.
+        let _inside = runtime.enter();
         let mut router = app(&metrics);
         if older {
             router = router.layer(middleware::from_fn(older_server));
@@ -174,7 +193,10 @@ fn page_and_assets_are_served_with_their_types() {
         body.contains("<script src=\"dashboard.js\""),
         "relative script URL"
     );
-    assert!(!body.contains("{{endpoints}}"), "endpoint list filled in");
+    assert!(
+        body.contains(r#"<meta name="vitals-endpoints" content="metrics history events">"#),
+        "the page is told which endpoints exist"
+    );
     // Nothing from another origin: every src/href is relative.
     for attr in ["src=\"", "href=\""] {
         for part in body.split(attr).skip(1) {

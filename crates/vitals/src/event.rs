@@ -121,12 +121,16 @@ pub enum Event {
         /// Route template.
         route: String,
     },
-    /// An SSE event was sent.
+    /// An SSE event was handed to the response body.
+    ///
+    /// Carries its position in the stream rather than its size: axum's
+    /// `sse::Event` does not expose its encoded length (the wire bytes are
+    /// counted in `sse_bytes_sent_total`).
     SseEvent {
         /// Route template.
         route: String,
-        /// Encoded size.
-        bytes: u64,
+        /// 1-based number of this event in its stream.
+        index: u64,
     },
     /// An SSE stream ended.
     SseClosed {
@@ -179,6 +183,19 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every name [`group`](Self::group) returns, in a stable order: what a
+    /// `?types=` filter may name.
+    pub const GROUPS: &'static [&'static str] = &[
+        "connection",
+        "request",
+        "websocket",
+        "sse",
+        "lifespan",
+        "worker",
+        "task",
+        "custom",
+    ];
+
     /// The event's type name, as in its JSON `type` tag and the SSE `event:`.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -261,5 +278,42 @@ mod tests {
         assert_eq!(rec.event.group(), "request");
         let back: EventRecord = serde_json::from_value(json).unwrap();
         assert_eq!(back, rec);
+    }
+
+    #[test]
+    fn every_group_is_listed() {
+        let samples = [
+            Event::ConnectionFailed { reason: "x".into() },
+            Event::RequestCompleted {
+                method: "GET".into(),
+                route: "/".into(),
+                status: 200,
+                duration_secs: 0.0,
+            },
+            Event::WebSocketOpened { route: "/".into() },
+            Event::SseEvent {
+                route: "/".into(),
+                index: 1,
+            },
+            Event::Lifespan {
+                phase: LifespanPhase::Startup,
+                duration_secs: 0.0,
+            },
+            Event::WorkerSpawned {
+                worker: 0,
+                pid: None,
+            },
+            Event::Task {
+                queue: "q".into(),
+                state: TaskState::Started,
+                duration_secs: None,
+            },
+            Event::Custom {
+                name: "c".into(),
+                fields: Default::default(),
+            },
+        ];
+        let groups: Vec<&str> = samples.iter().map(Event::group).collect();
+        assert_eq!(groups, Event::GROUPS);
     }
 }

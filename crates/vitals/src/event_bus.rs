@@ -7,9 +7,13 @@ use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 type Callback = Box<dyn Fn(&SharedEvent) + Send + Sync>;
+type FallibleCallback = Box<dyn Fn(&SharedEvent) -> bool + Send + Sync>;
 
 enum Sink {
     Callback(Callback),
+    /// A callback that may refuse an event (its own queue is full): the
+    /// refusal is counted as a drop. How async channels plug in.
+    Fallible(FallibleCallback),
     Channel(SyncSender<SharedEvent>),
 }
 
@@ -169,6 +173,11 @@ impl EventBus {
         for sub in list.iter() {
             match &sub.sink {
                 Sink::Callback(f) => f(&record),
+                Sink::Fallible(f) => {
+                    if !f(&record) {
+                        sub.dropped.fetch_add(1, Relaxed);
+                    }
+                }
                 Sink::Channel(tx) => match tx.try_send(record.clone()) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -187,6 +196,32 @@ impl EventBus {
         f: impl Fn(&SharedEvent) + Send + Sync + 'static,
     ) -> Subscription {
         self.add(name.into(), Sink::Callback(Box::new(f)))
+    }
+
+    /// Calls `f` for every event, synchronously on the emitting thread; `f`
+    /// returns `false` when it could not take the event (typically a full
+    /// bounded queue it feeds with `try_send`), which counts as a drop in
+    /// `vitals_events_dropped_total{subscriber=name}`.
+    ///
+    /// This is how an async runtime's bounded channel becomes a subscriber
+    /// while the core stays runtime-free: `f` must never block.
+    ///
+    /// ```
+    /// use vitals::{Event, EventBus};
+    /// let bus = EventBus::new();
+    /// let (tx, rx) = std::sync::mpsc::sync_channel(1); // or tokio::sync::mpsc
+    /// let _sub = bus.subscribe_sink("stream", move |e| tx.try_send(e.clone()).is_ok());
+    /// bus.emit(Event::WorkerSpawned { worker: 1, pid: None });
+    /// bus.emit(Event::WorkerSpawned { worker: 2, pid: None });
+    /// assert_eq!(rx.try_iter().count(), 1);
+    /// assert_eq!(bus.dropped_counts(), vec![("stream".to_string(), 1)]);
+    /// ```
+    pub fn subscribe_sink(
+        &self,
+        name: impl Into<String>,
+        f: impl Fn(&SharedEvent) -> bool + Send + Sync + 'static,
+    ) -> Subscription {
+        self.add(name.into(), Sink::Fallible(Box::new(f)))
     }
 
     /// A bounded queue of events: when `capacity` events wait unread, newer
@@ -294,6 +329,58 @@ mod tests {
         let got: Vec<_> = rx.try_iter().map(|e| e.event.clone()).collect();
         assert_eq!(got, vec![ev(0), ev(1), ev(2)]);
         assert_eq!(bus.dropped_counts(), vec![("slow".to_string(), 7)]);
+    }
+
+    #[test]
+    fn refused_sink_events_are_counted_and_order_kept_per_subscriber() {
+        let bus = EventBus::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        // Takes every other event, as a queue that is full half the time.
+        let _sub = bus.subscribe_sink("half", move |e| {
+            if e.id % 2 == 1 {
+                s2.lock().unwrap().push(e.id);
+                true
+            } else {
+                false
+            }
+        });
+        let (_all, rx) = bus.subscribe_channel("all", 100);
+        for i in 0..10 {
+            bus.emit(ev(i));
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![1, 3, 5, 7, 9]);
+        let ids: Vec<u64> = rx.try_iter().map(|e| e.id).collect();
+        assert_eq!(ids, (1..=10).collect::<Vec<_>>());
+        let mut counts = bus.dropped_counts();
+        counts.sort();
+        assert_eq!(
+            counts,
+            vec![("all".to_string(), 0), ("half".to_string(), 5)]
+        );
+    }
+
+    #[test]
+    fn a_stalled_channel_never_blocks_emitters_on_other_threads() {
+        let bus = EventBus::new();
+        let (_sub, rx) = bus.subscribe_channel("stalled", 2);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000 {
+                        bus.emit(ev(t * 1000 + i));
+                    }
+                })
+            })
+            .collect();
+        // Joining proves no emitter waited on the reader, which never reads
+        // until every emitter is done.
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(rx.try_iter().count(), 2);
+        assert_eq!(bus.dropped_counts(), vec![("stalled".to_string(), 3998)]);
     }
 
     #[test]

@@ -294,6 +294,13 @@ impl EventBus {
     ) -> Subscription {
         Subscription
     }
+    pub fn subscribe_sink(
+        &self,
+        _name: impl Into<String>,
+        _f: impl Fn(&SharedEvent) -> bool + Send + Sync + 'static,
+    ) -> Subscription {
+        Subscription
+    }
     pub fn subscribe_channel(
         &self,
         _name: impl Into<String>,

@@ -195,6 +195,7 @@ async function traffic(context, base) {
   for (let i = 1; i <= 5; i += 1) assert(await get(`${base}/users/${i}`) === 200, 'users');
   for (let i = 0; i < 2; i += 1) assert(await get(`${base}/fail`) === 500, 'fail');
   assert(await get(`${base}/slow?ms=25`) === 200, 'slow');
+  for (const q of ['', '', '?fail=1']) assert([200, 202].includes(await get(`${base}/job${q}`)), 'job');
   // WebSocket and SSE from a real browser page.
   const page = await context.newPage();
   await page.goto(`${base}/`);
@@ -235,7 +236,7 @@ async function checkPanels(context, base) {
   assert(bodies.length === 1, `exactly one /debug/metrics poll so far (${bodies.length})`);
   const body = bodies[0];
   const fields = await fieldValues(page);
-  assert(fields.length >= 33, `panels show ${fields.length} fields`);
+  assert(fields.length >= 41, `panels show ${fields.length} fields`);
   for (const f of fields) checkShown(f, pick(body, f.field));
   ok(`every panel field shows the JSON the page received (${fields.length} fields)`);
 
@@ -244,12 +245,19 @@ async function checkPanels(context, base) {
   const shown = Object.fromEntries(fields.map((f) => [f.field, f.value]));
   for (const p of ['requests.errors', 'websocket.connections_total', 'websocket.messages_received',
     'websocket.messages_sent', 'websocket.bytes_received', 'websocket.bytes_sent',
-    'sse.connections_total', 'sse.events_sent', 'sse.bytes_sent', 'workers.active', 'streams.total']) {
+    'sse.connections_total', 'sse.events_sent', 'sse.bytes_sent', 'workers.active', 'streams.total',
+    'tasks.enqueued', 'tasks.started', 'tasks.completed', 'tasks.failed', 'tasks.in_flight']) {
     assert(shown[p] === String(pick(mine, p)), `${p}: page shows ${shown[p]}, /debug/metrics says ${pick(mine, p)}`);
   }
   assert(Number(shown['websocket.messages_received']) === 3, 'three WebSocket messages received');
   assert(Number(shown['sse.events_sent']) === 4, 'four SSE events sent');
   assert(Number(shown['requests.errors']) === 2, 'two errors');
+  assert(shown['tasks.completed'] === '2' && shown['tasks.failed'] === '1', 'two jobs done, one failed');
+  const queue = await page.$eval('#task-queues tr[data-queue="emails"]', (tr) => ({
+    completed: tr.querySelector('[data-col="completed"]').dataset.value,
+    failed: tr.querySelector('[data-col="failed"]').dataset.value,
+  }));
+  assert(queue.completed === '2' && queue.failed === '1', `emails queue row ${JSON.stringify(queue)}`);
   for (const r of mine.routes.filter((x) => x.route === '/users/{id}' || x.route === '/fail')) {
     const row = await page.$eval(`#routes tbody tr[data-route="${r.route}"]`, (tr) => ({
       requests: tr.querySelector('[data-col="requests"]').dataset.value,
@@ -268,8 +276,17 @@ async function checkUpdatesAndSort(context, base, shots) {
   const page = await context.newPage();
   const w = watch(page, 'polling page');
   await page.setViewportSize({ width: 1280, height: 1000 });
+  const hist = await getJson(`${base}/debug/history`);
   await page.goto(`${base}/debug/`);
   await loaded(page);
+  {
+    assert(hist.points.length >= 2, `/debug/history has ${hist.points.length} points after seconds of uptime`);
+    // Seeded from /debug/history before the second poll.
+    await page.waitForFunction((n) => Number(document.querySelector('.chart[data-chart="connections"] path.series').dataset.points) > n,
+      hist.points.length, { timeout: 1400 });
+    assert(await page.$eval('#history-note', (e) => e.hidden), 'no "no history" note');
+    ok(`charts are seeded from /debug/history (${hist.points.length}+ points)`);
+  }
   const before = await routeRequests(page, '/users/{id}');
   const totalBefore = Number(await page.$eval('[data-field="requests.total"]', (e) => e.dataset.value));
   for (let i = 0; i < 20; i += 1) assert(await get(`${base}/users/${100 + i}`) === 200, 'users');

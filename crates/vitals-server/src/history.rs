@@ -1,0 +1,271 @@
+//! `GET /debug/history`: per-second snapshots of the last 15 minutes, so a
+//! dashboard has charts the moment it opens.
+//!
+//! One background tokio task per [`ServerMetrics`] samples every interval
+//! (default 1 s) into a ring buffer (default 900 points). It starts when
+//! the endpoints router is built inside a tokio runtime, or else on the
+//! first request to an endpoint; it holds only a weak reference to the
+//! metrics, so it ends once the metrics (and every router serving them)
+//! are dropped. Each point covers the interval before it: rates and
+//! percentiles come from the difference of two cumulative reads (sketches
+//! subtracted bucket by bucket), never from averages.
+
+use crate::ServerMetrics;
+use crate::endpoints::{DebugState, bad_request};
+use crate::window::{Delta, Reading, diff};
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use vitals::Sketch;
+
+/// Default time between two history points.
+pub const DEFAULT_HISTORY_INTERVAL: Duration = Duration::from_secs(1);
+/// Default number of points kept (15 minutes at one per second).
+pub const DEFAULT_HISTORY_CAPACITY: usize = 900;
+
+/// One history point: the state at `t_ms` and what happened in the
+/// interval before it. Field names are the `/debug/history` contract.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Point {
+    t_ms: u64,
+    /// Length of the interval this point covers (close to `interval_ms`).
+    span_ms: u64,
+    uptime_seconds: f64,
+    connections_active: i64,
+    streams_active: i64,
+    requests_active: i64,
+    /// Requests finished in the interval, and how many were errors (5xx).
+    requests: u64,
+    errors: u64,
+    rate_per_sec: f64,
+    errors_per_sec: f64,
+    avg_latency_ms: Option<f64>,
+    p50_ms: Option<f64>,
+    p95_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    sent_rate_kbps: f64,
+    recv_rate_kbps: f64,
+    websocket_active: i64,
+    sse_active: i64,
+    tasks_in_flight: i64,
+}
+
+impl Point {
+    fn new(metrics: &ServerMetrics, delta: &Delta) -> Point {
+        let m = &metrics.inner;
+        let mut requests = 0;
+        let mut errors = 0;
+        let mut durations = Sketch::new();
+        for d in delta.routes.values() {
+            requests += d.requests;
+            errors += d.errors;
+            durations.merge(&d.duration);
+        }
+        let per_sec = |n: u64| {
+            if delta.seconds > 0.0 {
+                n as f64 / delta.seconds
+            } else {
+                0.0
+            }
+        };
+        let ms = |q: f64| durations.quantile(q).map(|s| s * 1000.0);
+        let count = durations.count();
+        let gauges = |f: &vitals::GaugeVec| {
+            let mut total = 0;
+            f.for_each(|_, g| total += g.get());
+            total
+        };
+        Point {
+            t_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            span_ms: (delta.seconds * 1000.0).round() as u64,
+            uptime_seconds: metrics.uptime_seconds(),
+            connections_active: m.connections_active.get(),
+            streams_active: m.streams_active.get(),
+            requests_active: m.active_requests.get(),
+            requests,
+            errors,
+            rate_per_sec: per_sec(requests),
+            errors_per_sec: per_sec(errors),
+            avg_latency_ms: (count > 0).then(|| durations.sum() / count as f64 * 1000.0),
+            p50_ms: ms(0.5),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            sent_rate_kbps: per_sec(delta.bytes_sent) * 8.0 / 1000.0,
+            recv_rate_kbps: per_sec(delta.bytes_received) * 8.0 / 1000.0,
+            websocket_active: gauges(&m.ws_active),
+            sse_active: gauges(&m.sse_active),
+            tasks_in_flight: gauges(&m.tasks.in_flight),
+        }
+    }
+}
+
+/// The ring buffer and its sampler.
+pub(crate) struct History {
+    pub(crate) interval: Duration,
+    pub(crate) capacity: usize,
+    points: Mutex<VecDeque<Point>>,
+    sampler: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl History {
+    pub(crate) fn new(interval: Duration, capacity: usize) -> Self {
+        History {
+            interval: interval.max(Duration::from_millis(10)),
+            capacity: capacity.max(1),
+            points: Mutex::new(VecDeque::new()),
+            sampler: Mutex::new(None),
+        }
+    }
+
+    fn push(&self, point: Point) {
+        let mut points = self.points.lock().unwrap_or_else(PoisonError::into_inner);
+        if points.len() >= self.capacity {
+            points.pop_front();
+        }
+        points.push_back(point);
+    }
+
+    /// The points newer than `since_ms` (all with `None`), oldest first.
+    pub(crate) fn points_since(&self, since_ms: Option<u64>) -> Vec<Point> {
+        let points = self.points.lock().unwrap_or_else(PoisonError::into_inner);
+        points
+            .iter()
+            .filter(|p| since_ms.is_none_or(|s| p.t_ms > s))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Starts the sampler of `metrics` if it is not running and a tokio
+/// runtime is at hand; cheap (one uncontended lock) when it already runs.
+pub(crate) fn ensure_sampler(metrics: &ServerMetrics) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let history = &metrics.inner.history;
+    let mut sampler = history
+        .sampler
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if sampler.as_ref().is_some_and(|s| !s.is_finished()) {
+        return;
+    }
+    let weak = Arc::downgrade(&metrics.inner);
+    let first = Reading::take(metrics);
+    *sampler = Some(runtime.spawn(sample(weak, first, history.interval)));
+}
+
+/// The sampling loop: holds the metrics only while it takes a sample.
+async fn sample(weak: Weak<crate::metrics::Handles>, mut previous: Reading, every: Duration) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // After a stall (a suspended process), take one sample, not a burst.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(inner) = weak.upgrade() else { return };
+        let metrics = ServerMetrics { inner };
+        let now = Reading::take(&metrics);
+        let point = Point::new(&metrics, &diff(&previous, &now));
+        metrics.inner.history.push(point);
+        previous = now;
+    }
+}
+
+/// `?since_ms=T` (milliseconds since the Unix epoch), if given.
+fn parse_since(query: Option<&str>) -> Result<Option<u64>, String> {
+    let query = query.unwrap_or("");
+    if query.len() > crate::MAX_QUERY_LEN {
+        return Err(format!(
+            "query string is {} bytes; at most {} are accepted",
+            query.len(),
+            crate::MAX_QUERY_LEN
+        ));
+    }
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query).map_err(|e| format!("query string is not valid: {e}"))?;
+    let mut since = None;
+    for (key, value) in pairs {
+        if key != "since_ms" {
+            continue; // other parameters (the dashboard's own) are ignored
+        }
+        if since.is_some() {
+            return Err("\"since_ms\" is given twice".to_owned());
+        }
+        let t = value.trim().parse::<u64>().map_err(|_| {
+            format!(
+                "since_ms must be milliseconds since the Unix epoch (a whole number), not {value:?}"
+            )
+        })?;
+        since = Some(t);
+    }
+    Ok(since)
+}
+
+/// `GET /debug/history[?since_ms=T]`.
+pub(crate) async fn history(
+    State(state): State<Arc<DebugState>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    ensure_sampler(&state.metrics);
+    let since = match parse_since(query.as_deref()) {
+        Ok(s) => s,
+        Err(message) => return bad_request(&state, message, json!({})),
+    };
+    let history = &state.metrics.inner.history;
+    axum::Json(json!({
+        "interval_ms": history.interval.as_millis() as u64,
+        "capacity": history.capacity,
+        "points": history.points_since(since),
+    }))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_ms_is_validated() {
+        assert_eq!(parse_since(None), Ok(None));
+        assert_eq!(parse_since(Some("since_ms=17&live=1")), Ok(Some(17)));
+        assert!(parse_since(Some("since_ms=-1")).is_err());
+        assert!(parse_since(Some("since_ms=abc")).is_err());
+        assert!(parse_since(Some("since_ms=99999999999999999999999")).is_err());
+        assert!(parse_since(Some("since_ms=1&since_ms=2")).is_err());
+    }
+
+    #[tokio::test]
+    async fn sampler_stops_when_the_metrics_are_dropped() {
+        let m = ServerMetrics::builder()
+            .registry(vitals::Registry::new())
+            .history(Duration::from_millis(10), 3)
+            .build()
+            .unwrap();
+        ensure_sampler(&m);
+        ensure_sampler(&m); // idempotent: still one sampler
+        let handle = m
+            .inner
+            .history
+            .sampler
+            .lock()
+            .unwrap()
+            .take()
+            .expect("sampler started");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        // The ring keeps the newest `capacity` points, oldest first.
+        let points = m.inner.history.points_since(None);
+        assert_eq!(points.len(), 3);
+        assert!(points.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
+        drop(m);
+        tokio::time::timeout(Duration::from_secs(5), handle)
+            .await
+            .expect("sampler ended after the metrics were dropped")
+            .unwrap();
+    }
+}
