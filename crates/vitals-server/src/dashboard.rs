@@ -29,13 +29,15 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    img-src 'self'; connect-src 'self'; base-uri 'none'; \
                    form-action 'none'; frame-ancestors 'none'";
 
+/// The `/debug/*` endpoints served beside the page (by `endpoints::router`).
+/// The page asks only for those it is told of, so a page served without
+/// one never shows a 404 in the browser's console; it still copes with a
+/// 404 from a server that lacks one.
+const SIBLINGS: &[&str] = &["metrics", "history", "events"];
+
 /// Builds the router serving the dashboard at `/debug/` and its assets.
-///
-/// `endpoints` names the `/debug/*` JSON and SSE endpoints this server
-/// answers (`"metrics"`, `"history"`, `"events"`): the page asks only for
-/// those, so a server without one shows no 404 in the browser's console.
-pub(crate) fn router(metrics: &ServerMetrics, endpoints: &[&str]) -> axum::Router {
-    let html = Bytes::from(HTML.replace(ENDPOINTS_PLACEHOLDER, &endpoints.join(" ")));
+pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
+    let html = Bytes::from(HTML.replace(ENDPOINTS_PLACEHOLDER, &SIBLINGS.join(" ")));
     let registry = metrics.registry().clone();
     let page_registry = registry.clone();
     axum::Router::new()

@@ -43,7 +43,7 @@ pub fn router(metrics: &ServerMetrics) -> axum::Router {
         .route("/debug/history", get(crate::history::history))
         .with_state(state)
         .merge(crate::events_endpoint::router(metrics))
-        .merge(crate::dashboard::router(metrics, &["metrics", "history", "events"]));
+        .merge(crate::dashboard::router(metrics));
     // Last: the credential check covers every route added above.
     crate::auth::protect(router, metrics)
 }
