@@ -434,8 +434,11 @@
       }
       render();
     }
-    addRecentEvent(ev.type, e);
-    if (!own) requestRefresh();
+    // The page's own polls are counted, not listed: they would crowd out the rest.
+    if (!own) {
+      addRecentEvent(ev.type, e);
+      requestRefresh();
+    }
   }
 
   function openEvents() {

@@ -111,13 +111,22 @@ struct RunningServer {
 
 impl RunningServer {
     fn start(addr: SocketAddr, older: bool) -> RunningServer {
+        Self::start_with(addr, older, |b| b)
+    }
+
+    fn start_with(
+        addr: SocketAddr,
+        older: bool,
+        configure: impl FnOnce(
+            vitals_server::ServerMetricsBuilder,
+        ) -> vitals_server::ServerMetricsBuilder,
+    ) -> RunningServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let metrics = ServerMetrics::builder()
-            .registry(vitals::Registry::new())
+        let metrics = configure(ServerMetrics::builder().registry(vitals::Registry::new()))
             .build()
             .unwrap();
         // Built inside the runtime, as in a `#[tokio::main]`, so the
@@ -236,6 +245,28 @@ fn page_and_assets_are_served_with_their_types() {
 }
 
 #[test]
+fn dashboard_is_behind_the_endpoint_credentials() {
+    let server = RunningServer::start_with(any_addr(), false, |b| b.auth_bearer("t0ken"));
+    for path in ["/debug/", "/debug", "/debug/dashboard.js"] {
+        let (head, body) = http_get(server.addr, path);
+        assert!(head.starts_with("http/1.1 401"), "{path}: {head}");
+        assert!(body.contains("error"), "{path}: {body}");
+    }
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /debug/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    server.stop();
+}
+
+#[test]
 fn oversized_query_is_refused_and_counted() {
     let registry = vitals::Registry::new();
     let metrics = ServerMetrics::builder()
@@ -317,11 +348,17 @@ fn dashboard_in_headless_chromium() {
     let mut server = Some(RunningServer::start(any_addr(), false));
     let addr = server.as_ref().unwrap().addr;
     let older = RunningServer::start(any_addr(), true);
+    let guarded =
+        RunningServer::start_with(any_addr(), false, |b| b.auth_basic("admin", "s3cret:pass"));
 
     let mut child = Command::new("node")
         .arg(dir.join("drive.js"))
         .args(["--base", &format!("http://{addr}")])
         .args(["--old", &format!("http://{}", older.addr)])
+        .args([
+            "--auth",
+            &format!("http://admin:s3cret%3Apass@{}", guarded.addr),
+        ])
         .arg("--shots")
         .arg(&shots)
         .current_dir(&dir)
@@ -371,6 +408,7 @@ fn dashboard_in_headless_chromium() {
         s.stop();
     }
     older.stop();
+    guarded.stop();
     assert!(status.success(), "the browser checks failed: {status}");
     assert!(lines.iter().any(|l| l == "all dashboard checks passed"));
     for name in ["dashboard-light.png", "dashboard-dark.png"] {

@@ -4,8 +4,10 @@
 // Rust side to stop the server and start a new one on the same port (it
 // answers "ok" on stdin). Exits non-zero on the first failed check.
 //
-//   node drive.js --base http://127.0.0.1:PORT --old http://127.0.0.1:PORT2 --shots DIR
-//   node drive.js --bench 200 --base http://127.0.0.1:3000   (live-mode latency only)
+//   node drive.js --base http://127.0.0.1:PORT --old http://127.0.0.1:PORT2 \
+//       --auth http://user:password@127.0.0.1:PORT3 --shots DIR
+//   node drive.js --bench 200 --base http://127.0.0.1:3000 [--mode poll]
+//       (only the latency from a request to the page showing it, live or polling)
 'use strict';
 
 const fs = require('fs');
@@ -22,7 +24,7 @@ const ARGS = [
 ];
 
 function parseArgs(argv) {
-  const out = { base: null, old: null, shots: os.tmpdir(), bench: 0 };
+  const out = { base: null, old: null, auth: null, shots: os.tmpdir(), bench: 0, mode: 'live' };
   for (let i = 0; i < argv.length; i += 1) {
     const next = () => {
       i += 1;
@@ -32,6 +34,8 @@ function parseArgs(argv) {
     switch (argv[i]) {
       case '--base': out.base = next(); break;
       case '--old': out.old = next(); break;
+      case '--auth': out.auth = next(); break;
+      case '--mode': out.mode = next(); break;
       case '--shots': out.shots = next(); break;
       case '--bench': out.bench = Number(next()); break;
       default: throw new Error(`unknown argument ${argv[i]}`);
@@ -477,11 +481,12 @@ async function checkDark(context, base, shots) {
   await page.close();
 }
 
-async function bench(context, base, n) {
+async function bench(context, base, n, mode) {
   const page = await context.newPage();
-  await page.goto(`${base}/debug/?live=1`);
+  await page.goto(`${base}/debug/${mode === 'poll' ? '' : '?live=1'}`);
   await loaded(page);
-  await page.waitForFunction(() => document.querySelector('#status').dataset.mode === 'live', null, { timeout: 5000 });
+  const want = mode === 'poll' ? 'poll' : 'live';
+  await page.waitForFunction((m) => document.querySelector('#status').dataset.mode === m, want, { timeout: 5000 });
   for (let i = 0; i < 5; i += 1) await liveSample(page, base, i); // warm-up
   const samples = [];
   for (let i = 0; i < n; i += 1) {
@@ -490,9 +495,37 @@ async function bench(context, base, n) {
   }
   samples.sort((a, b) => a - b);
   const f = (x) => x.toFixed(1);
-  console.log(`live-mode latency, request sent -> DOM shows it (next frame), ${n} samples: `
+  console.log(`${want}-mode latency, request sent -> DOM shows it (next frame), ${n} samples: `
     + `median ${f(percentile(samples, 0.5))} ms, p95 ${f(percentile(samples, 0.95))} ms, `
     + `min ${f(samples[0])} ms, max ${f(samples[samples.length - 1])} ms`);
+}
+
+/** A server with basic auth: the browser's own credentials reach every endpoint. */
+async function checkAuth(authUrl) {
+  const u = new URL(authUrl);
+  const base = `${u.protocol}//${u.host}`;
+  const plain = await fetch(`${base}/debug/`);
+  assert(plain.status === 401, `/debug/ without credentials answered ${plain.status}`);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitals-chromium-'));
+  const context = await chromium.launchPersistentContext(dataDir, {
+    executablePath: CHROMIUM, headless: true, args: ARGS,
+    httpCredentials: { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) },
+  });
+  try {
+    const page = await context.newPage();
+    const w = watch(page, 'basic-auth page');
+    await page.goto(`${base}/debug/?live=1`);
+    await loaded(page);
+    await page.waitForFunction(() => document.querySelector('#status').dataset.mode === 'live', null, { timeout: 5000 });
+    const ms = await liveSample(page, base, 7);
+    assert(ms < 1000, `live update behind basic auth took ${ms} ms`);
+    assert(await page.$eval('#error-banner', (e) => e.hidden), 'no banner behind basic auth');
+    assertNoErrors(w);
+    ok('behind basic auth the page, its JSON and live mode work with the browser\'s credentials');
+  } finally {
+    await context.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 async function main() {
@@ -503,7 +536,7 @@ async function main() {
   });
   try {
     if (args.bench > 0) {
-      await bench(context, args.base, args.bench);
+      await bench(context, args.base, args.bench, args.mode);
       return;
     }
     const endpoints = (await (await fetch(`${args.base}/debug/`)).text())
@@ -517,6 +550,7 @@ async function main() {
     if (args.old) await checkOldServer(context, args.old);
     await checkBanner([polling, live], args.base);
     if (endpoints.includes('events')) await checkLiveAfterRestart(live, args.base);
+    if (args.auth) await checkAuth(args.auth);
     console.log('all dashboard checks passed');
   } finally {
     await context.close();
