@@ -28,6 +28,39 @@
 //! would go unrecorded otherwise. [`ServerMetrics::instrument`] does both
 //! steps in the right order.
 //!
+//! ## Debug endpoints
+//!
+//! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics`,
+//! `/debug/events` (the event bus as SSE, with a `?types=` filter, a
+//! per-client buffer where a slow client loses events, counted, and a cap
+//! on clients answered 503) and `/debug/history` (per-second points of the
+//! last 15 minutes). See the builder for their settings
+//! ([`ServerMetricsBuilder::events_max_clients`], [`ServerMetricsBuilder::history`], …).
+//!
+//! ## Access control
+//!
+//! Off by default. [`ServerMetricsBuilder::auth_bearer`] and/or
+//! [`ServerMetricsBuilder::auth_basic`] make every route of the endpoints
+//! router require the credential (compared in constant time); a refused
+//! request gets a 401 with `WWW-Authenticate`, counted in
+//! `vitals_rejected_total{reason="debug_auth_missing"|"debug_auth_invalid"}`.
+//!
+//! ```
+//! let metrics = vitals_server::ServerMetrics::builder()
+//!     .registry(vitals::Registry::new())
+//!     .auth_bearer("change-me")
+//!     .build()
+//!     .expect("valid names");
+//! let app = metrics.instrument(axum::Router::new()); // /metrics, /debug/* now need the token
+//! # drop(app);
+//! ```
+//!
+//! ## Task queues
+//!
+//! [`ServerMetrics::tasks`] gives a [`TaskTracker`] for job systems
+//! (`task_*{queue}` metrics, `task` events, the `tasks` section of
+//! `/debug/metrics`); see `examples/task_queue.rs`.
+//!
 //! Metric names are the contract in DESIGN.md ("Server metrics").
 
 mod auth;

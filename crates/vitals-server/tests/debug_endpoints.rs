@@ -251,6 +251,32 @@ async fn events_stream_carries_exactly_what_happened_in_order() {
 }
 
 #[tokio::test]
+async fn connection_events_report_what_the_connection_counted() {
+    let s = start_with(|b| b).await;
+    let mut events = subscribe(&s, "?types=connection").await;
+    // A fresh client: one new connection, closed when the client goes.
+    let (status, body) = get_body(&s, "/users/5").await;
+    assert_eq!((status, body.as_str()), (200, "{\"id\":5}"));
+    let opened = json(&next_event(&mut events).await.data);
+    assert_eq!(opened["type"], "connection_opened", "{opened}");
+    assert!(
+        opened["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{opened}"
+    );
+    let closed = json(&next_event(&mut events).await.data);
+    assert_eq!(closed["type"], "connection_closed", "{closed}");
+    assert_eq!(closed["conn_id"], opened["conn_id"]);
+    // The request and its response crossed this connection.
+    assert!(closed["bytes_received"].as_u64().unwrap() > 30, "{closed}");
+    assert!(closed["bytes_sent"].as_u64().unwrap() > 60, "{closed}");
+    // Emitted after the gauge was updated: the subscriber's view agrees.
+    assert_eq!(
+        value(&s.registry.snapshot(), "server_connections_active", &[]),
+        Some(1) // the event stream's own connection
+    );
+}
+
+#[tokio::test]
 async fn types_filter_selects_groups_and_rejects_unknown_ones() {
     let s = start_with(|b| b).await;
     let mut tasks_only = subscribe(&s, "?types=task").await;
