@@ -53,10 +53,23 @@ async fn sse(Query(q): Query<HashMap<String, u64>>, tracked: RouteMetrics) -> im
     Sse::new(tracked.sse(Box::pin(events)))
 }
 
-/// The demo server's routes, and a task queue.
+/// The demo server's routes, a task queue, and `/note?text=…`, which puts
+/// the client's text on the event bus (hostile input for the page).
 fn app(metrics: &ServerMetrics) -> Router {
     let emails = metrics.tasks().queue("emails");
+    let bus = metrics.clone();
     Router::new()
+        .route(
+            "/note",
+            get(move |Query(q): Query<HashMap<String, String>>| async move {
+                let mut fields = serde_json::Map::new();
+                let text = q.get("text").cloned().unwrap_or_default();
+                fields.insert("text".into(), serde_json::Value::String(text.clone()));
+                bus.events()
+                    .emit(vitals::Event::Custom { name: text, fields });
+                StatusCode::NO_CONTENT
+            }),
+        )
         .route("/", get(|| async { "vitals demo server\n" }))
         .route(
             "/users/{id}",
@@ -337,7 +350,9 @@ fn dashboard_in_headless_chromium() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("the browser test cannot run in CI: {why}");
         }
-        eprintln!(
+        // Straight to stderr: cargo test would hide an eprintln! of a passing test.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!! SKIPPED dashboard_in_headless_chromium: {why} (scripts/test installs it) !!!\n"
         );
         return;
@@ -414,6 +429,11 @@ fn dashboard_in_headless_chromium() {
     for name in ["dashboard-light.png", "dashboard-dark.png"] {
         let png = std::fs::read(shots.join(name)).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
-        println!("screenshot: {}", shots.join(name).display());
+        // Straight to stderr, so CI's log shows where the pictures are.
+        let _ = writeln!(
+            std::io::stderr(),
+            "screenshot: {}",
+            shots.join(name).display()
+        );
     }
 }

@@ -393,6 +393,14 @@ async function checkLive(context, base, liveExpected) {
   ok(`live mode shows each request within 1 s (10 requests, worst ${worst.toFixed(1)} ms)`);
   await page.waitForFunction(() => document.querySelectorAll('#recent-events li').length > 0);
   ok('live mode lists recent events');
+  // Client text on the bus (a custom event) shows as text, and runs nothing.
+  const evil = '<img src=x onerror="window.__pwned=1"><b>bold</b>';
+  assert(await get(`${base}/note?text=${encodeURIComponent(evil)}`) === 204, 'note');
+  await page.waitForFunction((t) => [...document.querySelectorAll('#recent-events li')]
+    .some((li) => li.textContent.includes(`custom name=${t}`)), evil, { timeout: 2000 });
+  assert(await page.evaluate(() => window.__pwned === undefined
+    && !document.querySelector('#recent-events img, #recent-events b')), 'event text ran as markup');
+  ok('hostile text in an event shows as text in live mode');
   assertNoErrors(w);
   return { page, w };
 }
