@@ -11,6 +11,7 @@
   const DEFAULT_INTERVAL_MS = 1500;
   const LIVE_REFRESH_MIN_MS = 1000; // live: the JSON at most this often
   const LIVE_IDLE_REFRESH_MS = 5000; // live: and at least this often
+  const RENDER_MIN_MS = 50; // live: redraw at most this often
   const DEFAULT_WINDOW_MS = 15 * 60 * 1000;
   const MAX_POINTS = 2000;
   const MAX_RECENT_EVENTS = 50;
@@ -73,6 +74,9 @@
     lastRefresh: 0,
     refreshTimer: 0,
     unreachableSince: 0,
+    renderPending: false,
+    lastRender: -Infinity,
+    pendingEvents: [],
   };
 
   // ---- formatting ----------------------------------------------------------
@@ -432,13 +436,37 @@
         }
         default: break;
       }
-      render();
     }
     // The page's own polls are counted, not listed: they would crowd out the rest.
     if (!own) {
-      addRecentEvent(ev.type, e);
+      state.pendingEvents.push([ev.type, e]);
+      if (state.pendingEvents.length > MAX_RECENT_EVENTS) state.pendingEvents.shift();
       requestRefresh();
     }
+    scheduleRender();
+  }
+
+  /**
+   * Live updates are drawn at once, but at most every RENDER_MIN_MS: the
+   * events of a busy second are drawn together, so a busy server cannot
+   * swamp the page, and a lone request still shows without waiting.
+   */
+  function scheduleRender() {
+    if (state.renderPending) return;
+    const draw = () => {
+      state.renderPending = false;
+      state.lastRender = performance.now();
+      render();
+      for (const [type, e] of state.pendingEvents) addRecentEvent(type, e);
+      state.pendingEvents = [];
+    };
+    const wait = state.lastRender + RENDER_MIN_MS - performance.now();
+    if (wait <= 0) {
+      draw();
+      return;
+    }
+    state.renderPending = true;
+    setTimeout(draw, wait);
   }
 
   function openEvents() {
