@@ -116,6 +116,17 @@ async fn older_server(uri: Uri, req: axum::extract::Request, next: Next) -> Resp
     }
 }
 
+/// Which application a test server runs.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// The demo routes with the endpoints at `/`.
+    Demo,
+    /// The same, answering 404 on `/debug/history` and `/debug/events`.
+    Older,
+    /// `/users/{id}`, with the endpoints nested under `/ops`.
+    Prefixed,
+}
+
 /// A server on its own runtime, so stopping it drops every connection too.
 struct RunningServer {
     addr: SocketAddr,
@@ -123,13 +134,13 @@ struct RunningServer {
 }
 
 impl RunningServer {
-    fn start(addr: SocketAddr, older: bool) -> RunningServer {
-        Self::start_with(addr, older, |b| b)
+    fn start(addr: SocketAddr, kind: Kind) -> RunningServer {
+        Self::start_with(addr, kind, |b| b)
     }
 
     fn start_with(
         addr: SocketAddr,
-        older: bool,
+        kind: Kind,
         configure: impl FnOnce(
             vitals_server::ServerMetricsBuilder,
         ) -> vitals_server::ServerMetricsBuilder,
@@ -145,10 +156,18 @@ impl RunningServer {
         // Built inside the runtime, as in a `#[tokio::main]`, so the
         // history sampler starts with the server.
         let _inside = runtime.enter();
-        let mut router = app(&metrics);
-        if older {
-            router = router.layer(middleware::from_fn(older_server));
-        }
+        let router = match kind {
+            Kind::Demo => app(&metrics),
+            Kind::Older => app(&metrics).layer(middleware::from_fn(older_server)),
+            // The endpoints under /ops: the page must find its JSON there.
+            Kind::Prefixed => Router::new()
+                .route(
+                    "/users/{id}",
+                    get(|UrlPath(id): UrlPath<u32>| async move { format!("{{\"id\":{id}}}") }),
+                )
+                .nest("/ops", metrics.endpoints())
+                .layer(metrics.layer()),
+        };
         // The port was just closed by the previous server: retry briefly.
         let deadline = Instant::now() + Duration::from_secs(5);
         let listener = loop {
@@ -199,7 +218,7 @@ fn http_get(addr: SocketAddr, target: &str) -> (String, String) {
 
 #[test]
 fn page_and_assets_are_served_with_their_types() {
-    let server = RunningServer::start(any_addr(), false);
+    let server = RunningServer::start(any_addr(), Kind::Demo);
     let (head, body) = http_get(server.addr, "/debug/");
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(
@@ -259,7 +278,7 @@ fn page_and_assets_are_served_with_their_types() {
 
 #[test]
 fn dashboard_is_behind_the_endpoint_credentials() {
-    let server = RunningServer::start_with(any_addr(), false, |b| b.auth_bearer("t0ken"));
+    let server = RunningServer::start_with(any_addr(), Kind::Demo, |b| b.auth_bearer("t0ken"));
     for path in ["/debug/", "/debug", "/debug/dashboard.js"] {
         let (head, body) = http_get(server.addr, path);
         assert!(head.starts_with("http/1.1 401"), "{path}: {head}");
@@ -360,16 +379,19 @@ fn dashboard_in_headless_chromium() {
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&shots).unwrap();
 
-    let mut server = Some(RunningServer::start(any_addr(), false));
+    let mut server = Some(RunningServer::start(any_addr(), Kind::Demo));
     let addr = server.as_ref().unwrap().addr;
-    let older = RunningServer::start(any_addr(), true);
-    let guarded =
-        RunningServer::start_with(any_addr(), false, |b| b.auth_basic("admin", "s3cret:pass"));
+    let older = RunningServer::start(any_addr(), Kind::Older);
+    let prefixed = RunningServer::start(any_addr(), Kind::Prefixed);
+    let guarded = RunningServer::start_with(any_addr(), Kind::Demo, |b| {
+        b.auth_basic("admin", "s3cret:pass")
+    });
 
     let mut child = Command::new("node")
         .arg(dir.join("drive.js"))
         .args(["--base", &format!("http://{addr}")])
         .args(["--old", &format!("http://{}", older.addr)])
+        .args(["--prefixed", &format!("http://{}/ops", prefixed.addr)])
         .args([
             "--auth",
             &format!("http://admin:s3cret%3Apass@{}", guarded.addr),
@@ -407,7 +429,7 @@ fn dashboard_in_headless_chromium() {
                 writeln!(stdin, "ok").unwrap();
             }
             Some("start") => {
-                server = Some(RunningServer::start(addr, false));
+                server = Some(RunningServer::start(addr, Kind::Demo));
                 writeln!(stdin, "ok").unwrap();
             }
             Some(other) => {
@@ -423,6 +445,7 @@ fn dashboard_in_headless_chromium() {
         s.stop();
     }
     older.stop();
+    prefixed.stop();
     guarded.stop();
     assert!(status.success(), "the browser checks failed: {status}");
     assert!(lines.iter().any(|l| l == "all dashboard checks passed"));

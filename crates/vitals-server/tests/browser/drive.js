@@ -5,7 +5,8 @@
 // answers "ok" on stdin). Exits non-zero on the first failed check.
 //
 //   node drive.js --base http://127.0.0.1:PORT --old http://127.0.0.1:PORT2 \
-//       --auth http://user:password@127.0.0.1:PORT3 --shots DIR
+//       --auth http://user:password@127.0.0.1:PORT3 --prefixed http://127.0.0.1:PORT4/ops \
+//       --shots DIR
 //   node drive.js --bench 200 --base http://127.0.0.1:3000 [--mode poll]
 //       (only the latency from a request to the page showing it, live or polling)
 'use strict';
@@ -24,7 +25,7 @@ const ARGS = [
 ];
 
 function parseArgs(argv) {
-  const out = { base: null, old: null, auth: null, shots: os.tmpdir(), bench: 0, mode: 'live' };
+  const out = { base: null, old: null, auth: null, prefixed: null, shots: os.tmpdir(), bench: 0, mode: 'live' };
   for (let i = 0; i < argv.length; i += 1) {
     const next = () => {
       i += 1;
@@ -35,6 +36,7 @@ function parseArgs(argv) {
       case '--base': out.base = next(); break;
       case '--old': out.old = next(); break;
       case '--auth': out.auth = next(); break;
+      case '--prefixed': out.prefixed = next(); break;
       case '--mode': out.mode = next(); break;
       case '--shots': out.shots = next(); break;
       case '--bench': out.bench = Number(next()); break;
@@ -539,6 +541,28 @@ async function checkAuth(authUrl) {
   }
 }
 
+/** Endpoints nested under a prefix: the page's relative URLs follow it. */
+async function checkPrefixed(context, prefixed) {
+  const root = new URL(prefixed).origin;
+  const page = await context.newPage();
+  const w = watch(page, 'prefixed page');
+  const seen = new Set();
+  page.on('request', (r) => seen.add(new URL(r.url()).pathname));
+  await page.goto(`${prefixed}/debug?live=1`);
+  assert(new URL(page.url()).pathname === '/ops/debug/', `redirected to ${page.url()}`);
+  await loaded(page);
+  await page.waitForFunction(() => document.querySelector('#status').dataset.mode === 'live', null, { timeout: 5000 });
+  const ms = await liveSample(page, root, 3);
+  assert(ms < 1000, `live update under a prefix took ${ms} ms`);
+  for (const p of ['/ops/debug/metrics', '/ops/debug/history', '/ops/debug/events', '/ops/debug/dashboard.js', '/ops/debug/dashboard.css']) {
+    assert(seen.has(p), `the page asked for ${p} (asked: ${[...seen].join(' ')})`);
+  }
+  assert([...seen].every((p) => p.startsWith('/ops/') || p.startsWith('/users/')), `a request outside the prefix: ${[...seen].join(' ')}`);
+  assertNoErrors(w);
+  ok('under a path prefix (/ops/debug/) the page, its JSON and live mode follow the prefix');
+  await page.close();
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitals-chromium-'));
@@ -559,6 +583,7 @@ async function main() {
     await checkDark(context, args.base, args.shots);
     const live = await checkLive(context, args.base, endpoints.includes('events'));
     if (args.old) await checkOldServer(context, args.old);
+    if (args.prefixed) await checkPrefixed(context, args.prefixed);
     await checkBanner([polling, live], args.base);
     if (endpoints.includes('events')) await checkLiveAfterRestart(live, args.base);
     if (args.auth) await checkAuth(args.auth);
