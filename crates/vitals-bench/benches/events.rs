@@ -6,6 +6,10 @@
 //!
 //! The event is a `RequestCompleted` as the HTTP layer builds it (two
 //! short strings), so the figures include building it when someone listens.
+//!
+//! `event_to_sse_client` measures the live path end to end on loopback:
+//! from `emit` to a client of `/debug/events` (a plain TCP reader) having
+//! read the whole SSE frame.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -160,9 +164,80 @@ fn emit(c: &mut Criterion) {
     g.finish();
 }
 
+/// Emit one event, wait until an SSE client on loopback has read it.
+fn event_to_sse_client(c: &mut Criterion) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let registry = vitals::Registry::new();
+    let (bus, mut client) = runtime.block_on(async {
+        let metrics = vitals_server::ServerMetrics::builder()
+            .registry(registry.clone())
+            .without_process_metrics()
+            // No heartbeat during the run: every frame read is an event.
+            .events_heartbeat(std::time::Duration::from_secs(3600))
+            .build()
+            .expect("valid names");
+        let app = metrics.instrument(axum::Router::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind on loopback");
+        let addr = listener.local_addr().expect("bound address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let mut client = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect on loopback");
+        let _ = client.set_nodelay(true);
+        client
+            .write_all(b"GET /debug/events?types=custom HTTP/1.1\r\nHost: bench\r\n\r\n")
+            .await
+            .expect("send the request");
+        // Read the response headers.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            client.read_exact(&mut byte).await.expect("headers");
+            head.push(byte[0]);
+        }
+        (metrics.events().clone(), client)
+    });
+    let mut g = c.benchmark_group("event_to_sse_client");
+    g.bench_function("emit to frame read (loopback)", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut buf = vec![0u8; 64 * 1024];
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    bus.emit(Event::Custom {
+                        name: "tick".into(),
+                        fields: Default::default(),
+                    });
+                    // A frame ends with a blank line (chunked: "\n\n\r\n").
+                    let mut seen = Vec::new();
+                    loop {
+                        let n = client.read(&mut buf).await.expect("read the stream");
+                        assert!(n > 0, "stream closed");
+                        seen.extend_from_slice(&buf[..n]);
+                        if seen.windows(2).any(|w| w == b"\n\n") {
+                            break;
+                        }
+                    }
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = vitals_bench::config();
-    targets = emit
+    targets = emit, event_to_sse_client
 }
 criterion_main!(benches);

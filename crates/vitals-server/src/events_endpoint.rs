@@ -212,15 +212,13 @@ struct EventStream {
 
 /// The SSE frame for one record.
 fn frame(record: &SharedEvent) -> SseFrame {
-    let frame = SseFrame::default()
+    // Serialising plain data does not fail; should a custom event ever do
+    // so, the client still gets its type and id.
+    SseFrame::default()
+        .json_data(&**record)
+        .unwrap_or_else(|_| SseFrame::default().data("{}"))
         .event(record.event.type_name())
-        .id(record.id.to_string());
-    match frame.clone().json_data(&**record) {
-        Ok(f) => f,
-        // Serialising plain data does not fail; keep the stream going if
-        // a custom event ever does.
-        Err(_) => frame.data("{}"),
-    }
+        .id(record.id.to_string())
 }
 
 impl Stream for EventStream {

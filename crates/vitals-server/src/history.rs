@@ -238,6 +238,8 @@ mod tests {
         assert!(parse_since(Some("since_ms=abc")).is_err());
         assert!(parse_since(Some("since_ms=99999999999999999999999")).is_err());
         assert!(parse_since(Some("since_ms=1&since_ms=2")).is_err());
+        assert!(parse_since(Some(&format!("since_ms={}", "9".repeat(5000)))).is_err());
+        assert!(parse_since(Some("since_ms=%FF%FE")).is_err());
     }
 
     #[tokio::test]

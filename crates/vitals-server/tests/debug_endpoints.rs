@@ -441,7 +441,7 @@ async fn history_points_match_the_requests_sent() {
         assert_eq!(get_body(&s, "/fail").await.0, 500);
     }
     // Let the sampler take a few points after the last request.
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     let (status, body) = get_body(&s, "/debug/history").await;
     assert_eq!(status, 200, "{body}");
     let h = json(&body);
