@@ -229,18 +229,18 @@ async function checkPanels(context, base) {
   // One poll only, so the figures stay put while they are compared.
   const page = await context.newPage();
   const w = watch(page, 'panels page');
-  const bodies = [];
-  page.on('response', async (r) => {
-    if (new URL(r.url()).pathname === '/debug/metrics') bodies.push(await r.json());
-  });
+  let polls = 0;
+  const isMetrics = (r) => new URL(r.url()).pathname === '/debug/metrics';
+  page.on('response', (r) => { if (isMetrics(r)) polls += 1; });
+  const firstPoll = page.waitForResponse(isMetrics);
   const response = await page.goto(`${base}/debug?interval_ms=600000`);
   assert(new URL(page.url()).pathname === '/debug/', `/debug redirects to /debug/ (at ${page.url()})`);
   assert(response.headers()['cache-control'] === 'no-cache', 'page is served with Cache-Control: no-cache');
   assert(response.headers()['content-type'] === 'text/html; charset=utf-8', 'page content type');
   await loaded(page);
   await page.waitForFunction(() => document.querySelector('#updated').textContent !== '–');
-  assert(bodies.length === 1, `exactly one /debug/metrics poll so far (${bodies.length})`);
-  const body = bodies[0];
+  const body = await (await firstPoll).json();
+  assert(polls === 1, `exactly one /debug/metrics poll so far (${polls})`);
   const fields = await fieldValues(page);
   assert(fields.length >= 41, `panels show ${fields.length} fields`);
   for (const f of fields) checkShown(f, pick(body, f.field));
