@@ -357,6 +357,20 @@ async function checkFilterAndEscaping(context, base) {
   assertNoErrors(w);
   await page.close();
 
+  // server= and worker= go through too; this server refuses worker=3.
+  const p3 = await context.newPage();
+  const w3 = watch(p3, 'worker filter page');
+  const asked = [];
+  p3.on('request', (r) => asked.push(new URL(r.url())));
+  await p3.goto(`${base}/debug/?server=0&worker=3&interval_ms=600000&theme=dark`);
+  await p3.waitForSelector('#error-banner:not([hidden])', { timeout: 5000 });
+  const poll = asked.find((u) => u.pathname === '/debug/metrics');
+  assert(poll && poll.search === '?server=0&worker=3', `filters forwarded as ${poll && poll.search}`);
+  assert(/unknown worker/.test(await p3.textContent('#error-banner')), 'banner shows the server\'s error');
+  assertNoErrors(w3, (e) => /status of 400/.test(e.text) && new URL(e.url).pathname === '/debug/metrics');
+  ok('server= and worker= are forwarded (and only they); the server\'s 400 shows in the banner');
+  await p3.close();
+
   // A hostile filter: shown as text, refused by the server, nothing runs.
   const evil = '<img src=x onerror="window.__pwned=1">"\'</script><script>window.__pwned=2</script>';
   const p2 = await context.newPage();
