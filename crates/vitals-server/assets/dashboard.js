@@ -551,33 +551,36 @@
     renderRoutes(Array.isArray(d.routes) ? d.routes : []);
   }
 
+  /** One line per queue: its name, then what it has done. */
   function renderQueues(queues) {
     const list = Array.isArray(queues) ? queues.filter((q) => q && typeof q === 'object').slice(0, 200) : [];
     const frag = document.createDocumentFragment();
     for (const q of list) {
-      const tr = document.createElement('tr');
-      tr.dataset.queue = String(q.queue ?? '');
-      const cells = [
-        ['queue', String(q.queue ?? '')],
-        ['in_flight', format('int', q.in_flight)[0]],
-        ['completed', format('int', q.completed)[0]],
-        ['failed', format('int', q.failed)[0]],
-        ['p95_ms', num(q.p95_ms)],
-      ];
-      for (const [col, text] of cells) {
-        const td = document.createElement('td');
-        td.dataset.col = col;
-        td.textContent = text;
-        if (col !== 'queue') {
-          td.className = 'num';
-          td.dataset.value = isNum(q[col]) ? String(q[col]) : '';
-        }
-        if (col === 'failed' && isNum(q.failed) && q.failed > 0) td.classList.add('bad');
-        tr.append(td);
+      const li = document.createElement('li');
+      li.dataset.queue = String(q.queue ?? '');
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = String(q.queue ?? '');
+      li.append(name);
+      for (const [col, label, text] of [
+        ['in_flight', 'running', format('int', q.in_flight)[0]],
+        ['completed', 'done', format('int', q.completed)[0]],
+        ['failed', 'failed', format('int', q.failed)[0]],
+        ['p95_ms', 'p95', `${num(q.p95_ms)} ms`],
+      ]) {
+        const stat = document.createElement('span');
+        stat.className = 'stat';
+        stat.dataset.col = col;
+        stat.dataset.value = isNum(q[col]) ? String(q[col]) : '';
+        if (col === 'failed' && isNum(q.failed) && q.failed > 0) stat.classList.add('bad');
+        const b = document.createElement('b');
+        b.textContent = text;
+        stat.append(b, document.createTextNode(` ${label}`));
+        li.append(stat);
       }
-      frag.append(tr);
+      frag.append(li);
     }
-    $('#task-queues tbody').replaceChildren(frag);
+    $('#task-queues').replaceChildren(frag);
     $('#task-queues').hidden = list.length === 0;
     $('#tasks-empty').hidden = list.length > 0;
   }

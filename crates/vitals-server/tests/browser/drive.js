@@ -259,7 +259,7 @@ async function checkPanels(context, base) {
   assert(Number(shown['sse.events_sent']) === 4, 'four SSE events sent');
   assert(Number(shown['requests.errors']) === 2, 'two errors');
   assert(shown['tasks.completed'] === '2' && shown['tasks.failed'] === '1', 'two jobs done, one failed');
-  const queue = await page.$eval('#task-queues tr[data-queue="emails"]', (tr) => ({
+  const queue = await page.$eval('#task-queues [data-queue="emails"]', (tr) => ({
     completed: tr.querySelector('[data-col="completed"]').dataset.value,
     failed: tr.querySelector('[data-col="failed"]').dataset.value,
   }));
