@@ -8,7 +8,8 @@
 //!   at most 60 000), `GET /fail` (500), `GET /ws` (WebSocket echo),
 //!   `GET /sse?n=N&interval_ms=M` (N events, M ms apart, then closes)
 //! - `GET /metrics` (Prometheus or OpenMetrics by `Accept`),
-//!   `GET /debug/metrics` (JSON)
+//!   `GET /debug/metrics` (JSON), `GET /debug/` (the live dashboard: open
+//!   http://127.0.0.1:3000/debug/ in a browser)
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query};

@@ -42,7 +42,8 @@ pub fn router(metrics: &ServerMetrics) -> axum::Router {
         .route("/debug/metrics", get(debug_metrics))
         .route("/debug/history", get(crate::history::history))
         .with_state(state)
-        .merge(crate::events_endpoint::router(metrics));
+        .merge(crate::events_endpoint::router(metrics))
+        .merge(crate::dashboard::router(metrics));
     // Last: the credential check covers every route added above.
     crate::auth::protect(router, metrics)
 }

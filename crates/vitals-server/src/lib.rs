@@ -3,8 +3,9 @@
 //! What a tokio/hyper/axum/tower server adds to see what a reverse proxy
 //! cannot: connections (active, idle, failed, closed mid-request, bytes),
 //! HTTP requests per route template (rate, errors, duration until the body
-//! completes, time to first byte, abandoned requests), HTTP/2 streams, and
-//! the `/metrics` and `/debug/metrics` endpoints.
+//! completes, time to first byte, abandoned requests), HTTP/2 streams,
+//! the `/metrics` and `/debug/*` endpoints, and a live dashboard at
+//! `/debug/`.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -64,6 +65,7 @@
 
 mod auth;
 mod connection;
+mod dashboard;
 mod endpoints;
 mod events_endpoint;
 mod extract;
@@ -104,9 +106,9 @@ impl ServerMetrics {
         HttpMetricsLayer::new(self)
     }
 
-    /// The `/metrics`, `/debug/metrics`, `/debug/events` and
-    /// `/debug/history` router, to `merge` into the app (behind the
-    /// credentials, if the builder set any).
+    /// The `/metrics`, `/debug/metrics`, `/debug/events`, `/debug/history`
+    /// and `/debug/` (the dashboard) router, to `merge` into the app
+    /// (behind the credentials, if the builder set any).
     pub fn endpoints(&self) -> axum::Router {
         router(self)
     }

@@ -1,0 +1,142 @@
+//! `GET /debug/`: the live dashboard, one page embedded in the binary.
+//!
+//! The page (`assets/dashboard.{html,css,js}`) needs no build step, loads
+//! nothing from another origin (its Content-Security-Policy forbids it) and
+//! uses relative URLs only, so it works offline and under any path prefix.
+//! It polls `metrics` beside it, seeds its charts from `history` and goes
+//! live on `events` when the server has them.
+
+use crate::{MAX_QUERY_LEN, ServerMetrics};
+use axum::extract::RawQuery;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde_json::json;
+use vitals::Registry;
+
+const HTML: &str = include_str!("../assets/dashboard.html");
+const CSS: &str = include_str!("../assets/dashboard.css");
+const JS: &str = include_str!("../assets/dashboard.js");
+const ICON: &str = include_str!("../assets/favicon.svg");
+
+/// Where the page lists the sibling endpoints it may call.
+const ENDPOINTS_PLACEHOLDER: &str = "{{endpoints}}";
+
+/// Scripts and styles from this server only; data from this server only.
+/// Inline scripts are refused too, so an escaping slip cannot run code.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                   img-src 'self'; connect-src 'self'; base-uri 'none'; \
+                   form-action 'none'; frame-ancestors 'none'";
+
+/// The `/debug/*` endpoints served beside the page (by `endpoints::router`).
+/// The page asks only for those it is told of, so a page served without
+/// one never shows a 404 in the browser's console; it still copes with a
+/// 404 from a server that lacks one.
+const SIBLINGS: &[&str] = &["metrics", "history", "events"];
+
+/// Builds the router serving the dashboard at `/debug/` and its assets.
+pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
+    let html = Bytes::from(HTML.replace(ENDPOINTS_PLACEHOLDER, &SIBLINGS.join(" ")));
+    let registry = metrics.registry().clone();
+    let page_registry = registry.clone();
+    axum::Router::new()
+        .route(
+            "/debug/",
+            get(move |RawQuery(query): RawQuery| async move {
+                match refuse_query(&page_registry, query.as_deref()) {
+                    None => page(html),
+                    Some(refused) => refused,
+                }
+            }),
+        )
+        .route(
+            "/debug",
+            get(move |RawQuery(query): RawQuery| async move { redirect(&registry, query) }),
+        )
+        .route(
+            "/debug/dashboard.css",
+            get(|| async {
+                asset(
+                    "text/css; charset=utf-8",
+                    Bytes::from_static(CSS.as_bytes()),
+                )
+            }),
+        )
+        .route(
+            "/debug/dashboard.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    Bytes::from_static(JS.as_bytes()),
+                )
+            }),
+        )
+        .route(
+            "/debug/favicon.svg",
+            get(|| async { asset("image/svg+xml", Bytes::from_static(ICON.as_bytes())) }),
+        )
+}
+
+/// The page forwards its query string to `/debug/metrics`, which checks
+/// the filters themselves; here only the length, so an oversized query is
+/// refused (and counted) before the browser ever runs the page.
+fn refuse_query(registry: &Registry, query: Option<&str>) -> Option<Response> {
+    let len = query.map_or(0, str::len);
+    if len <= MAX_QUERY_LEN {
+        return None;
+    }
+    registry.count_rejected("debug_query_invalid");
+    let body = json!({
+        "error": format!("query string is {len} bytes; at most {MAX_QUERY_LEN} are accepted"),
+    });
+    Some((StatusCode::BAD_REQUEST, axum::Json(body)).into_response())
+}
+
+fn page(html: Bytes) -> Response {
+    let mut response = asset("text/html; charset=utf-8", html);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn asset(content_type: &'static str, body: Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Revalidate each time: the page must match the server it comes from.
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `/debug` to `/debug/`, keeping the filters. The target is relative
+/// (`debug/`), so it stays right under a path prefix.
+fn redirect(registry: &Registry, query: Option<String>) -> Response {
+    if let Some(refused) = refuse_query(registry, query.as_deref()) {
+        return refused;
+    }
+    let target = match query {
+        Some(q) if !q.is_empty() => format!("debug/?{q}"),
+        _ => "debug/".to_owned(),
+    };
+    // A query string that reached us is already valid in a URL, hence in a
+    // header; should one not be, drop it rather than fail.
+    let location =
+        HeaderValue::from_str(&target).unwrap_or_else(|_| HeaderValue::from_static("debug/"));
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response()
+}
