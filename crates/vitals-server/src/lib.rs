@@ -36,6 +36,7 @@ mod layer;
 mod lifespan;
 mod metrics;
 mod process;
+pub mod push;
 mod runtime;
 mod sse;
 mod websocket;
@@ -50,6 +51,9 @@ pub use layer::{
 };
 pub use metrics::{ServerMetrics, ServerMetricsBuilder};
 pub use process::ProcessCollector;
+pub use push::{
+    CallerLayer, FlushReport, PushClient, PushConfig, PushError, parse_traceparent, set_caller,
+};
 pub use runtime::RuntimeCollector;
 pub use sse::TrackedEventStream;
 pub use websocket::{TrackedWebSocket, WsMessage};
