@@ -153,8 +153,8 @@ struct InFlight {
     /// the headers are ready), so `finish` need not compare them again.
     hit: bool,
     done: bool,
-    /// Set only when push is configured.
-    push: Option<crate::push::PushRequest>,
+    /// With push configured: the request's caller and sample, if any.
+    push: Option<Box<crate::push::PushRequest>>,
 }
 
 impl InFlight {
@@ -262,10 +262,10 @@ impl InFlight {
             (None, _) => 500,
         };
         let method = self.method;
-        if let (Some(p), Some(aggregator)) = (push, &m.push) {
+        if let Some(aggregator) = &m.push {
             aggregator.finish(
                 &self.cache.push,
-                p,
+                push,
                 crate::push::Ended {
                     method,
                     route,
@@ -333,7 +333,10 @@ where
             kind: Kind::Normal,
             hit: false,
             done: false,
-            push: m.push.as_ref().map(|aggregator| aggregator.begin(&req)),
+            push: m
+                .push
+                .as_ref()
+                .and_then(|aggregator| aggregator.begin(&req)),
         };
         // Lets the WebSocket and SSE extractors find the metrics; with a
         // tracked connection they find them through `ConnectionInfo`, which

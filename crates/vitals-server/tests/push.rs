@@ -318,12 +318,13 @@ async fn exact_counts_per_method_route_status_class_and_caller() {
 #[tokio::test]
 async fn apdex_counts_and_percentiles_from_the_pushed_sketch() {
     let collector = Collector::start().await;
-    // T = 50 ms: satisfied ≤ 50, tolerating ≤ 200, frustrated above.
-    let s = Arc::new(start(&collector.url(), |c| c.apdex_t(Duration::from_millis(50))).await);
-    // 20 fast, 10 around 100 ms, 5 over 250 ms, sent concurrently.
+    // T = 80 ms: satisfied ≤ 80, tolerating ≤ 320, frustrated above; the
+    // sleeps keep wide margins from both bounds.
+    let s = Arc::new(start(&collector.url(), |c| c.apdex_t(Duration::from_millis(80))).await);
+    // 20 fast, 10 of about 150 ms, 5 over 400 ms, sent concurrently.
     let mut plan = vec![0u64; 20];
-    plan.extend([100; 10]);
-    plan.extend([260; 5]);
+    plan.extend([150; 10]);
+    plan.extend([400; 5]);
     let tasks: Vec<_> = plan
         .iter()
         .map(|&ms| {
@@ -337,7 +338,7 @@ async fn apdex_counts_and_percentiles_from_the_pushed_sketch() {
     s.flush().await;
     let got = collector.received();
     let b = &got[0].batch;
-    assert_eq!(b.apdex_t_ms, 50.0);
+    assert_eq!(b.apdex_t_ms, 80.0);
     let sleep = find(b, "GET", "/sleep", 2, None);
     assert_eq!(sleep.count, 35);
     assert_eq!((sleep.satisfied, sleep.tolerating), (20, 10));

@@ -105,11 +105,14 @@ struct Reported {
     sketch: Sketch,
 }
 
-/// What the layer keeps about one request for the push aggregates.
+/// What the layer keeps about one request for the push aggregates, when
+/// there is anything to keep (a caller, or the request is sampled); boxed by
+/// the layer, so a request without either costs no allocation and the
+/// layer's per-request state grows by one pointer only.
 #[derive(Debug)]
 pub(crate) struct PushRequest {
     caller: Option<Arc<str>>,
-    sample: Option<Box<PendingSample>>,
+    sample: Option<PendingSample>,
 }
 
 #[derive(Debug)]
@@ -265,8 +268,9 @@ impl Aggregator {
     }
 
     /// Reads what the request carries for the aggregates: its caller and,
-    /// if the reservoir picks it, its path and trace id.
-    pub(crate) fn begin<B>(&self, req: &http::Request<B>) -> PushRequest {
+    /// if the reservoir picks it, its path and trace id (`None`: neither).
+    #[inline]
+    pub(crate) fn begin<B>(&self, req: &http::Request<B>) -> Option<Box<PushRequest>> {
         let headers = req.headers();
         let caller = headers
             .get(CALLER_HEADER)
@@ -279,15 +283,18 @@ impl Aggregator {
                 }
                 id
             });
-            Box::new(PendingSample {
+            PendingSample {
                 epoch,
                 slot,
                 timestamp_unix_ms: now_unix_ms(),
                 path: cap(req.uri().path(), super::MAX_SAMPLED_PATH_LEN),
                 trace_id,
-            })
+            }
         });
-        PushRequest { caller, sample }
+        if caller.is_none() && sample.is_none() {
+            return None;
+        }
+        Some(Box::new(PushRequest { caller, sample }))
     }
 
     fn intern_caller(&self, name: &[u8]) -> Arc<str> {
@@ -318,9 +325,14 @@ impl Aggregator {
 
     /// Records an ended request; `cache` is the layer's per-route slot.
     #[inline]
-    pub(crate) fn finish(&self, cache: &OnceLock<Arc<Series>>, req: PushRequest, e: Ended<'_>) {
+    pub(crate) fn finish(
+        &self,
+        cache: &OnceLock<Arc<Series>>,
+        req: Option<Box<PushRequest>>,
+        e: Ended<'_>,
+    ) {
         let class = (e.status / 100).clamp(1, 5) as u8;
-        let caller = req.caller.as_ref();
+        let caller = req.as_ref().and_then(|r| r.caller.as_ref());
         match cache
             .get()
             .filter(|s| s.matches(e.method, e.route, class, caller))
@@ -334,8 +346,12 @@ impl Aggregator {
                 }
             }
         }
-        if let Some(p) = req.sample {
-            self.sampler.store(*p, &e, req.caller.as_deref());
+        if let Some(PushRequest {
+            caller,
+            sample: Some(p),
+        }) = req.map(|r| *r)
+        {
+            self.sampler.store(p, &e, caller.as_deref());
         }
     }
 

@@ -28,6 +28,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! An interval without requests is still pushed (with no routes), so the
+//! collector can tell an idle instance from one that is gone.
+//!
 //! Delivery: batches wait in a bounded queue (oldest dropped first when it
 //! is full, counted in `vitals_push_dropped_total{reason="queue_full"}`).
 //! Connection errors, timeouts, `5xx` and `429` are retried with
