@@ -217,9 +217,9 @@ impl InFlight {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let push = self.push.take();
         let m = &self.metrics.inner;
-        let route = self.route();
+        // The field, not `self.route()`, so `self.push` stays free to take.
+        let route = self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
         // No response yet: 499 (client closed request, as nginx logs it)
         // when the client left, 500 when the handler failed.
         let status = match (&self.status, outcome) {
@@ -265,7 +265,7 @@ impl InFlight {
         if let Some(aggregator) = &m.push {
             aggregator.finish(
                 &self.cache.push,
-                push,
+                self.push.take(),
                 crate::push::Ended {
                     method,
                     route,

@@ -4,7 +4,8 @@
 //! cannot: connections (active, idle, failed, closed mid-request, bytes),
 //! HTTP requests per route template (rate, errors, duration until the body
 //! completes, time to first byte, abandoned requests), HTTP/2 streams, and
-//! the `/metrics` and `/debug/metrics` endpoints.
+//! the `/metrics` and `/debug/metrics` endpoints; optionally it pushes
+//! per-interval request aggregates to a collector ([`push`]).
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
