@@ -584,3 +584,106 @@ async fn intervals_are_pushed_on_their_own_and_flushed_on_shutdown() {
         .sum();
     assert_eq!(fails, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_racing_the_interval_swap_are_counted_once() {
+    let collector = Collector::start().await;
+    let s = Arc::new(start(&collector.url(), |c| c).await);
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let path = if (t + i) % 5 == 0 {
+                        "/fail"
+                    } else {
+                        "/users/3"
+                    };
+                    s.get(path, &[]).await;
+                }
+            })
+        })
+        .collect();
+    // Close intervals while the requests run.
+    let flusher = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                s.flush().await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    for t in senders {
+        t.await.unwrap();
+    }
+    flusher.await.unwrap();
+    s.flush().await;
+    let got = collector.received();
+    let routes: Vec<&RouteAggregate> = got.iter().flat_map(|r| &r.batch.routes).collect();
+    let sum = |route: &str, f: fn(&RouteAggregate) -> u64| -> u64 {
+        routes
+            .iter()
+            .filter(|r| r.route == route)
+            .map(|r| f(r))
+            .sum()
+    };
+    assert_eq!(sum("/users/{id}", |r| r.count), 160);
+    assert_eq!(sum("/fail", |r| r.count), 40);
+    assert_eq!(sum("/fail", |r| r.errors), 40);
+    assert_eq!(sum("/users/{id}", |r| r.duration_ms.count()), 160);
+    assert_eq!(sum("/users/{id}", |r| r.satisfied + r.tolerating), 160);
+    assert!(routes.iter().all(|r| r.errors <= r.count && r.count > 0));
+    let mut ids: Vec<&str> = got.iter().map(|r| r.batch.batch_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), got.len(), "every batch has its own id");
+}
+
+#[tokio::test]
+async fn the_sample_is_bounded_per_interval() {
+    let collector = Collector::start().await;
+    let s = start(&collector.url(), |c| c.sample_size(10)).await;
+    for i in 0..40 {
+        assert_eq!(s.get(&format!("/users/{i}"), &[]).await, 200);
+    }
+    s.flush().await;
+    let b = collector.received()[0].batch.clone();
+    assert_eq!(find(&b, "GET", "/users/{id}", 2, None).count, 40);
+    assert_eq!(b.requests.len(), 10);
+    let mut paths: Vec<&str> = b.requests.iter().map(|r| r.path.as_str()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 10, "ten distinct requests");
+    // The reservoir starts afresh each interval.
+    assert_eq!(s.get("/users/1", &[]).await, 200);
+    s.flush().await;
+    assert_eq!(collector.received()[1].batch.requests.len(), 1);
+}
+
+#[tokio::test]
+async fn caller_layer_names_the_calling_service() {
+    use tower::{Layer, Service, ServiceExt};
+    let collector = Collector::start().await;
+    let s = start(&collector.url(), |c| c).await;
+    let mut client = vitals_server::CallerLayer::new("frontend")
+        .unwrap()
+        .layer(Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>());
+    for _ in 0..3 {
+        let req = http::Request::get(format!("http://{}/users/5", s.addr))
+            .body(Empty::new())
+            .unwrap();
+        let res = client.ready().await.unwrap().call(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.into_body().collect().await.unwrap();
+    }
+    s.flush().await;
+    let b = collector.received()[0].batch.clone();
+    assert_eq!(b.routes.len(), 1);
+    assert_eq!(find(&b, "GET", "/users/{id}", 2, Some("frontend")).count, 3);
+    assert!(
+        b.requests
+            .iter()
+            .all(|r| r.caller.as_deref() == Some("frontend"))
+    );
+}
