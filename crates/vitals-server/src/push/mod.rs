@@ -80,10 +80,11 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 pub const MAX_NAME_LEN: usize = 128;
 
 /// Why a push configuration was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PushError {
     /// The collector address is not an `http://host[:port][/prefix]` URL.
+    #[error("invalid collector URL {url:?}: {reason} (expected e.g. \"http://127.0.0.1:4318\")")]
     InvalidCollectorUrl {
         /// The address given.
         url: String,
@@ -91,34 +92,20 @@ pub enum PushError {
         reason: &'static str,
     },
     /// The key cannot be sent in an `Authorization` header.
+    #[error(
+        "invalid push key: it must be visible ASCII (it is sent as `Authorization: Bearer <key>`)"
+    )]
     InvalidKey,
     /// A caller name is empty, too long or has characters other than
     /// ASCII letters, digits and `-_.:`.
+    #[error(
+        "invalid caller name {caller:?}: use 1 to {MAX_CALLER_LEN} ASCII letters, digits or -_.:"
+    )]
     InvalidCaller {
         /// The name given.
         caller: String,
     },
 }
-
-impl std::fmt::Display for PushError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PushError::InvalidCollectorUrl { url, reason } => write!(
-                f,
-                "invalid collector URL {url:?}: {reason} (expected e.g. \"http://127.0.0.1:4318\")"
-            ),
-            PushError::InvalidKey => f.write_str(
-                "invalid push key: it must be visible ASCII (it is sent as `Authorization: Bearer <key>`)",
-            ),
-            PushError::InvalidCaller { caller } => write!(
-                f,
-                "invalid caller name {caller:?}: use 1 to {MAX_CALLER_LEN} ASCII letters, digits or -_.:"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PushError {}
 
 /// Where and how to push request aggregates; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -314,6 +301,11 @@ mod tests {
                 "{bad}"
             );
         }
+        let msg = PushConfig::new("https://c:1", "k").unwrap_err().to_string();
+        assert!(
+            msg.contains("\"https://c:1\"") && msg.contains("only http://"),
+            "{msg}"
+        );
         for bad in ["", "a b", "é", "a\nb"] {
             assert_eq!(
                 PushConfig::new("http://x", bad).unwrap_err(),
