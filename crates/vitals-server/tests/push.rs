@@ -37,6 +37,10 @@ struct CollectorState {
     received: Mutex<Vec<Received>>,
     /// Answers to give, in order (status, Retry-After); then 200.
     script: Mutex<VecDeque<(u16, Option<&'static str>)>>,
+    /// Bytes of body every answer carries.
+    answer_bytes: Mutex<usize>,
+    /// How long the first `stalls` answers wait before being sent.
+    stall: Mutex<(u32, Duration)>,
 }
 
 struct Collector {
@@ -73,7 +77,7 @@ async fn ingest(
     State(state): State<Arc<CollectorState>>,
     headers: HeaderMap,
     body: bytes::Bytes,
-) -> (StatusCode, HeaderMap) {
+) -> (StatusCode, HeaderMap, Vec<u8>) {
     let gzip = headers.get("content-encoding").is_some_and(|v| v == "gzip");
     let json = if gzip {
         let mut out = Vec::new();
@@ -105,7 +109,21 @@ async fn ingest(
     if let Some(r) = retry_after {
         out.insert("retry-after", HeaderValue::from_static(r));
     }
-    (StatusCode::from_u16(status).unwrap(), out)
+    // Recorded on arrival, so a stalled attempt the client gives up on is seen.
+    let stall = {
+        let mut s = state.stall.lock().unwrap();
+        if s.0 > 0 {
+            s.0 -= 1;
+            Some(s.1)
+        } else {
+            None
+        }
+    };
+    if let Some(d) = stall {
+        tokio::time::sleep(d).await;
+    }
+    let body = vec![b'x'; *state.answer_bytes.lock().unwrap()];
+    (StatusCode::from_u16(status).unwrap(), out, body)
 }
 
 fn app() -> Router {
@@ -686,4 +704,28 @@ async fn caller_layer_names_the_calling_service() {
             .iter()
             .all(|r| r.caller.as_deref() == Some("frontend"))
     );
+}
+
+#[tokio::test]
+async fn huge_and_stalled_answers_are_bounded() {
+    let collector = Collector::start().await;
+    // 8 MB answers: read up to the client's limit, then given up on.
+    *collector.state.answer_bytes.lock().unwrap() = 8 << 20;
+    // The first answer comes after 3 s, past the 300 ms request timeout.
+    *collector.state.stall.lock().unwrap() = (1, Duration::from_secs(3));
+    let s = start(&collector.url(), |c| {
+        c.request_timeout(Duration::from_millis(300))
+    })
+    .await;
+    assert_eq!(s.get("/users/1", &[]).await, 200);
+    let report = s.flush().await;
+    assert_eq!((report.delivered, report.pending), (1, 0));
+    let got = collector.received();
+    assert_eq!(got.len(), 2, "the stalled attempt, then the retry");
+    assert_eq!(got[0].batch.batch_id, got[1].batch.batch_id);
+    assert_eq!(s.counter("vitals_push_retries", &[]), 1);
+    assert_eq!(s.counter("vitals_push_batches", &[("result", "sent")]), 1);
+    // Still working with the huge answers.
+    assert_eq!(s.get("/users/2", &[]).await, 200);
+    assert_eq!(s.flush().await.delivered, 1);
 }
