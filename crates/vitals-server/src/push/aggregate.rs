@@ -181,7 +181,7 @@ impl Series {
             self.errors.fetch_add(1, Relaxed);
         }
         if e.timed {
-            let ms = e.elapsed_secs * 1000.0;
+            let ms = duration_ms(e.elapsed_secs);
             if ms <= apdex_t_ms {
                 self.satisfied.fetch_add(1, Relaxed);
             } else if ms <= 4.0 * apdex_t_ms {
@@ -334,8 +334,11 @@ impl Aggregator {
         &self,
         cache: &OnceLock<Arc<Series>>,
         req: Option<Box<PushRequest>>,
-        e: Ended<'_>,
+        mut e: Ended<'_>,
     ) {
+        // The collector refuses a batch holding a longer route; cut it here
+        // (no allocation), before the lookup, so the key stays stable.
+        e.route = truncate(e.route, super::MAX_ROUTE_LEN);
         let class = (e.status / 100).clamp(1, 5) as u8;
         let caller = req.as_ref().and_then(|r| r.caller.as_ref());
         match cache
@@ -459,6 +462,11 @@ impl Sampler {
     }
 
     fn store(&self, p: PendingSample, e: &Ended<'_>, caller: Option<&str>) {
+        // Statuses the http crate allows but HTTP does not (600 to 999)
+        // would make the collector refuse the whole batch: not sampled.
+        if !(100..=599).contains(&e.status) {
+            return;
+        }
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         // A request that started in an earlier interval has no slot now.
         if self.epoch.load(Relaxed) != p.epoch {
@@ -471,7 +479,7 @@ impl Sampler {
                 path: p.path,
                 route: e.route.to_owned(),
                 status: e.status,
-                duration_ms: e.elapsed_secs * 1000.0,
+                duration_ms: duration_ms(e.elapsed_secs),
                 caller: caller.map(str::to_owned),
                 trace_id: p.trace_id,
             });
@@ -493,12 +501,22 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 
 /// `s` cut to at most `max` bytes at a character boundary.
-fn cap(s: &str, max: usize) -> String {
+fn truncate(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_owned()
+    &s[..end]
+}
+
+fn cap(s: &str, max: usize) -> String {
+    truncate(s, max).to_owned()
+}
+
+/// Seconds to milliseconds, at most [`MAX_DURATION_MS`](super::MAX_DURATION_MS).
+#[inline]
+fn duration_ms(secs: f64) -> f64 {
+    (secs * 1000.0).min(super::MAX_DURATION_MS)
 }
 
 pub(crate) fn now_unix_ms() -> u64 {
@@ -559,6 +577,43 @@ mod tests {
         assert_eq!(routes.len(), 1);
         assert_eq!(routes[0].count, 1);
         assert_eq!(routes[0].duration_ms.count(), 1);
+    }
+
+    #[test]
+    fn what_the_collector_would_refuse_is_kept_in_range() {
+        let a = agg(PushConfig::new("http://x", "k").unwrap());
+        let cache = OnceLock::new();
+        let long = format!("/{}", "r".repeat(400));
+        for _ in 0..2 {
+            a.finish(&cache, a.begin(&req(None)), ended(&long, 200, 1.0));
+        }
+        // Two hours; and a status HTTP does not have.
+        a.finish(&cache, a.begin(&req(None)), ended("/a", 200, 7_200_000.0));
+        a.finish(&cache, a.begin(&req(None)), ended("/a", 700, 1.0));
+        let (routes, samples) = a.take();
+        let cut = routes.iter().find(|r| r.route.starts_with("/r")).unwrap();
+        assert_eq!(
+            (cut.route.len(), cut.count),
+            (super::super::MAX_ROUTE_LEN, 2)
+        );
+        let slow = routes
+            .iter()
+            .find(|r| r.route == "/a" && r.status_class == 2)
+            .unwrap();
+        let max = slow.duration_ms.quantile(1.0).unwrap();
+        assert!(max <= super::super::MAX_DURATION_MS * 1.01, "{max}");
+        assert_eq!(slow.duration_ms.sum(), super::super::MAX_DURATION_MS);
+        // Status 700 is aggregated (as 5xx) but not sampled.
+        assert_eq!(
+            routes.iter().find(|r| r.status_class == 5).unwrap().count,
+            1
+        );
+        assert_eq!(samples.len(), 3);
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.status == 200 && s.route.len() <= 256)
+        );
     }
 
     #[test]

@@ -255,7 +255,11 @@ impl PushLoop {
             service: self.config.service.clone(),
             instance: self.config.instance.clone(),
             start_unix_ms: start,
-            interval_ms: now.saturating_sub(start),
+            // The collector wants 1 ms to 1 h; two closes in the same
+            // millisecond (a flush right after a tick) make 0.
+            interval_ms: now
+                .saturating_sub(start)
+                .clamp(1, super::MAX_INTERVAL.as_millis() as u64),
             apdex_t_ms: self.aggregator.apdex_t_ms(),
             routes,
             requests,

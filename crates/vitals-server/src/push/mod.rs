@@ -78,6 +78,15 @@ pub const GZIP_MIN_BYTES: usize = 1024;
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Longest service or instance name kept, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
+/// Longest route template pushed, in bytes (longer ones are cut at a
+/// character boundary); the collector refuses batches with longer ones.
+pub const MAX_ROUTE_LEN: usize = 256;
+/// Longest duration pushed, in milliseconds (one hour): longer requests are
+/// recorded as this long, since the collector refuses batches holding longer
+/// ones. WebSocket sessions and SSE streams are not timed at all.
+pub const MAX_DURATION_MS: f64 = 3_600_000.0;
+/// Longest push interval (one hour), as the collector accepts.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why a push configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,9 +198,10 @@ impl PushConfig {
         self
     }
 
-    /// Time between batches (default 10 s, at least 10 ms).
+    /// Time between batches (default 10 s, at least 10 ms, at most
+    /// [`MAX_INTERVAL`]).
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval.max(Duration::from_millis(10));
+        self.interval = interval.clamp(Duration::from_millis(10), MAX_INTERVAL);
         self
     }
 
