@@ -14,13 +14,11 @@
 //! `max_series` (further keys share one `route="overflow"` series per
 //! status class); callers are interned and bounded by `max_callers`.
 //!
-//! The request sample is a reservoir (algorithm R) decided when a request
-//! starts (one atomic add and, past the reservoir size, one random draw), so
-//! only sampled requests copy their path and trace id, and only they take
-//! the reservoir's mutex when they end.
+//! The request sample is in [`super::sample`].
 
 use super::PushConfig;
 use super::caller::{INVALID_CALLER, OVERFLOW_CALLER, parse_traceparent, valid_caller};
+use super::sample::{PendingSample, Sampler};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -118,15 +116,6 @@ struct Reported {
 pub(crate) struct PushRequest {
     caller: Option<Arc<str>>,
     sample: Option<PendingSample>,
-}
-
-#[derive(Debug)]
-struct PendingSample {
-    epoch: u64,
-    slot: usize,
-    timestamp_unix_ms: u64,
-    path: String,
-    trace_id: Option<String>,
 }
 
 /// How a request ended, as the layer saw it.
@@ -422,80 +411,6 @@ impl Aggregator {
     }
 }
 
-/// The reservoir of sampled requests of the current interval.
-struct Sampler {
-    size: usize,
-    seen: AtomicU64,
-    epoch: AtomicU64,
-    slots: Mutex<Vec<Option<vitals::wire::RequestSample>>>,
-}
-
-impl Sampler {
-    fn new(size: usize) -> Self {
-        Sampler {
-            size,
-            seen: AtomicU64::new(0),
-            epoch: AtomicU64::new(0),
-            slots: Mutex::new((0..size).map(|_| None).collect()),
-        }
-    }
-
-    /// Algorithm R: the i-th request of the interval takes a slot with
-    /// probability size / (i + 1).
-    #[inline]
-    fn reserve(&self) -> Option<(u64, usize)> {
-        if self.size == 0 {
-            return None;
-        }
-        let epoch = self.epoch.load(Relaxed);
-        let i = self.seen.fetch_add(1, Relaxed);
-        let slot = if i < self.size as u64 {
-            i
-        } else {
-            let j = rand::random_range(0..=i);
-            if j >= self.size as u64 {
-                return None;
-            }
-            j
-        };
-        Some((epoch, slot as usize))
-    }
-
-    fn store(&self, p: PendingSample, e: &Ended<'_>, caller: Option<&str>) {
-        // Statuses the http crate allows but HTTP does not (600 to 999)
-        // would make the collector refuse the whole batch: not sampled.
-        if !(100..=599).contains(&e.status) {
-            return;
-        }
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        // A request that started in an earlier interval has no slot now.
-        if self.epoch.load(Relaxed) != p.epoch {
-            return;
-        }
-        if let Some(slot) = slots.get_mut(p.slot) {
-            *slot = Some(vitals::wire::RequestSample {
-                timestamp_unix_ms: p.timestamp_unix_ms,
-                method: e.method.to_owned(),
-                path: p.path,
-                route: e.route.to_owned(),
-                status: e.status,
-                duration_ms: duration_ms(e.elapsed_secs),
-                caller: caller.map(str::to_owned),
-                trace_id: p.trace_id,
-            });
-        }
-    }
-
-    fn take(&self) -> Vec<vitals::wire::RequestSample> {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        self.epoch.fetch_add(1, Relaxed);
-        self.seen.store(0, Relaxed);
-        let mut out: Vec<_> = slots.iter_mut().filter_map(Option::take).collect();
-        out.sort_by_key(|s| s.timestamp_unix_ms);
-        out
-    }
-}
-
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -515,7 +430,7 @@ fn cap(s: &str, max: usize) -> String {
 
 /// Seconds to milliseconds, at most [`MAX_DURATION_MS`](super::MAX_DURATION_MS).
 #[inline]
-fn duration_ms(secs: f64) -> f64 {
+pub(crate) fn duration_ms(secs: f64) -> f64 {
     (secs * 1000.0).min(super::MAX_DURATION_MS)
 }
 

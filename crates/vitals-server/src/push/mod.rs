@@ -47,6 +47,7 @@
 mod aggregate;
 mod caller;
 mod client;
+mod sample;
 
 pub use caller::{
     CallerLayer, CallerService, INVALID_CALLER, MAX_CALLER_LEN, OVERFLOW_CALLER, parse_traceparent,
