@@ -16,7 +16,8 @@
 # Environment: ROUNDS (5), DURATION (seconds, 10), WARMUP (seconds, 2),
 # CONNECTIONS (32), SERVER_CPU (0), WRK_CPU (1), BUSY_PCT (15),
 # QUIET_TRIES (6), QUIET_WAIT (seconds between tries, 5), MODES (the three;
-# bench_server also has noop-layer: plain plus an identity Router::layer),
+# bench_server also has noop-layer: plain plus an identity Router::layer,
+# and vitals-push: vitals with the push client pushing every second),
 # OUT (results directory, a fresh temporary one by default).
 set -euo pipefail
 
@@ -163,7 +164,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         { time run_wrk "$DURATION" "$wrk_out"; } 2>"$OUT/wrk.time" || die "wrk failed ($mode); see $wrk_out"
         wrk_jiffies=$(awk -v hz="$TICK" '{ printf "%d", ($1 + $2) * hz }' "$OUT/wrk.time")
         s1=$(proc_jiffies "$SERVER_PID"); b1=$(busy_jiffies); t1=$(now_ns)
-        if [[ $mode == vitals || $mode == axum-prometheus ]]; then
+        if [[ $mode == vitals || $mode == vitals-push || $mode == axum-prometheus ]]; then
             # The instrumentation must have seen the requests.
             scraped=$({ curl -fsS --max-time 5 "$URL/metrics" || true; } |
                 grep -E '^(http_server_requests_total|axum_http_requests_total)\{' |

@@ -75,6 +75,9 @@ pub struct HttpMetrics<S> {
 #[derive(Debug, Default)]
 struct RouteCache {
     slot: OnceLock<CachedRoute>,
+    /// The push series of the first successful (method, route, status
+    /// class, caller) seen, when push is on.
+    push: OnceLock<Arc<crate::push::Series>>,
 }
 
 #[derive(Debug)]
@@ -150,6 +153,8 @@ struct InFlight {
     /// the headers are ready), so `finish` need not compare them again.
     hit: bool,
     done: bool,
+    /// With push configured: the request's caller and sample, if any.
+    push: Option<Box<crate::push::PushRequest>>,
 }
 
 impl InFlight {
@@ -218,7 +223,8 @@ impl InFlight {
             return;
         }
         let m = &self.metrics.inner;
-        let route = self.route();
+        // The field, not `self.route()`, so `self.push` stays free to take.
+        let route = self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
         // No response yet: 499 (client closed request, as nginx logs it)
         // when the client left, 500 when the handler failed.
         let status = match (&self.status, outcome) {
@@ -261,6 +267,20 @@ impl InFlight {
             (None, _) => 500,
         };
         let method = self.method;
+        if let Some(aggregator) = &m.push {
+            aggregator.finish(
+                &self.cache.push,
+                self.push.take(),
+                crate::push::Ended {
+                    method,
+                    route,
+                    status: code,
+                    error: server_error || outcome == Outcome::Failed,
+                    elapsed_secs: elapsed,
+                    timed: self.kind == Kind::Normal,
+                },
+            );
+        }
         self.metrics.events().emit_with(|| Event::RequestCompleted {
             method: method.to_owned(),
             route: route.to_owned(),
@@ -318,6 +338,10 @@ where
             kind: Kind::Normal,
             hit: false,
             done: false,
+            push: m
+                .push
+                .as_ref()
+                .and_then(|aggregator| aggregator.begin(&req)),
         };
         // Lets the WebSocket and SSE extractors find the metrics; with a
         // tracked connection they find them through `ConnectionInfo`, which

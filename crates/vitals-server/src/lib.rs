@@ -4,8 +4,9 @@
 //! cannot: connections (active, idle, failed, closed mid-request, bytes),
 //! HTTP requests per route template (rate, errors, duration until the body
 //! completes, time to first byte, abandoned requests), HTTP/2 streams,
-//! the `/metrics` and `/debug/*` endpoints, and a live dashboard at
-//! `/debug/`.
+//! the `/metrics` and `/debug/*` endpoints, a live dashboard at `/debug/`,
+//! and optionally a push of per-interval request aggregates to a
+//! collector ([`push`]).
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -75,6 +76,7 @@ mod lifespan;
 mod metrics;
 mod process;
 mod protocol_errors;
+pub mod push;
 mod runtime;
 mod sse;
 mod tasks;
@@ -95,6 +97,9 @@ pub use layer::{
 };
 pub use metrics::{ServerMetrics, ServerMetricsBuilder};
 pub use process::ProcessCollector;
+pub use push::{
+    CallerLayer, FlushReport, PushClient, PushConfig, PushError, parse_traceparent, set_caller,
+};
 pub use runtime::RuntimeCollector;
 pub use sse::TrackedEventStream;
 pub use tasks::{RunningTask, TaskQueue, TaskTracker};

@@ -9,6 +9,11 @@
 //!   `TrackedListener` and `ConnectionInfo` per connection);
 //! - `axum-prometheus`: the `axum-prometheus` crate's layer and its
 //!   `/metrics` route, as its README shows;
+//! - `vitals-push`: `vitals` with the push client on: every request is also
+//!   aggregated per (method, route, status class, caller) and sampled, and
+//!   a batch is pushed every second (ten times the default rate;
+//!   `PUSH_INTERVAL_MS` overrides it) to a sink in the same process that
+//!   answers 200;
 //! - `noop-layer`: `plain` plus `Router::layer` with tower's identity layer:
 //!   the floor any per-route axum middleware pays (axum boxes the layered
 //!   service again, clones it per request and boxes its future), recording
@@ -58,6 +63,8 @@ enum Mode {
     /// The layer and endpoints only: a plain listener, no connection
     /// tracking, to split the cost of the layer from the listener's.
     VitalsLayer,
+    /// `Vitals` plus the push client, pushing every second to a local sink.
+    VitalsPush,
 }
 
 impl FromStr for Mode {
@@ -70,8 +77,9 @@ impl FromStr for Mode {
             "axum-prometheus" => Ok(Mode::AxumPrometheus),
             "noop-layer" => Ok(Mode::NoopLayer),
             "vitals-layer" => Ok(Mode::VitalsLayer),
+            "vitals-push" => Ok(Mode::VitalsPush),
             other => Err(format!(
-                "unknown mode {other:?}: expected plain, vitals, vitals-layer, axum-prometheus or noop-layer"
+                "unknown mode {other:?}: expected plain, vitals, vitals-layer, vitals-push, axum-prometheus or noop-layer"
             )),
         }
     }
@@ -86,7 +94,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: bench_server [--listen ADDR] \
-                     [--mode plain|vitals|vitals-layer|axum-prometheus|noop-layer] [--workers N]   \
+                     [--mode plain|vitals|vitals-layer|vitals-push|axum-prometheus|noop-layer] [--workers N]   \
                      (defaults: 127.0.0.1:3000, plain, 1)";
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -153,6 +161,33 @@ async fn serve(args: Args) -> std::io::Result<()> {
             announce(listener.local_addr()?)?;
             axum::serve(listener, router).await
         }
+        Mode::VitalsPush => {
+            // The sink: accepts every batch, reads and drops its body.
+            let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let sink_url = format!("http://{}", sink.local_addr()?);
+            let sink_app = Router::new().route(
+                vitals::wire::INGEST_PATH,
+                axum::routing::post(|_body: axum::body::Bytes| async { "ok" }),
+            );
+            tokio::spawn(async move { axum::serve(sink, sink_app).await });
+            let push = vitals_server::PushConfig::new(&sink_url, "bench")
+                .map_err(std::io::Error::other)?
+                .service("bench")
+                .interval(std::time::Duration::from_millis(push_interval_ms()));
+            let metrics = vitals_server::ServerMetrics::builder()
+                .registry(vitals::Registry::new())
+                .push(push)
+                .build()
+                .map_err(std::io::Error::other)?;
+            let router = metrics.instrument(app());
+            let listener = vitals_server::TrackedListener::bind(&args.listen, &metrics).await?;
+            announce(axum::serve::Listener::local_addr(&listener)?)?;
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<vitals_server::ConnectionInfo>(),
+            )
+            .await
+        }
         Mode::VitalsLayer => {
             let metrics = vitals_server::ServerMetrics::builder()
                 .registry(vitals::Registry::new())
@@ -170,6 +205,15 @@ async fn serve(args: Args) -> std::io::Result<()> {
             axum::serve(listener, router).await
         }
     }
+}
+
+/// Push interval of `vitals-push`: `PUSH_INTERVAL_MS` from the environment,
+/// default 1000 (ten times the default push rate).
+fn push_interval_ms() -> u64 {
+    std::env::var("PUSH_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
 }
 
 fn main() -> std::io::Result<()> {
