@@ -185,13 +185,18 @@ async fn events(State(state): State<Arc<EventsState>>, RawQuery(query): RawQuery
         _subscription: subscription,
         _slot: slot,
     };
-    Sse::new(stream)
+    let mut response = Sse::new(stream)
         .keep_alive(
             KeepAlive::new()
                 .interval(options.events_heartbeat)
                 .text("heartbeat"),
         )
-        .into_response()
+        .into_response();
+    // Not an application SSE session: keep its bytes out of the SSE figures.
+    response
+        .extensions_mut()
+        .insert(crate::layer::OwnEventStream);
+    response
 }
 
 /// Gives a client's place back when its stream ends.

@@ -390,7 +390,12 @@ where
                     Kind::Normal
                 };
                 let at_headers = in_flight.headers_ready(response.status(), kind);
-                let sse_bytes = (kind == Kind::EventStream).then(|| {
+                // The `/debug/events` stream is the server's own, not an
+                // application SSE session: its bytes stay out of the SSE
+                // figures, as its sessions do.
+                let own_stream = kind == Kind::EventStream
+                    && response.extensions().get::<OwnEventStream>().is_some();
+                let sse_bytes = (kind == Kind::EventStream && !own_stream).then(|| {
                     in_flight
                         .metrics
                         .inner
@@ -429,6 +434,10 @@ where
         }
     }
 }
+
+/// Response extension marking the server's own `/debug/events` stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnEventStream;
 
 fn is_event_stream<B>(response: &Response<B>) -> bool {
     response

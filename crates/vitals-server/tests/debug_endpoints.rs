@@ -248,6 +248,15 @@ async fn events_stream_carries_exactly_what_happened_in_order() {
     }
     let got: Vec<(&str, &str)> = got.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     assert_eq!(got, expected);
+
+    // The events stream itself is not an application SSE session: its
+    // bytes stay out of the SSE figures, while /sse's are there.
+    let snap = s.registry.snapshot();
+    assert!(value(&snap, "sse_bytes_sent_bytes", &[("route", "/sse")]).unwrap_or(0) > 0);
+    assert_eq!(
+        value(&snap, "sse_bytes_sent_bytes", &[("route", "/debug/events")]),
+        None
+    );
 }
 
 #[tokio::test]
