@@ -27,8 +27,7 @@ pub(crate) struct DebugState {
 ///
 /// Rates in `/debug/metrics` cover the last [`DEFAULT_WINDOW`], measured
 /// between the reads each request takes. The `/debug/history` sampler (one
-/// background task) starts here when called inside a tokio runtime, else on
-/// the first request to an endpoint. With credentials set on the builder,
+/// background thread, off the runtime) starts here. With credentials set on the builder,
 /// every route of this router requires them.
 pub fn router(metrics: &ServerMetrics) -> axum::Router {
     let state = Arc::new(DebugState {

@@ -1,12 +1,15 @@
 //! `GET /debug/history`: per-second snapshots of the last 15 minutes, so a
 //! dashboard has charts the moment it opens.
 //!
-//! One background tokio task per [`ServerMetrics`] samples every interval
+//! One background thread per [`ServerMetrics`] samples every interval
 //! (default 1 s) into a ring buffer (default 900 points). It starts when
-//! the endpoints router is built inside a tokio runtime, or else on the
-//! first request to an endpoint; it holds only a weak reference to the
-//! metrics, so it ends once the metrics (and every router serving them)
-//! are dropped. Each point covers the interval before it: rates and
+//! the endpoints router is built; it holds only a weak reference to the
+//! metrics, so it ends within an interval once the metrics (and every
+//! router serving them) are dropped. It is a plain thread, not a tokio
+//! task, because a timer armed on the runtime makes every park of its
+//! workers go through the time driver: measured with callgrind, a 1 s
+//! tokio interval added about 300 instructions to every request of a busy
+//! server (see BENCHMARKS.md, "HTTP server overhead"). Each point covers the interval before it: rates and
 //! percentiles come from the difference of two cumulative reads (sketches
 //! subtracted bucket by bucket), never from averages.
 
@@ -110,7 +113,7 @@ pub(crate) struct History {
     pub(crate) interval: Duration,
     pub(crate) capacity: usize,
     points: Mutex<VecDeque<Point>>,
-    sampler: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    sampler: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl History {
@@ -142,12 +145,9 @@ impl History {
     }
 }
 
-/// Starts the sampler of `metrics` if it is not running and a tokio
-/// runtime is at hand; cheap (one uncontended lock) when it already runs.
+/// Starts the sampler of `metrics` if it is not running; cheap (one
+/// uncontended lock) when it already runs.
 pub(crate) fn ensure_sampler(metrics: &ServerMetrics) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
     let history = &metrics.inner.history;
     let mut sampler = history
         .sampler
@@ -158,16 +158,27 @@ pub(crate) fn ensure_sampler(metrics: &ServerMetrics) {
     }
     let weak = Arc::downgrade(&metrics.inner);
     let first = Reading::take(metrics);
-    *sampler = Some(runtime.spawn(sample(weak, first, history.interval)));
+    let every = history.interval;
+    // Without a thread (a process at its limit) the history stays empty;
+    // the next endpoint request tries again.
+    if let Ok(handle) = std::thread::Builder::new()
+        .name("vitals-history".into())
+        .spawn(move || sample(weak, first, every))
+    {
+        *sampler = Some(handle);
+    }
 }
 
 /// The sampling loop: holds the metrics only while it takes a sample.
-async fn sample(weak: Weak<crate::metrics::Handles>, mut previous: Reading, every: Duration) {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    // After a stall (a suspended process), take one sample, not a burst.
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+fn sample(weak: Weak<crate::metrics::Handles>, mut previous: Reading, every: Duration) {
+    let mut next = std::time::Instant::now() + every;
     loop {
-        ticker.tick().await;
+        let now = std::time::Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        // After a stall (a suspended process), take one sample, not a burst.
+        next = (next + every).max(std::time::Instant::now());
         let Some(inner) = weak.upgrade() else { return };
         let metrics = ServerMetrics { inner };
         let now = Reading::take(&metrics);
@@ -242,8 +253,8 @@ mod tests {
         assert!(parse_since(Some("since_ms=%FF%FE")).is_err());
     }
 
-    #[tokio::test]
-    async fn sampler_stops_when_the_metrics_are_dropped() {
+    #[test]
+    fn sampler_stops_when_the_metrics_are_dropped() {
         let m = ServerMetrics::builder()
             .registry(vitals::Registry::new())
             .history(Duration::from_millis(10), 3)
@@ -259,15 +270,22 @@ mod tests {
             .unwrap()
             .take()
             .expect("sampler started");
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        std::thread::sleep(Duration::from_millis(80));
         // The ring keeps the newest `capacity` points, oldest first.
         let points = m.inner.history.points_since(None);
         assert_eq!(points.len(), 3);
         assert!(points.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
         drop(m);
-        tokio::time::timeout(Duration::from_secs(5), handle)
-            .await
-            .expect("sampler ended after the metrics were dropped")
-            .unwrap();
+        for _ in 0..500 {
+            if handle.is_finished() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            handle.is_finished(),
+            "sampler ended after the metrics were dropped"
+        );
+        handle.join().unwrap();
     }
 }
