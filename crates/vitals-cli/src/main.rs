@@ -1,0 +1,2 @@
+//! The `vitals` command (work in progress).
+fn main() {}
