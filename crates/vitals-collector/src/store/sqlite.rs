@@ -10,7 +10,7 @@ use crate::model::{
     Bucket, BucketQuery, BucketStats, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord,
     Resolution, Role, Sample, SeriesKey, ServiceRecord, UnixMs,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::{Arc, Mutex};
 
 /// Schema migrations, applied in order; `user_version` is how many ran.
@@ -82,10 +82,22 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// An ingest write waiting for the next group commit.
+struct Job {
+    write: IngestWrite,
+    done: tokio::sync::oneshot::Sender<StoreResult<IngestOutcome>>,
+}
+
 /// The SQLite store. Cheap to clone: clones share the connection.
+///
+/// Ingest writes queue up and are committed in groups: whichever blocking
+/// task holds the connection writes every queued batch in one transaction,
+/// so concurrent senders share one disk sync instead of waiting in line
+/// for one each.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    pending: Arc<Mutex<std::collections::VecDeque<Job>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -129,6 +141,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))??;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            pending: Arc::default(),
         })
     }
 
@@ -199,12 +212,7 @@ fn decode_sketch(s: &str) -> StoreResult<vitals::Sketch> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
 }
 
-fn mark_dirty(
-    tx: &Transaction<'_>,
-    res: Resolution,
-    tenant: &str,
-    start: UnixMs,
-) -> StoreResult<()> {
+fn mark_dirty(tx: &Connection, res: Resolution, tenant: &str, start: UnixMs) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO dirty_periods (resolution, tenant, start_ms, generation) VALUES (?1, ?2, ?3, 1)
          ON CONFLICT (resolution, tenant, start_ms) DO UPDATE SET generation = generation + 1",
@@ -215,7 +223,7 @@ fn mark_dirty(
     Ok(())
 }
 
-fn insert_bucket(tx: &Transaction<'_>, b: &Bucket) -> StoreResult<()> {
+fn insert_bucket(tx: &Connection, b: &Bucket) -> StoreResult<()> {
     let sketch = encode_sketch(&b.stats.duration_ms)?;
     tx.prepare_cached(
         "INSERT OR REPLACE INTO buckets (resolution, tenant, service, start_ms, method, route,
@@ -257,10 +265,8 @@ fn stats_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Bucke
     ))
 }
 
-fn ingest_tx(conn: &mut Connection, w: &IngestWrite) -> StoreResult<IngestOutcome> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(db)?;
+/// Writes one ingest inside the caller's transaction (see [`ingest_group`]).
+fn ingest_one(tx: &Connection, w: &IngestWrite) -> StoreResult<IngestOutcome> {
     if let Some(id) = &w.batch_id {
         let inserted = tx
             .prepare_cached(
@@ -304,11 +310,11 @@ fn ingest_tx(conn: &mut Connection, w: &IngestWrite) -> StoreResult<IngestOutcom
             stats.merge(&b.stats);
             merged.stats = stats;
         }
-        insert_bucket(&tx, &merged)?;
+        insert_bucket(tx, &merged)?;
         if let Some(target) = b.resolution.target() {
             let period = target.floor(b.start_ms);
             if !marked.contains(&period) {
-                mark_dirty(&tx, target, &w.tenant, period)?;
+                mark_dirty(tx, target, &w.tenant, period)?;
                 marked.push(period);
             }
         }
@@ -342,8 +348,47 @@ fn ingest_tx(conn: &mut Connection, w: &IngestWrite) -> StoreResult<IngestOutcom
     .map_err(db)?
     .execute(params![w.tenant, w.service, w.received_ms])
     .map_err(db)?;
-    tx.commit().map_err(db)?;
     Ok(IngestOutcome::Stored)
+}
+
+/// Most ingest writes committed together.
+const MAX_GROUP: usize = 256;
+
+/// Group commit: writes every queued ingest in one transaction (one disk
+/// sync), each inside its own savepoint so one failing write is rolled
+/// back alone; then answers each. A failed commit fails them all.
+fn ingest_group(conn: &mut Connection, jobs: Vec<Job>) {
+    let run =
+        |conn: &mut Connection, jobs: &[Job]| -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
+            let mut tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let sp = tx.savepoint().map_err(db)?;
+                let result = ingest_one(&sp, &job.write);
+                if result.is_ok() {
+                    sp.commit().map_err(db)?;
+                }
+                // An uncommitted savepoint rolls back when dropped.
+                results.push(result);
+            }
+            tx.commit().map_err(db)?;
+            Ok(results)
+        };
+    match run(conn, &jobs) {
+        Ok(results) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.done.send(result);
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for job in jobs {
+                let _ = job.done.send(Err(StoreError::Database(msg.clone())));
+            }
+        }
+    }
 }
 
 fn read_buckets_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<Bucket>> {
@@ -410,7 +455,33 @@ fn read_buckets_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<Buck
 
 impl Store for SqliteStore {
     fn ingest(&self, write: IngestWrite) -> BoxFuture<'_, StoreResult<IngestOutcome>> {
-        self.with(move |c| ingest_tx(c, &write))
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Job { write, done });
+        let pending = self.pending.clone();
+        let run = self.with(move |c| {
+            // Whoever holds the connection takes every queued write; if
+            // another task already took ours, there is nothing to do.
+            loop {
+                let jobs: Vec<Job> = {
+                    let mut q = pending.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = q.len().min(MAX_GROUP);
+                    q.drain(..n).collect()
+                };
+                if jobs.is_empty() {
+                    return Ok(());
+                }
+                ingest_group(c, jobs);
+            }
+        });
+        Box::pin(async move {
+            run.await?;
+            answer
+                .await
+                .map_err(|_| StoreError::Task("the ingest write was dropped unanswered".into()))?
+        })
     }
 
     fn read_buckets(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<Bucket>>> {
