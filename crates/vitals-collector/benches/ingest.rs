@@ -181,6 +181,26 @@ fn ingest(c: &mut Criterion) {
         b.iter(|| post_concurrent(&s, "/v1/requests", &rec, IN_FLIGHT))
     });
 
+    // Decoding and aggregating alone (no HTTP, no store): the CPU part.
+    let config = CollectorConfig::default();
+    let limiter = vitals_collector::ingest::RouteLimiter::default();
+    g.throughput(Throughput::Elements(rec_events));
+    g.bench_function("decode_and_aggregate_records_1000", |b| {
+        b.iter(|| {
+            let batch: vitals::wire::RequestBatch =
+                vitals_collector::ingest::decode_body(&rec, false, usize::MAX).unwrap();
+            vitals_collector::ingest::prepare_records(
+                "bench",
+                batch,
+                now_ms(),
+                &config,
+                86_400_000,
+                &limiter,
+            )
+            .unwrap()
+        })
+    });
+
     // The store alone: one write of 100 minute buckets (10,000 events).
     let batch: vitals::wire::IngestBatch = serde_json::from_slice(&agg).unwrap();
     let write_template = IngestWrite {
