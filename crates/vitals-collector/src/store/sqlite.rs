@@ -204,12 +204,23 @@ fn sql_to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn encode_sketch(s: &vitals::Sketch) -> StoreResult<String> {
-    serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+fn encode_sketch(s: &vitals::Sketch) -> Vec<u8> {
+    crate::codec::encode_sketch(s)
 }
 
-fn decode_sketch(s: &str) -> StoreResult<vitals::Sketch> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
+/// Sketches are stored as compact blobs; text is the JSON form older
+/// databases hold, still read.
+fn decode_sketch(v: rusqlite::types::ValueRef<'_>) -> StoreResult<vitals::Sketch> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Blob(b) => {
+            crate::codec::decode_sketch(b).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
+        }
+        ValueRef::Text(t) => {
+            serde_json::from_slice(t).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
+        }
+        _ => Err(StoreError::Corrupt("sketch: neither blob nor text".into())),
+    }
 }
 
 fn mark_dirty(tx: &Connection, res: Resolution, tenant: &str, start: UnixMs) -> StoreResult<()> {
@@ -224,7 +235,7 @@ fn mark_dirty(tx: &Connection, res: Resolution, tenant: &str, start: UnixMs) -> 
 }
 
 fn insert_bucket(tx: &Connection, b: &Bucket) -> StoreResult<()> {
-    let sketch = encode_sketch(&b.stats.duration_ms)?;
+    let sketch = encode_sketch(&b.stats.duration_ms);
     tx.prepare_cached(
         "INSERT OR REPLACE INTO buckets (resolution, tenant, service, start_ms, method, route,
              status_class, caller, count, errors, satisfied, tolerating, sketch, last_seen_ms)
@@ -251,18 +262,18 @@ fn insert_bucket(tx: &Connection, b: &Bucket) -> StoreResult<()> {
     Ok(())
 }
 
-fn stats_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(BucketStats, String)> {
-    Ok((
-        BucketStats {
-            count: sql_to_u64(row.get(at)?),
-            errors: sql_to_u64(row.get(at + 1)?),
-            satisfied: sql_to_u64(row.get(at + 2)?),
-            tolerating: sql_to_u64(row.get(at + 3)?),
-            duration_ms: vitals::Sketch::new(),
-            last_seen_ms: row.get(at + 5)?,
-        },
-        row.get(at + 4)?,
-    ))
+fn stats_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<BucketStats> {
+    let duration_ms = decode_sketch(row.get_ref(at + 4)?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(at + 4, rusqlite::types::Type::Blob, Box::new(e))
+    })?;
+    Ok(BucketStats {
+        count: sql_to_u64(row.get(at)?),
+        errors: sql_to_u64(row.get(at + 1)?),
+        satisfied: sql_to_u64(row.get(at + 2)?),
+        tolerating: sql_to_u64(row.get(at + 3)?),
+        duration_ms,
+        last_seen_ms: row.get(at + 5)?,
+    })
 }
 
 /// Writes one ingest inside the caller's transaction (see [`ingest_group`]).
@@ -305,8 +316,7 @@ fn ingest_one(tx: &Connection, w: &IngestWrite) -> StoreResult<IngestOutcome> {
             .map_err(db)?;
         let mut merged = b.clone();
         merged.tenant.clone_from(&w.tenant);
-        if let Some((mut stats, sketch)) = existing {
-            stats.duration_ms = decode_sketch(&sketch)?;
+        if let Some(mut stats) = existing {
             stats.merge(&b.stats);
             merged.stats = stats;
         }
@@ -392,23 +402,21 @@ fn ingest_group(conn: &mut Connection, jobs: Vec<Job>) {
 }
 
 fn read_buckets_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<Bucket>> {
-    let map =
-        |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, SeriesKey, BucketStats, String)> {
-            let (stats, sketch) = stats_from_row(r, 6)?;
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                SeriesKey {
-                    service: r.get(2)?,
-                    method: r.get(3)?,
-                    route: r.get(4)?,
-                    status_class: r.get(5)?,
-                    caller: r.get(12)?,
-                },
-                stats,
-                sketch,
-            ))
-        };
+    let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, SeriesKey, BucketStats)> {
+        let stats = stats_from_row(r, 6)?;
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            SeriesKey {
+                service: r.get(2)?,
+                method: r.get(3)?,
+                route: r.get(4)?,
+                status_class: r.get(5)?,
+                caller: r.get(12)?,
+            },
+            stats,
+        ))
+    };
     const COLS: &str = "start_ms, tenant, service, method, route, status_class,
         count, errors, satisfied, tolerating, sketch, last_seen_ms, caller";
     let rows: Vec<_> = match &q.service {
@@ -439,18 +447,16 @@ fn read_buckets_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<Buck
             .collect::<Result<_, _>>()
             .map_err(db)?,
     };
-    rows.into_iter()
-        .map(|(start_ms, tenant, key, mut stats, sketch)| {
-            stats.duration_ms = decode_sketch(&sketch)?;
-            Ok(Bucket {
-                tenant,
-                resolution: q.resolution,
-                start_ms,
-                key,
-                stats,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|(start_ms, tenant, key, stats)| Bucket {
+            tenant,
+            resolution: q.resolution,
+            start_ms,
+            key,
+            stats,
         })
-        .collect()
+        .collect())
 }
 
 impl Store for SqliteStore {
