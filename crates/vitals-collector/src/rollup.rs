@@ -1,0 +1,134 @@
+//! Rollups and retention, independent of the back end.
+//!
+//! Ingest merges into minute buckets and marks the enclosing five-minute
+//! period dirty. A rollup pass recomputes every dirty five-minute period
+//! from its minute buckets (replacing, so re-running is harmless and late
+//! data is picked up), which marks the enclosing hour dirty; then the same
+//! for hours from five-minute buckets. A coarse bucket is therefore always
+//! exactly the merge of its parts: counts added, sketches merged.
+
+use crate::model::{Bucket, BucketQuery, BucketStats, DirtyPeriod, Resolution, SeriesKey, UnixMs};
+use crate::store::{Store, StoreResult};
+use std::collections::BTreeMap;
+
+/// Periods taken per resolution and pass, so one pass is bounded.
+pub const PERIODS_PER_PASS: usize = 1000;
+
+/// How long each resolution is kept, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Minute buckets (default 2 days).
+    pub minute_ms: i64,
+    /// Five-minute buckets (default 14 days).
+    pub five_minutes_ms: i64,
+    /// Hour buckets (default 400 days).
+    pub hour_ms: i64,
+    /// Sampled requests (default 2 days).
+    pub samples_ms: i64,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            minute_ms: 2 * DAY_MS,
+            five_minutes_ms: 14 * DAY_MS,
+            hour_ms: 400 * DAY_MS,
+            samples_ms: 2 * DAY_MS,
+        }
+    }
+}
+
+impl Retention {
+    /// How long buckets at `resolution` are kept.
+    pub fn of(&self, resolution: Resolution) -> i64 {
+        match resolution {
+            Resolution::Minute => self.minute_ms,
+            Resolution::FiveMinutes => self.five_minutes_ms,
+            Resolution::Hour => self.hour_ms,
+        }
+    }
+}
+
+/// Merges buckets by series key: what a coarser bucket over the same
+/// series holds.
+pub fn merge_by_key(buckets: impl IntoIterator<Item = Bucket>) -> BTreeMap<SeriesKey, BucketStats> {
+    let mut out: BTreeMap<SeriesKey, BucketStats> = BTreeMap::new();
+    for b in buckets {
+        match out.get_mut(&b.key) {
+            Some(stats) => stats.merge(&b.stats),
+            None => {
+                out.insert(b.key, b.stats);
+            }
+        }
+    }
+    out
+}
+
+/// Recomputes one dirty period from the finer resolution below it.
+pub async fn rollup_period(store: &dyn Store, period: DirtyPeriod) -> StoreResult<()> {
+    let Some(source) = period.resolution.source() else {
+        return Ok(());
+    };
+    let parts = store
+        .read_buckets(BucketQuery {
+            tenant: period.tenant.clone(),
+            service: None,
+            resolution: source,
+            start_ms: period.start_ms,
+            end_ms: period.start_ms + period.resolution.millis(),
+        })
+        .await?;
+    let buckets = merge_by_key(parts)
+        .into_iter()
+        .map(|(key, stats)| Bucket {
+            tenant: period.tenant.clone(),
+            resolution: period.resolution,
+            start_ms: period.start_ms,
+            key,
+            stats,
+        })
+        .collect();
+    store.write_rollup(period, buckets).await
+}
+
+/// One rollup pass: every dirty five-minute period, then every dirty hour.
+/// Returns how many periods were recomputed.
+pub async fn rollup_pass(store: &dyn Store) -> StoreResult<usize> {
+    let mut done = 0;
+    for target in [Resolution::FiveMinutes, Resolution::Hour] {
+        for period in store
+            .dirty_periods(target, UnixMs::MAX, PERIODS_PER_PASS)
+            .await?
+        {
+            rollup_period(store, period).await?;
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+/// Drops what is older than the retention of each resolution (and old
+/// samples and batch ids). Returns rows removed.
+pub async fn apply_retention(
+    store: &dyn Store,
+    retention: &Retention,
+    now_ms: UnixMs,
+) -> StoreResult<u64> {
+    let mut removed = 0;
+    for r in Resolution::ALL {
+        removed += store
+            .drop_buckets_before(r, now_ms.saturating_sub(retention.of(r)))
+            .await?;
+    }
+    removed += store
+        .drop_samples_before(now_ms.saturating_sub(retention.samples_ms))
+        .await?;
+    // Ingest refuses data older than the minute retention, so batch ids
+    // need to be remembered exactly that long.
+    removed += store
+        .drop_batch_ids_before(now_ms.saturating_sub(retention.minute_ms))
+        .await?;
+    Ok(removed)
+}

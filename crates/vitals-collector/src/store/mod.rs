@@ -1,0 +1,164 @@
+//! Storage: one [`Store`] trait, with SQLite ([`SqliteStore`]) as the
+//! embedded default. Every back end passes the same suite
+//! (`testing::run_store_suite`, feature `testing`).
+//!
+//! The trait is the seam between the collector's logic and a database:
+//! ingest merges minute buckets, the rollup job recomputes coarser buckets
+//! from finer ones ([`crate::rollup`]), queries read buckets and samples.
+//! Sketch merging happens in Rust, so a back end only needs to store rows.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::model::{
+    Bucket, BucketQuery, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord, Resolution, Sample,
+    ServiceRecord, UnixMs,
+};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed, sendable future: what [`Store`] methods return, so the trait
+/// can be used as `Arc<dyn Store>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store URL could not be understood.
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database refused or failed an operation.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The schema in the database is newer than this build understands.
+    #[error(
+        "database schema version {found} is newer than this collector supports ({supported}); upgrade the collector"
+    )]
+    SchemaTooNew {
+        /// Version found in the database.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// A key with this hash exists already.
+    #[error("a key with this hash exists already")]
+    DuplicateKey,
+    /// The blocking task running the operation failed (panicked or was cancelled).
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+/// Convenience alias for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Where the collector keeps its data. Implementations must be safe to
+/// share between tasks and must never block the async runtime (run
+/// blocking drivers on `spawn_blocking` or a dedicated thread).
+///
+/// Contract, checked by `testing::run_store_suite`:
+/// - [`Store::ingest`] is atomic and durable when it returns `Ok`: either
+///   every bucket, sample and the batch id are stored, or none is. A batch
+///   id already stored for the same tenant and service returns
+///   [`IngestOutcome::Duplicate`] and writes nothing. Each written minute
+///   bucket is *merged* (counts added, sketches merged) into any stored one
+///   with the same key, and marks its five-minute period dirty.
+/// - [`Store::write_rollup`] *replaces* the target period's buckets,
+///   marks the next coarser period dirty, and clears the dirty mark only if
+///   its generation is unchanged.
+/// - Reads never return another tenant's data.
+pub trait Store: Send + Sync + 'static {
+    /// Durably stores one ingest write (see the trait docs).
+    fn ingest(&self, write: IngestWrite) -> BoxFuture<'_, StoreResult<IngestOutcome>>;
+
+    /// Buckets matching `query`, in no particular order.
+    fn read_buckets(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<Bucket>>>;
+
+    /// Up to `limit` periods at `resolution` (five-minute or hour) marked
+    /// dirty whose start is before `before_ms`, oldest first.
+    fn dirty_periods(
+        &self,
+        resolution: Resolution,
+        before_ms: UnixMs,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<DirtyPeriod>>>;
+
+    /// Replaces the buckets of `period` with `buckets` (all of the period's
+    /// tenant, resolution and start), marks the next coarser period dirty,
+    /// and clears `period`'s mark if its generation is unchanged.
+    fn write_rollup(
+        &self,
+        period: DirtyPeriod,
+        buckets: Vec<Bucket>,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Deletes buckets at `resolution` that start before `before_ms`;
+    /// returns how many were removed (back ends that drop whole partitions
+    /// may return an estimate).
+    fn drop_buckets_before(
+        &self,
+        resolution: Resolution,
+        before_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// Deletes samples older than `before_ms`; returns how many were removed.
+    fn drop_samples_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// Forgets batch ids received before `before_ms` (a retry after that
+    /// would count again, so keep them at least as long as ingest accepts
+    /// a batch's timestamps); returns how many were removed.
+    fn drop_batch_ids_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// The tenant's services with the time data last arrived for each.
+    fn services(&self, tenant: String) -> BoxFuture<'_, StoreResult<Vec<ServiceRecord>>>;
+
+    /// The newest `limit` samples of one service, newest first.
+    fn recent_samples(
+        &self,
+        tenant: String,
+        service: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<Sample>>>;
+
+    /// Stores a new key. A key whose hash exists already is
+    /// [`StoreError::DuplicateKey`].
+    fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// The key with this hash, if any.
+    fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH`, `sqlite::memory:`.
+/// Migrations run before this returns.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url == "sqlite::memory:" {
+        return Ok(Arc::new(SqliteStore::open_in_memory().await?));
+    }
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::InvalidUrl {
+                url: url.into(),
+                reason: "no file path after sqlite://".into(),
+            });
+        }
+        return Ok(Arc::new(SqliteStore::open(path).await?));
+    }
+    let reason = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        "the PostgreSQL back end is not part of this build yet".to_string()
+    } else {
+        "expected sqlite://PATH or sqlite::memory:".to_string()
+    };
+    Err(StoreError::InvalidUrl {
+        url: url.into(),
+        reason,
+    })
+}

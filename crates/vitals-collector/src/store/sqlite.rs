@@ -1,0 +1,619 @@
+//! The embedded SQLite back end (`sqlite://PATH`, `sqlite::memory:`).
+//!
+//! One connection, owned behind a mutex and only ever used on tokio's
+//! blocking pool, so the async runtime never waits on disk. WAL journal with
+//! `synchronous=FULL`: a write has reached the disk when `ingest` returns.
+//! Schema versions live in `PRAGMA user_version` and migrate at open.
+
+use super::{BoxFuture, Store, StoreError, StoreResult};
+use crate::model::{
+    Bucket, BucketQuery, BucketStats, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord,
+    Resolution, Role, Sample, SeriesKey, ServiceRecord, UnixMs,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::sync::{Arc, Mutex};
+
+/// Schema migrations, applied in order; `user_version` is how many ran.
+/// Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: keys, batch ids, buckets, dirty periods, samples, services.
+    r#"
+    CREATE TABLE api_keys (
+        hash TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE batches (
+        tenant TEXT NOT NULL,
+        service TEXT NOT NULL,
+        batch_id TEXT NOT NULL,
+        received_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant, service, batch_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX batches_by_time ON batches (received_ms);
+    CREATE TABLE buckets (
+        resolution INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        service TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        method TEXT NOT NULL,
+        route TEXT NOT NULL,
+        status_class INTEGER NOT NULL,
+        caller TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        satisfied INTEGER NOT NULL,
+        tolerating INTEGER NOT NULL,
+        sketch TEXT NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        PRIMARY KEY (resolution, tenant, start_ms, service, method, route, status_class, caller)
+    ) WITHOUT ROWID;
+    CREATE INDEX buckets_by_service ON buckets (resolution, tenant, service, start_ms);
+    CREATE TABLE dirty_periods (
+        resolution INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        generation INTEGER NOT NULL,
+        PRIMARY KEY (resolution, tenant, start_ms)
+    ) WITHOUT ROWID;
+    CREATE TABLE samples (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        service TEXT NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        instance TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        route TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        duration_ms REAL NOT NULL,
+        caller TEXT,
+        trace_id TEXT
+    );
+    CREATE INDEX samples_by_service ON samples (tenant, service, timestamp_ms);
+    CREATE INDEX samples_by_time ON samples (timestamp_ms);
+    CREATE TABLE services (
+        tenant TEXT NOT NULL,
+        service TEXT NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant, service)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The SQLite store. Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    pub async fn open(path: &str) -> StoreResult<Self> {
+        let path = path.to_string();
+        Self::init(move || Connection::open(&path)).await
+    }
+
+    /// A private in-memory database, gone when the store is dropped.
+    pub async fn open_in_memory() -> StoreResult<Self> {
+        Self::init(Connection::open_in_memory).await
+    }
+
+    async fn init(
+        connect: impl FnOnce() -> rusqlite::Result<Connection> + Send + 'static,
+    ) -> StoreResult<Self> {
+        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+            let mut conn = connect().map_err(db)?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(db)?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(db)?;
+            conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(db)?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> BoxFuture<'_, StoreResult<T>> {
+        let conn = self.conn.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                // A panic while holding the lock leaves SQLite consistent
+                // (the transaction rolls back on drop), so a poisoned lock
+                // is still safe to use.
+                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+                f(&mut guard)
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+        })
+    }
+
+    /// The schema version of the open database.
+    pub async fn schema_version(&self) -> StoreResult<i64> {
+        self.with(|c| {
+            c.pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(db)
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(db)?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(db)?;
+        tx.execute_batch(sql).map_err(db)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+    }
+    Ok(())
+}
+
+fn u64_to_sql(v: u64) -> i64 {
+    // Counts are validated far below i64::MAX at ingest; saturate anyway.
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn sql_to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn encode_sketch(s: &vitals::Sketch) -> StoreResult<String> {
+    serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode_sketch(s: &str) -> StoreResult<vitals::Sketch> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
+}
+
+fn mark_dirty(
+    tx: &Transaction<'_>,
+    res: Resolution,
+    tenant: &str,
+    start: UnixMs,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO dirty_periods (resolution, tenant, start_ms, generation) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (resolution, tenant, start_ms) DO UPDATE SET generation = generation + 1",
+    )
+    .map_err(db)?
+    .execute(params![res.code(), tenant, start])
+    .map_err(db)?;
+    Ok(())
+}
+
+fn insert_bucket(tx: &Transaction<'_>, b: &Bucket) -> StoreResult<()> {
+    let sketch = encode_sketch(&b.stats.duration_ms)?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO buckets (resolution, tenant, service, start_ms, method, route,
+             status_class, caller, count, errors, satisfied, tolerating, sketch, last_seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )
+    .map_err(db)?
+    .execute(params![
+        b.resolution.code(),
+        b.tenant,
+        b.key.service,
+        b.start_ms,
+        b.key.method,
+        b.key.route,
+        b.key.status_class,
+        b.key.caller,
+        u64_to_sql(b.stats.count),
+        u64_to_sql(b.stats.errors),
+        u64_to_sql(b.stats.satisfied),
+        u64_to_sql(b.stats.tolerating),
+        sketch,
+        b.stats.last_seen_ms,
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
+fn stats_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(BucketStats, String)> {
+    Ok((
+        BucketStats {
+            count: sql_to_u64(row.get(at)?),
+            errors: sql_to_u64(row.get(at + 1)?),
+            satisfied: sql_to_u64(row.get(at + 2)?),
+            tolerating: sql_to_u64(row.get(at + 3)?),
+            duration_ms: vitals::Sketch::new(),
+            last_seen_ms: row.get(at + 5)?,
+        },
+        row.get(at + 4)?,
+    ))
+}
+
+fn ingest_tx(conn: &mut Connection, w: &IngestWrite) -> StoreResult<IngestOutcome> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)?;
+    if let Some(id) = &w.batch_id {
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO batches (tenant, service, batch_id, received_ms) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(db)?
+            .execute(params![w.tenant, w.service, id, w.received_ms])
+            .map_err(db)?;
+        if inserted == 0 {
+            return Ok(IngestOutcome::Duplicate);
+        }
+    }
+    let mut marked: Vec<UnixMs> = Vec::new();
+    for b in &w.buckets {
+        let existing = tx
+            .prepare_cached(
+                "SELECT count, errors, satisfied, tolerating, sketch, last_seen_ms FROM buckets
+                 WHERE resolution = ?1 AND tenant = ?2 AND start_ms = ?3 AND service = ?4
+                   AND method = ?5 AND route = ?6 AND status_class = ?7 AND caller = ?8",
+            )
+            .map_err(db)?
+            .query_row(
+                params![
+                    b.resolution.code(),
+                    w.tenant,
+                    b.start_ms,
+                    b.key.service,
+                    b.key.method,
+                    b.key.route,
+                    b.key.status_class,
+                    b.key.caller
+                ],
+                |r| stats_from_row(r, 0),
+            )
+            .optional()
+            .map_err(db)?;
+        let mut merged = b.clone();
+        merged.tenant.clone_from(&w.tenant);
+        if let Some((mut stats, sketch)) = existing {
+            stats.duration_ms = decode_sketch(&sketch)?;
+            stats.merge(&b.stats);
+            merged.stats = stats;
+        }
+        insert_bucket(&tx, &merged)?;
+        if let Some(target) = b.resolution.target() {
+            let period = target.floor(b.start_ms);
+            if !marked.contains(&period) {
+                mark_dirty(&tx, target, &w.tenant, period)?;
+                marked.push(period);
+            }
+        }
+    }
+    for s in &w.samples {
+        tx.prepare_cached(
+            "INSERT INTO samples (tenant, service, timestamp_ms, instance, method, path, route,
+                 status, duration_ms, caller, trace_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(db)?
+        .execute(params![
+            w.tenant,
+            w.service,
+            s.timestamp_ms,
+            s.instance,
+            s.method,
+            s.path,
+            s.route,
+            s.status,
+            s.duration_ms,
+            s.caller,
+            s.trace_id
+        ])
+        .map_err(db)?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO services (tenant, service, last_seen_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (tenant, service) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
+    )
+    .map_err(db)?
+    .execute(params![w.tenant, w.service, w.received_ms])
+    .map_err(db)?;
+    tx.commit().map_err(db)?;
+    Ok(IngestOutcome::Stored)
+}
+
+fn read_buckets_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<Bucket>> {
+    let map =
+        |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, SeriesKey, BucketStats, String)> {
+            let (stats, sketch) = stats_from_row(r, 6)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                SeriesKey {
+                    service: r.get(2)?,
+                    method: r.get(3)?,
+                    route: r.get(4)?,
+                    status_class: r.get(5)?,
+                    caller: r.get(12)?,
+                },
+                stats,
+                sketch,
+            ))
+        };
+    const COLS: &str = "start_ms, tenant, service, method, route, status_class,
+        count, errors, satisfied, tolerating, sketch, last_seen_ms, caller";
+    let rows: Vec<_> = match &q.service {
+        Some(service) => conn
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM buckets WHERE resolution = ?1 AND tenant = ?2 AND service = ?3
+                   AND start_ms >= ?4 AND start_ms < ?5"
+            ))
+            .map_err(db)?
+            .query_map(
+                params![q.resolution.code(), q.tenant, service, q.start_ms, q.end_ms],
+                map,
+            )
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?,
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM buckets WHERE resolution = ?1 AND tenant = ?2
+                   AND start_ms >= ?3 AND start_ms < ?4"
+            ))
+            .map_err(db)?
+            .query_map(
+                params![q.resolution.code(), q.tenant, q.start_ms, q.end_ms],
+                map,
+            )
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?,
+    };
+    rows.into_iter()
+        .map(|(start_ms, tenant, key, mut stats, sketch)| {
+            stats.duration_ms = decode_sketch(&sketch)?;
+            Ok(Bucket {
+                tenant,
+                resolution: q.resolution,
+                start_ms,
+                key,
+                stats,
+            })
+        })
+        .collect()
+}
+
+impl Store for SqliteStore {
+    fn ingest(&self, write: IngestWrite) -> BoxFuture<'_, StoreResult<IngestOutcome>> {
+        self.with(move |c| ingest_tx(c, &write))
+    }
+
+    fn read_buckets(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<Bucket>>> {
+        self.with(move |c| read_buckets_sync(c, &query))
+    }
+
+    fn dirty_periods(
+        &self,
+        resolution: Resolution,
+        before_ms: UnixMs,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<DirtyPeriod>>> {
+        self.with(move |c| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            c.prepare_cached(
+                "SELECT tenant, start_ms, generation FROM dirty_periods
+                 WHERE resolution = ?1 AND start_ms < ?2 ORDER BY start_ms LIMIT ?3",
+            )
+            .map_err(db)?
+            .query_map(params![resolution.code(), before_ms, limit], |r| {
+                Ok(DirtyPeriod {
+                    resolution,
+                    tenant: r.get(0)?,
+                    start_ms: r.get(1)?,
+                    generation: r.get(2)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)
+        })
+    }
+
+    fn write_rollup(
+        &self,
+        period: DirtyPeriod,
+        buckets: Vec<Bucket>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
+            tx.prepare_cached(
+                "DELETE FROM buckets WHERE resolution = ?1 AND tenant = ?2 AND start_ms = ?3",
+            )
+            .map_err(db)?
+            .execute(params![
+                period.resolution.code(),
+                period.tenant,
+                period.start_ms
+            ])
+            .map_err(db)?;
+            for b in &buckets {
+                let mut b = b.clone();
+                b.tenant.clone_from(&period.tenant);
+                b.resolution = period.resolution;
+                b.start_ms = period.start_ms;
+                insert_bucket(&tx, &b)?;
+            }
+            if let Some(target) = period.resolution.target() {
+                mark_dirty(&tx, target, &period.tenant, target.floor(period.start_ms))?;
+            }
+            tx.prepare_cached(
+                "DELETE FROM dirty_periods WHERE resolution = ?1 AND tenant = ?2 AND start_ms = ?3
+                   AND generation = ?4",
+            )
+            .map_err(db)?
+            .execute(params![
+                period.resolution.code(),
+                period.tenant,
+                period.start_ms,
+                period.generation
+            ])
+            .map_err(db)?;
+            tx.commit().map_err(db)
+        })
+    }
+
+    fn drop_buckets_before(
+        &self,
+        resolution: Resolution,
+        before_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM buckets WHERE resolution = ?1 AND start_ms < ?2",
+                    params![resolution.code(), before_ms],
+                )
+                .map_err(db)?;
+            c.execute(
+                "DELETE FROM dirty_periods WHERE resolution = ?1 AND start_ms < ?2",
+                params![resolution.code(), before_ms],
+            )
+            .map_err(db)?;
+            Ok(n as u64)
+        })
+    }
+
+    fn drop_samples_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
+        self.with(move |c| {
+            let n = c
+                .execute("DELETE FROM samples WHERE timestamp_ms < ?1", [before_ms])
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+    }
+
+    fn drop_batch_ids_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
+        self.with(move |c| {
+            let n = c
+                .execute("DELETE FROM batches WHERE received_ms < ?1", [before_ms])
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+    }
+
+    fn services(&self, tenant: String) -> BoxFuture<'_, StoreResult<Vec<ServiceRecord>>> {
+        self.with(move |c| {
+            c.prepare_cached(
+                "SELECT service, last_seen_ms FROM services WHERE tenant = ?1 ORDER BY service",
+            )
+            .map_err(db)?
+            .query_map([tenant], |r| {
+                Ok(ServiceRecord {
+                    service: r.get(0)?,
+                    last_seen_ms: r.get(1)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)
+        })
+    }
+
+    fn recent_samples(
+        &self,
+        tenant: String,
+        service: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<Sample>>> {
+        self.with(move |c| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            c.prepare_cached(
+                "SELECT timestamp_ms, instance, method, path, route, status, duration_ms, caller, trace_id
+                 FROM samples WHERE tenant = ?1 AND service = ?2
+                 ORDER BY timestamp_ms DESC, id DESC LIMIT ?3",
+            )
+            .map_err(db)?
+            .query_map(params![tenant, service, limit], |r| {
+                Ok(Sample {
+                    timestamp_ms: r.get(0)?,
+                    instance: r.get(1)?,
+                    method: r.get(2)?,
+                    path: r.get(3)?,
+                    route: r.get(4)?,
+                    status: r.get(5)?,
+                    duration_ms: r.get(6)?,
+                    caller: r.get(7)?,
+                    trace_id: r.get(8)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)
+        })
+    }
+
+    fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "INSERT OR IGNORE INTO api_keys (hash, tenant, role, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![key.hash, key.tenant, key.role.as_str(), key.created_ms],
+                )
+                .map_err(db)?;
+            if n == 0 {
+                return Err(StoreError::DuplicateKey);
+            }
+            Ok(())
+        })
+    }
+
+    fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
+        self.with(move |c| {
+            let row = c
+                .prepare_cached("SELECT tenant, role, created_ms FROM api_keys WHERE hash = ?1")
+                .map_err(db)?
+                .query_row([&hash], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(db)?;
+            row.map(|(tenant, role, created_ms)| {
+                let role: Role = role.parse().map_err(StoreError::Corrupt)?;
+                Ok(KeyRecord {
+                    hash,
+                    tenant,
+                    role,
+                    created_ms,
+                })
+            })
+            .transpose()
+        })
+    }
+}
