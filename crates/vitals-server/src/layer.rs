@@ -75,6 +75,9 @@ pub struct HttpMetrics<S> {
 #[derive(Debug, Default)]
 struct RouteCache {
     slot: OnceLock<CachedRoute>,
+    /// The push series of the first successful (method, route, status
+    /// class, caller) seen, when push is on.
+    push: OnceLock<Arc<crate::push::Series>>,
 }
 
 #[derive(Debug)]
@@ -150,6 +153,8 @@ struct InFlight {
     /// the headers are ready), so `finish` need not compare them again.
     hit: bool,
     done: bool,
+    /// Set only when push is configured.
+    push: Option<crate::push::PushRequest>,
 }
 
 impl InFlight {
@@ -217,6 +222,7 @@ impl InFlight {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        let push = self.push.take();
         let m = &self.metrics.inner;
         let route = self.route();
         // No response yet: 499 (client closed request, as nginx logs it)
@@ -261,6 +267,20 @@ impl InFlight {
             (None, _) => 500,
         };
         let method = self.method;
+        if let (Some(p), Some(aggregator)) = (push, &m.push) {
+            aggregator.finish(
+                &self.cache.push,
+                p,
+                crate::push::Ended {
+                    method,
+                    route,
+                    status: code,
+                    error: server_error || outcome == Outcome::Failed,
+                    elapsed_secs: elapsed,
+                    timed: self.kind == Kind::Normal,
+                },
+            );
+        }
         self.metrics.events().emit_with(|| Event::RequestCompleted {
             method: method.to_owned(),
             route: route.to_owned(),
@@ -318,6 +338,7 @@ where
             kind: Kind::Normal,
             hit: false,
             done: false,
+            push: m.push.as_ref().map(|aggregator| aggregator.begin(&req)),
         };
         // Lets the WebSocket and SSE extractors find the metrics; with a
         // tracked connection they find them through `ConnectionInfo`, which

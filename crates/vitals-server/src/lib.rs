@@ -37,6 +37,7 @@ mod lifespan;
 mod metrics;
 mod process;
 mod protocol_errors;
+pub mod push;
 mod runtime;
 mod sse;
 mod websocket;
@@ -51,6 +52,9 @@ pub use layer::{
 };
 pub use metrics::{ServerMetrics, ServerMetricsBuilder};
 pub use process::ProcessCollector;
+pub use push::{
+    CallerLayer, FlushReport, PushClient, PushConfig, PushError, parse_traceparent, set_caller,
+};
 pub use runtime::RuntimeCollector;
 pub use sse::TrackedEventStream;
 pub use websocket::{TrackedWebSocket, WsMessage};

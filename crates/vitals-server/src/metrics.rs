@@ -72,6 +72,10 @@ pub(crate) struct Handles {
     pub(crate) sse_events: CounterVec,
     pub(crate) sse_bytes: CounterVec,
     pub(crate) sse_duration: HistogramVec,
+    // Push to a collector (None unless configured: the layer checks it once
+    // per request, one predictable branch).
+    pub(crate) push: Option<Arc<crate::push::Aggregator>>,
+    pub(crate) push_client: Option<crate::push::PushClient>,
 }
 
 /// Session lengths for WebSocket and SSE: seconds to hours.
@@ -108,6 +112,7 @@ pub struct ServerMetricsBuilder {
     route_limit: Option<usize>,
     without_process: bool,
     without_runtime: bool,
+    push: Option<crate::push::PushConfig>,
 }
 
 impl ServerMetricsBuilder {
@@ -140,6 +145,14 @@ impl ServerMetricsBuilder {
     /// from the runtime `build` is called in (if any) at scrape time.
     pub fn without_runtime_metrics(mut self) -> Self {
         self.without_runtime = true;
+        self
+    }
+
+    /// Also aggregates requests per interval and pushes them to a collector
+    /// (see [`crate::push`]). The push loop runs on the tokio runtime
+    /// `build` is called in, or on a thread of its own outside one.
+    pub fn push(mut self, config: crate::push::PushConfig) -> Self {
+        self.push = Some(config);
         self
     }
 
@@ -306,6 +319,8 @@ impl ServerMetricsBuilder {
                 route,
             )?,
             shutdown_began: std::sync::Mutex::new(None),
+            push: None,
+            push_client: None,
             registry: registry.clone(),
             namespace,
             started: Instant::now(),
@@ -322,6 +337,16 @@ impl ServerMetricsBuilder {
             name: name("server_uptime_seconds"),
             started: handles.started,
         });
+        let mut handles = handles;
+        if let Some(config) = &self.push {
+            let aggregator = Arc::new(crate::push::Aggregator::new(config, &registry)?);
+            handles.push_client = Some(crate::push::PushClient::start(
+                config,
+                aggregator.clone(),
+                &registry,
+            )?);
+            handles.push = Some(aggregator);
+        }
         Ok(ServerMetrics {
             inner: Arc::new(handles),
         })
@@ -352,6 +377,22 @@ impl ServerMetrics {
     /// The namespace prefix ("" for none).
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
+    }
+
+    /// The push client, when [`ServerMetricsBuilder::push`] configured one.
+    pub fn push_client(&self) -> Option<&crate::push::PushClient> {
+        self.inner.push_client.as_ref()
+    }
+
+    /// Delivers the last interval and stops the push loop (see
+    /// [`PushClient::shutdown`](crate::push::PushClient::shutdown)); call it
+    /// after `serve` returns, next to
+    /// [`shutdown_finished`](Self::shutdown_finished). `None` without push.
+    pub async fn finish_push(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Option<crate::push::FlushReport> {
+        self.push_client()?.shutdown(timeout).await
     }
 
     /// Seconds since these metrics were built (the server's uptime).
