@@ -27,7 +27,7 @@ enum Command {
     /// push to it (frontend calls users), and load; print the collector's view.
     Demo(DemoCmd),
     /// Run the collector (ingest, storage, rollups, query API), or manage its keys.
-    Collector(CollectorCmd),
+    Collector(Box<CollectorCmd>),
 }
 
 #[derive(Args, Debug)]
@@ -247,7 +247,7 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> Result<()> {
     let cmd = match cli.command {
         Command::Demo(d) => return demo::run(d.args()?, shutdown_signal()).await,
-        Command::Collector(cmd) => cmd,
+        Command::Collector(cmd) => *cmd,
     };
     match cmd.action {
         Some(CollectorAction::Keys(KeysCmd::Create(k))) => {
@@ -295,11 +295,9 @@ async fn run(cli: Cli) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Command::Collector(CollectorCmd {
-        action: None,
-        serve,
-    }) = &cli.command
-        && serve.listen.as_deref() == Some("")
+    if let Command::Collector(cmd) = &cli.command
+        && cmd.action.is_none()
+        && cmd.serve.listen.as_deref() == Some("")
     {
         bail!("--listen must not be empty");
     }
