@@ -1,11 +1,14 @@
-//! The `vitals` command: `vitals collector` runs the collector,
-//! `vitals collector keys create` makes API keys. Every flag can also come
+//! The `vitals` command: `vitals demo` runs a collector, two instrumented
+//! services and their load in one process; `vitals collector` runs the
+//! collector, `vitals collector keys create` makes API keys. Every flag can also come
 //! from an environment variable (shown in `--help`) or the `--config` TOML
 //! file; a flag beats the environment, which beats the file.
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use vitals_collector::{Collector, CollectorConfig, Role, store};
+
+mod demo;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -20,8 +23,67 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a collector on the embedded store, two instrumented services that
+    /// push to it (frontend calls users), and load; print the collector's view.
+    Demo(DemoCmd),
     /// Run the collector (ingest, storage, rollups, query API), or manage its keys.
-    Collector(CollectorCmd),
+    Collector(Box<CollectorCmd>),
+}
+
+#[derive(Args, Debug)]
+struct DemoCmd {
+    /// Collector address.
+    #[arg(long, env = "VITALS_DEMO_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: String,
+    /// Address of the frontend service; users takes the next port (port 0: any free ports).
+    #[arg(
+        long,
+        env = "VITALS_DEMO_SERVICE_LISTEN",
+        default_value = "127.0.0.1:3000"
+    )]
+    service_listen: String,
+    /// Store URL (embedded SQLite by default; sqlite::memory: keeps nothing).
+    #[arg(
+        long,
+        env = "VITALS_DEMO_STORE",
+        default_value = "sqlite://vitals-demo.db"
+    )]
+    store: String,
+    /// Stop after this long, like 30s or 5m [default: run until Ctrl-C].
+    #[arg(long, env = "VITALS_DEMO_DURATION")]
+    duration: Option<String>,
+    /// Requests per second the load generator sends (1-10000).
+    #[arg(long, env = "VITALS_DEMO_RATE", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    rate: u32,
+    /// How often the services push to the collector, like 2s.
+    #[arg(long, env = "VITALS_DEMO_PUSH_INTERVAL", default_value = "2s")]
+    push_interval: String,
+}
+
+impl DemoCmd {
+    fn args(&self) -> Result<demo::DemoArgs> {
+        let duration = |flag: &str, text: &str| -> Result<std::time::Duration> {
+            let ms = vitals_collector::config::parse_duration_ms(text)
+                .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+            if ms <= 0 {
+                bail!("{flag} must be positive, got {text:?}");
+            }
+            Ok(std::time::Duration::from_millis(ms as u64))
+        };
+        Ok(demo::DemoArgs {
+            listen: self.listen.clone(),
+            service_listen: self.service_listen.clone(),
+            store: self.store.clone(),
+            duration: self
+                .duration
+                .as_deref()
+                .map(|d| duration("--duration", d))
+                .transpose()?,
+            rate: self.rate,
+            push_interval: duration("--push-interval", &self.push_interval)?,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -183,7 +245,10 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let Command::Collector(cmd) = cli.command;
+    let cmd = match cli.command {
+        Command::Demo(d) => return demo::run(d.args()?, shutdown_signal()).await,
+        Command::Collector(cmd) => *cmd,
+    };
     match cmd.action {
         Some(CollectorAction::Keys(KeysCmd::Create(k))) => {
             let url = match k.store {
@@ -230,11 +295,9 @@ async fn run(cli: Cli) -> Result<()> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Command::Collector(CollectorCmd {
-        action: None,
-        serve,
-    }) = &cli.command
-        && serve.listen.as_deref() == Some("")
+    if let Command::Collector(cmd) = &cli.command
+        && cmd.action.is_none()
+        && cmd.serve.listen.as_deref() == Some("")
     {
         bail!("--listen must not be empty");
     }
