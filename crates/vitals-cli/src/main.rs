@@ -1,2 +1,242 @@
-//! The `vitals` command (work in progress).
-fn main() {}
+//! The `vitals` command: `vitals collector` runs the collector,
+//! `vitals collector keys create` makes API keys. Every flag can also come
+//! from an environment variable (shown in `--help`) or the `--config` TOML
+//! file; a flag beats the environment, which beats the file.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use vitals_collector::{Collector, CollectorConfig, Role, store};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vitals",
+    version,
+    about = "Vitals: metrics for async Rust servers, and the collector where many services' numbers meet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the collector (ingest, storage, rollups, query API), or manage its keys.
+    Collector(CollectorCmd),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct CollectorCmd {
+    #[command(subcommand)]
+    action: Option<CollectorAction>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum CollectorAction {
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCmd {
+    /// Create a key for a tenant and print it (it is stored only hashed: keep it).
+    Create(KeysCreate),
+}
+
+#[derive(Args, Debug)]
+struct KeysCreate {
+    /// Tenant the key belongs to (1-64 of letters, digits, '.', '_', '-').
+    #[arg(long, env = "VITALS_TENANT")]
+    tenant: String,
+    /// What the key may do: `ingest` (POST /v1/ingest, /v1/requests) or `read` (query API).
+    #[arg(long, env = "VITALS_ROLE")]
+    role: Role,
+    /// Store URL [default: from --config, else sqlite://vitals.db].
+    #[arg(long, env = "VITALS_STORE")]
+    store: Option<String>,
+    /// TOML configuration file to read the store URL from.
+    #[arg(long, env = "VITALS_CONFIG")]
+    config: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug, Default)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7070].
+    #[arg(long, env = "VITALS_LISTEN")]
+    listen: Option<String>,
+    /// Store URL: sqlite://PATH, sqlite::memory: or postgres://… [default: sqlite://vitals.db].
+    #[arg(long, env = "VITALS_STORE")]
+    store: Option<String>,
+    /// Shared hot tier for the last 15 minutes, redis://… (optional).
+    #[arg(long, env = "VITALS_CACHE")]
+    cache: Option<String>,
+    /// TOML configuration file; every setting below has a key there too
+    /// (limits under [limits], retention under [retention], per-service
+    /// Apdex and objectives under [defaults] and [services.NAME]).
+    #[arg(long, env = "VITALS_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Seconds between rollup passes (1-minute → 5-minute → 1-hour) [default: 10].
+    #[arg(long, env = "VITALS_ROLLUP_INTERVAL_SECS")]
+    rollup_interval_secs: Option<u64>,
+    /// How long 1-minute buckets are kept, like 2d or 36h [default: 2d].
+    #[arg(long, env = "VITALS_RETENTION_MINUTE")]
+    retention_minute: Option<String>,
+    /// How long 5-minute buckets are kept [default: 14d].
+    #[arg(long, env = "VITALS_RETENTION_FIVE_MINUTES")]
+    retention_five_minutes: Option<String>,
+    /// How long 1-hour buckets are kept [default: 400d].
+    #[arg(long, env = "VITALS_RETENTION_HOUR")]
+    retention_hour: Option<String>,
+    /// How long sampled requests are kept [default: 2d].
+    #[arg(long, env = "VITALS_RETENTION_SAMPLES")]
+    retention_samples: Option<String>,
+    /// Default Apdex threshold T in milliseconds for services without their own [default: 500].
+    #[arg(long, env = "VITALS_APDEX_T_MS")]
+    apdex_t_ms: Option<f64>,
+    /// Default p95 latency objective in milliseconds; above it a service is degraded [default: 1000].
+    #[arg(long, env = "VITALS_OBJECTIVE_P95_MS")]
+    objective_p95_ms: Option<f64>,
+    /// Largest request body accepted, bytes [default: 4194304].
+    #[arg(long, env = "VITALS_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Largest body after gzip decompression, bytes [default: 16777216].
+    #[arg(long, env = "VITALS_MAX_DECOMPRESSED_BYTES")]
+    max_decompressed_bytes: Option<usize>,
+    /// Distinct routes per service before new ones fold into route="__overflow__" [default: 1000].
+    #[arg(long, env = "VITALS_MAX_ROUTES_PER_SERVICE")]
+    max_routes_per_service: Option<usize>,
+    /// Distinct services per tenant; data for more is refused [default: 1000].
+    #[arg(long, env = "VITALS_MAX_SERVICES_PER_TENANT")]
+    max_services_per_tenant: Option<usize>,
+}
+
+fn read_config(path: Option<&std::path::Path>) -> Result<CollectorConfig> {
+    match path {
+        None => Ok(CollectorConfig::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config file {}", p.display()))?;
+            CollectorConfig::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The file's configuration with every given flag (or variable) on top.
+    fn config(&self) -> Result<CollectorConfig> {
+        let mut c = read_config(self.config.as_deref())?;
+        macro_rules! set {
+            ($($flag:ident => $($field:ident).+),* $(,)?) => {$(
+                if let Some(v) = &self.$flag { c.$($field).+ = v.clone().into(); }
+            )*};
+        }
+        set!(
+            listen => listen,
+            store => store,
+            rollup_interval_secs => rollup_interval_secs,
+            retention_minute => retention.minute,
+            retention_five_minutes => retention.five_minutes,
+            retention_hour => retention.hour,
+            retention_samples => retention.samples,
+            max_body_bytes => limits.max_body_bytes,
+            max_decompressed_bytes => limits.max_decompressed_bytes,
+            max_routes_per_service => limits.max_routes_per_service,
+            max_services_per_tenant => limits.max_services_per_tenant,
+        );
+        if self.cache.is_some() {
+            c.cache.clone_from(&self.cache);
+        }
+        if self.apdex_t_ms.is_some() {
+            c.defaults.apdex_t_ms = self.apdex_t_ms;
+        }
+        if self.objective_p95_ms.is_some() {
+            c.defaults.objective_p95_ms = self.objective_p95_ms;
+        }
+        c.validate()
+            .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
+        Ok(c)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let Command::Collector(cmd) = cli.command;
+    match cmd.action {
+        Some(CollectorAction::Keys(KeysCmd::Create(k))) => {
+            let url = match k.store {
+                Some(s) => s,
+                None => read_config(k.config.as_deref())?.store,
+            };
+            let store = store::open(&url)
+                .await
+                .with_context(|| format!("cannot open store {url}"))?;
+            let key = vitals_collector::auth::create_key(
+                &*store,
+                &k.tenant,
+                k.role,
+                vitals_collector::now_ms(),
+            )
+            .await
+            .context("cannot create the key")?;
+            println!("{key}");
+            eprintln!(
+                "created a {} key for tenant {:?}; it is stored only hashed, so keep it now",
+                k.role, k.tenant
+            );
+            Ok(())
+        }
+        None => {
+            let config = cmd.serve.config()?;
+            let listen = config.listen.clone();
+            let store_url = config.store.clone();
+            let collector = Collector::open(config)
+                .await
+                .context("cannot start the collector")?;
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let addr = listener.local_addr()?;
+            eprintln!("vitals collector listening on http://{addr} (store {store_url})");
+            collector.serve(listener, shutdown_signal()).await?;
+            eprintln!("vitals collector stopped");
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Command::Collector(CollectorCmd {
+        action: None,
+        serve,
+    }) = &cli.command
+        && serve.listen.as_deref() == Some("")
+    {
+        bail!("--listen must not be empty");
+    }
+    run(cli).await
+}

@@ -1,0 +1,325 @@
+//! The collector's configuration: what `vitals collector` reads from its
+//! flags, environment and `--config` TOML file. Every field has a default,
+//! so an empty file (or none) is a working configuration.
+
+use crate::rollup::Retention;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+/// Default store URL.
+pub const DEFAULT_STORE: &str = "sqlite://vitals.db";
+
+/// Everything the collector can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Address to listen on (`127.0.0.1:7070`).
+    pub listen: String,
+    /// Store URL: `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
+    pub store: String,
+    /// Optional shared hot tier, `redis://…`.
+    pub cache: Option<String>,
+    /// Seconds between rollup passes.
+    pub rollup_interval_secs: u64,
+    /// How long each resolution is kept.
+    pub retention: RetentionConfig,
+    /// Input limits.
+    pub limits: Limits,
+    /// Health and Apdex defaults for services without their own entry.
+    pub defaults: ServicePolicy,
+    /// Per-service overrides, by service name.
+    pub services: BTreeMap<String, ServicePolicy>,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            listen: DEFAULT_LISTEN.into(),
+            store: DEFAULT_STORE.into(),
+            cache: None,
+            rollup_interval_secs: 10,
+            retention: RetentionConfig::default(),
+            limits: Limits::default(),
+            defaults: ServicePolicy::default(),
+            services: BTreeMap::new(),
+        }
+    }
+}
+
+impl CollectorConfig {
+    /// Parses a TOML configuration; unknown keys are errors, so a typo is
+    /// reported instead of silently ignored.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let config: CollectorConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values a type cannot: positive durations, sane limits.
+    pub fn validate(&self) -> Result<(), String> {
+        self.retention.resolve()?;
+        if self.rollup_interval_secs == 0 || self.rollup_interval_secs > 3600 {
+            return Err(format!(
+                "rollup_interval_secs must be 1..=3600, got {}",
+                self.rollup_interval_secs
+            ));
+        }
+        for (name, p) in std::iter::once(("defaults", &self.defaults))
+            .chain(self.services.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            for (what, v) in [
+                ("apdex_t_ms", p.apdex_t_ms),
+                ("objective_p95_ms", p.objective_p95_ms),
+                ("degraded_error_rate", p.degraded_error_rate),
+                ("down_error_rate", p.down_error_rate),
+            ] {
+                if let Some(v) = v
+                    && !(v.is_finite() && v > 0.0)
+                {
+                    return Err(format!("{name}.{what} must be a positive number, got {v}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy for `service`: its own entry over the defaults over the
+    /// built-in values.
+    pub fn policy(&self, service: &str) -> ResolvedPolicy {
+        let own = self.services.get(service);
+        let pick = |f: fn(&ServicePolicy) -> Option<f64>, builtin: f64| {
+            own.and_then(f).or(f(&self.defaults)).unwrap_or(builtin)
+        };
+        ResolvedPolicy {
+            apdex_t_ms: pick(|p| p.apdex_t_ms, vitals::wire::DEFAULT_APDEX_T_MS),
+            objective_p95_ms: pick(|p| p.objective_p95_ms, 1000.0),
+            degraded_error_rate: pick(|p| p.degraded_error_rate, 0.05),
+            down_error_rate: pick(|p| p.down_error_rate, 0.5),
+            stale_after_secs: own
+                .and_then(|p| p.stale_after_secs)
+                .or(self.defaults.stale_after_secs)
+                .unwrap_or(300),
+        }
+    }
+}
+
+/// Apdex threshold and health objectives of a service; unset fields fall
+/// back to `[defaults]`, then to the built-in values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServicePolicy {
+    /// Apdex threshold T in ms (built-in 500).
+    pub apdex_t_ms: Option<f64>,
+    /// p95 latency objective in ms; above it the service is degraded (built-in 1000).
+    pub objective_p95_ms: Option<f64>,
+    /// Error rate (0..1) from which the service is degraded (built-in 0.05).
+    pub degraded_error_rate: Option<f64>,
+    /// Error rate (0..1) from which the service is down (built-in 0.5).
+    pub down_error_rate: Option<f64>,
+    /// Seconds without data after which the service is down (built-in 300).
+    pub stale_after_secs: Option<u64>,
+}
+
+/// A [`ServicePolicy`] with every value decided.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResolvedPolicy {
+    /// Apdex threshold T in ms.
+    pub apdex_t_ms: f64,
+    /// p95 objective in ms.
+    pub objective_p95_ms: f64,
+    /// Degraded from this error rate.
+    pub degraded_error_rate: f64,
+    /// Down from this error rate.
+    pub down_error_rate: f64,
+    /// Down after this many seconds without data.
+    pub stale_after_secs: u64,
+}
+
+/// Retention per resolution as durations like `2d`, `36h`, `90m`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Minute buckets (default `2d`).
+    pub minute: String,
+    /// Five-minute buckets (default `14d`).
+    pub five_minutes: String,
+    /// Hour buckets (default `400d`).
+    pub hour: String,
+    /// Sampled requests (default `2d`).
+    pub samples: String,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            minute: "2d".into(),
+            five_minutes: "14d".into(),
+            hour: "400d".into(),
+            samples: "2d".into(),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The retention in milliseconds, or what is wrong with it.
+    pub fn resolve(&self) -> Result<Retention, String> {
+        let parse = |what: &str, v: &str| {
+            parse_duration_ms(v).map_err(|e| format!("retention.{what}: {e}"))
+        };
+        let r = Retention {
+            minute_ms: parse("minute", &self.minute)?,
+            five_minutes_ms: parse("five_minutes", &self.five_minutes)?,
+            hour_ms: parse("hour", &self.hour)?,
+            samples_ms: parse("samples", &self.samples)?,
+        };
+        if r.minute_ms < 3_600_000 {
+            return Err(
+                "retention.minute must be at least 1h (rollups read minute buckets)".into(),
+            );
+        }
+        if r.five_minutes_ms < 3 * 3_600_000 {
+            return Err(
+                "retention.five_minutes must be at least 3h (hour rollups read them)".into(),
+            );
+        }
+        Ok(r)
+    }
+}
+
+/// Limits on what ingest accepts; each refusal is a clear error and a
+/// counted `vitals_rejected_total{reason}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body as sent (compressed or not), bytes.
+    pub max_body_bytes: usize,
+    /// Largest body after gzip decompression, bytes.
+    pub max_decompressed_bytes: usize,
+    /// Most route aggregates in one `/v1/ingest` batch.
+    pub max_routes_per_batch: usize,
+    /// Most sampled requests in one `/v1/ingest` batch.
+    pub max_samples_per_batch: usize,
+    /// Most custom metrics in one `/v1/ingest` batch.
+    pub max_custom_per_batch: usize,
+    /// Most records in one `/v1/requests` body.
+    pub max_records_per_batch: usize,
+    /// How many records of a `/v1/requests` body are also kept as samples.
+    pub samples_per_request_batch: usize,
+    /// Distinct routes per service; more are folded into `__overflow__`.
+    pub max_routes_per_service: usize,
+    /// Distinct services per tenant; data for more is refused.
+    pub max_services_per_tenant: usize,
+    /// Longest service, instance, caller or metric name, bytes.
+    pub max_name_len: usize,
+    /// Longest route template or path, bytes.
+    pub max_route_len: usize,
+    /// Largest request count in one aggregate.
+    pub max_count: u64,
+    /// Largest duration, ms (default one hour).
+    pub max_duration_ms: u64,
+    /// How far in the future a timestamp may be (clock skew), ms.
+    pub max_future_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 << 20,
+            max_decompressed_bytes: 16 << 20,
+            max_routes_per_batch: 10_000,
+            max_samples_per_batch: 1_000,
+            max_custom_per_batch: 1_000,
+            max_records_per_batch: 10_000,
+            samples_per_request_batch: 100,
+            max_routes_per_service: 1_000,
+            max_services_per_tenant: 1_000,
+            max_name_len: 128,
+            max_route_len: 256,
+            max_count: 1_000_000_000,
+            max_duration_ms: 3_600_000,
+            max_future_ms: 300_000,
+        }
+    }
+}
+
+/// Parses `30s`, `15m`, `1h`, `7d` into milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit: use s, m, h or d (like 15m)"))?;
+    let (num, unit) = text.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number (like 15m)"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "{text:?} has unknown unit {unit:?}: use s, m, h or d"
+            ));
+        }
+    };
+    if n <= 0 || n > 100_000 {
+        return Err(format!("{text:?} must be between 1 and 100000 {unit}"));
+    }
+    Ok(n * unit_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_refuse_clearly() {
+        assert_eq!(parse_duration_ms("15m"), Ok(900_000));
+        assert_eq!(parse_duration_ms("2d"), Ok(172_800_000));
+        for bad in [
+            "",
+            "m",
+            "15",
+            "15x",
+            "-1m",
+            "0s",
+            "99999999999999999999m",
+            "1.5h",
+        ] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn toml_config_overrides_defaults_and_refuses_typos() {
+        let c = CollectorConfig::from_toml(
+            r#"
+            listen = "0.0.0.0:9000"
+            [retention]
+            minute = "3d"
+            [services.checkout]
+            apdex_t_ms = 200.0
+            "#,
+        )
+        .expect("valid config");
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.store, DEFAULT_STORE);
+        assert_eq!(
+            c.retention.resolve().map(|r| r.minute_ms),
+            Ok(3 * 86_400_000)
+        );
+        assert_eq!(c.policy("checkout").apdex_t_ms, 200.0);
+        assert_eq!(c.policy("other").apdex_t_ms, 500.0);
+        let err = CollectorConfig::from_toml("listne = \"x\"").expect_err("typo");
+        assert!(err.contains("listne"), "{err}");
+        let err =
+            CollectorConfig::from_toml("[retention]\nminute = \"5m\"").expect_err("too short");
+        assert!(err.contains("at least 1h"), "{err}");
+        let err =
+            CollectorConfig::from_toml("[defaults]\napdex_t_ms = -1.0").expect_err("negative");
+        assert!(err.contains("positive"), "{err}");
+    }
+}

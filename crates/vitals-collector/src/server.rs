@@ -1,0 +1,802 @@
+//! The collector's HTTP API: ingest, queries and its own `/metrics`, over
+//! one [`Store`], with the rollup and retention jobs in the background.
+
+use crate::auth::{self, KeyCache, MAX_KEY_LEN};
+use crate::config::CollectorConfig;
+use crate::error::ApiError;
+use crate::ingest::{self, Prepared, RouteLimiter};
+use crate::model::{BucketQuery, IngestOutcome, KeyRecord, Role, UnixMs};
+use crate::query::{self, Figures, Metric, Window};
+use crate::rollup::{self, Retention};
+use crate::store::{self, Store, StoreError};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use vitals::wire::{INGEST_PATH, IngestBatch, REQUESTS_PATH, RequestBatch};
+use vitals::{Counter, CounterVec, Format, Registry};
+
+/// Longest query string accepted, bytes.
+pub const MAX_QUERY_LEN: usize = 1024;
+/// Most samples one `/recent` answer holds.
+pub const MAX_RECENT: usize = 1000;
+
+/// Why the collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A metric of the collector's own registry could not be registered.
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] vitals::Error),
+    /// Listening or serving failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Current time in ms since the Unix epoch.
+pub fn now_ms() -> UnixMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+struct Inner {
+    config: CollectorConfig,
+    retention: Retention,
+    store: Arc<dyn Store>,
+    keys: KeyCache,
+    routes: RouteLimiter,
+    registry: Registry,
+    batches: CounterVec,
+    ingested: CounterVec,
+    overflowed: Counter,
+    failures: CounterVec,
+}
+
+/// A collector: configuration, store and state shared by its HTTP
+/// handlers and background jobs. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use vitals_collector::{Collector, CollectorConfig, Role};
+///
+/// let config = CollectorConfig { store: "sqlite::memory:".into(), ..Default::default() };
+/// let collector = Collector::open(config).await?;
+/// let key = collector.create_key("acme", Role::Ingest).await?;
+/// println!("ingest key: {key}");
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:7070").await?;
+/// collector.serve(listener, std::future::pending()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Collector {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector {
+    /// Validates `config` and opens its store (running migrations).
+    pub async fn open(config: CollectorConfig) -> Result<Self, CollectorError> {
+        config.validate().map_err(CollectorError::Config)?;
+        if let Some(cache) = &config.cache {
+            return Err(CollectorError::Config(format!(
+                "--cache {cache}: the Redis hot tier is not part of this build yet; run without --cache"
+            )));
+        }
+        let store = store::open(&config.store).await?;
+        Self::with_store(config, store)
+    }
+
+    /// A collector over an already open store (any back end).
+    pub fn with_store(
+        config: CollectorConfig,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, CollectorError> {
+        let retention = config.retention.resolve().map_err(CollectorError::Config)?;
+        let registry = Registry::new();
+        let batches = registry.counter_vec(
+            (
+                "vitals_collector_batches_total",
+                "Ingest bodies answered, by endpoint and outcome (stored, duplicate, rejected, failed)",
+            ),
+            &["endpoint", "outcome"],
+        )?;
+        let ingested = registry.counter_vec(
+            (
+                "vitals_collector_requests_ingested_total",
+                "Requests counted by stored batches, by endpoint",
+            ),
+            &["endpoint"],
+        )?;
+        let overflowed = registry.counter((
+            "vitals_collector_route_overflow_total",
+            "Aggregates or records folded into route=\"__overflow__\" because their service reached its route limit",
+        ))?;
+        let failures = registry.counter_vec(
+            (
+                "vitals_collector_failures_total",
+                "Collector-side failures (store errors, background jobs), by reason",
+            ),
+            &["reason"],
+        )?;
+        Ok(Collector {
+            inner: Arc::new(Inner {
+                config,
+                retention,
+                store,
+                keys: KeyCache::default(),
+                routes: RouteLimiter::default(),
+                registry,
+                batches,
+                ingested,
+                overflowed,
+                failures,
+            }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &CollectorConfig {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The collector's own metrics (served at `GET /metrics`).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Creates an API key for `tenant` and returns the secret (shown once).
+    pub async fn create_key(&self, tenant: &str, role: Role) -> Result<String, StoreError> {
+        auth::create_key(&*self.inner.store, tenant, role, now_ms()).await
+    }
+
+    /// One rollup pass (every dirty period) followed by retention at
+    /// `now`. The background job calls this; tests may too.
+    pub async fn run_jobs_once(&self, now: UnixMs) -> Result<(), StoreError> {
+        rollup::rollup_pass(&*self.inner.store).await?;
+        rollup::apply_retention(&*self.inner.store, &self.inner.retention, now).await?;
+        Ok(())
+    }
+
+    /// Starts the rollup and retention job: a pass every
+    /// `rollup_interval_secs`. Failures are counted and retried next time.
+    pub fn spawn_jobs(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(Duration::from_secs(this.inner.config.rollup_interval_secs));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.run_jobs_once(now_ms()).await {
+                    this.inner.failures.get(&["background_job"]).inc();
+                    eprintln!(
+                        "vitals collector: rollup/retention pass failed, retrying next interval: {e}"
+                    );
+                }
+            }
+        })
+    }
+
+    /// The HTTP API as an axum router.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(INGEST_PATH, post(ingest_batch))
+            .route(REQUESTS_PATH, post(ingest_records))
+            .route("/v1/services", get(services))
+            .route("/v1/services/{service}/stats", get(stats))
+            .route("/v1/services/{service}/routes", get(routes))
+            .route("/v1/services/{service}/timeseries", get(timeseries))
+            .route("/v1/services/{service}/recent", get(recent))
+            .route("/v1/connections", get(connections))
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(|| async { "ok" }))
+            .fallback(not_found)
+            .with_state(self.clone())
+    }
+
+    /// Serves the API on `listener` with the background jobs until
+    /// `shutdown` completes, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), CollectorError> {
+        let jobs = self.spawn_jobs();
+        let result = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        jobs.abort();
+        result.map_err(CollectorError::Io)
+    }
+
+    /// Counts and renders an error answer.
+    fn fail(&self, err: ApiError) -> Response {
+        if err.is_rejection() {
+            self.inner.registry.count_rejected(err.reason);
+        } else {
+            self.inner.failures.get(&[err.reason]).inc();
+        }
+        err.into_response()
+    }
+
+    async fn authorize(&self, headers: &HeaderMap, role: Role) -> Result<KeyRecord, ApiError> {
+        let unauthorized =
+            |msg: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg.to_string());
+        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            unauthorized("missing Authorization header; send `Authorization: Bearer <key>`")
+        })?;
+        let key = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+            .ok_or_else(|| {
+                unauthorized("malformed Authorization header; send `Authorization: Bearer <key>`")
+            })?;
+        let rec = self
+            .inner
+            .keys
+            .lookup(&*self.inner.store, key)
+            .await
+            .map_err(store_unavailable)?
+            .ok_or_else(|| {
+                unauthorized("unknown API key; create one with `vitals collector keys create`")
+            })?;
+        if rec.role != role {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this key has role {}; {} needs a key with role {role}",
+                    rec.role,
+                    if role == Role::Ingest {
+                        "ingest"
+                    } else {
+                        "reading"
+                    }
+                ),
+            ));
+        }
+        Ok(rec)
+    }
+
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<(Bytes, bool), ApiError> {
+        let limits = &self.inner.config.limits;
+        let gzip = match headers
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.to_str().map(str::trim))
+        {
+            None => false,
+            Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") => true,
+            Some(Ok(v)) if v.eq_ignore_ascii_case("identity") => false,
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_encoding",
+                    "Content-Encoding must be gzip or identity",
+                ));
+            }
+        };
+        let bytes = axum::body::to_bytes(body, limits.max_body_bytes)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "the body is over the {}-byte limit (or was cut off); send smaller batches",
+                        limits.max_body_bytes
+                    ),
+                )
+            })?;
+        Ok((bytes, gzip))
+    }
+
+    /// Stores a prepared write; answers with what happened.
+    async fn store_write(
+        &self,
+        endpoint: &'static str,
+        prepared: Prepared,
+    ) -> Result<Response, ApiError> {
+        let Prepared {
+            write,
+            overflowed,
+            requests,
+        } = prepared;
+        if overflowed > 0 {
+            self.inner.overflowed.add(overflowed);
+            self.inner.registry.count_rejected("route_overflow");
+        }
+        let batch_id = write.batch_id.clone();
+        let series = write.buckets.len();
+        let outcome = self
+            .inner
+            .store
+            .ingest(write)
+            .await
+            .map_err(store_unavailable)?;
+        let status = match outcome {
+            IngestOutcome::Stored => {
+                self.inner.ingested.get(&[endpoint]).add(requests);
+                "stored"
+            }
+            IngestOutcome::Duplicate => "duplicate",
+        };
+        self.inner.batches.get(&[endpoint, status]).inc();
+        Ok(axum::Json(json!({
+            "status": status,
+            "batch_id": batch_id,
+            "series": series,
+            "requests": requests,
+            "overflowed": overflowed,
+        }))
+        .into_response())
+    }
+
+    fn oldest_accepted_ms(&self) -> i64 {
+        // Leave an hour of the minute retention for the rollup to read the data.
+        self.inner.retention.minute_ms - 3_600_000
+    }
+}
+
+fn store_unavailable(e: StoreError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!("the store failed; retry later: {e}"),
+    )
+}
+
+async fn ingest_batch(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let key = c.authorize(&headers, Role::Ingest).await?;
+        let (bytes, gzip) = c.read_body(&headers, body).await?;
+        let limits = &c.inner.config.limits;
+        let batch: IngestBatch = ingest::decode_body(&bytes, gzip, limits.max_decompressed_bytes)?;
+        ingest::check_service(&batch.service, limits)?;
+        let now = now_ms();
+        c.inner
+            .routes
+            .admit_service(&*c.inner.store, &key.tenant, &batch.service, now, limits)
+            .await?;
+        let prepared = ingest::prepare_batch(
+            &key.tenant,
+            batch,
+            now,
+            &c.inner.config,
+            c.oldest_accepted_ms(),
+            &c.inner.routes,
+        )?;
+        c.store_write("ingest", prepared).await
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        c.inner
+            .batches
+            .get(&[
+                "ingest",
+                if e.is_rejection() {
+                    "rejected"
+                } else {
+                    "failed"
+                },
+            ])
+            .inc();
+        c.fail(e)
+    })
+}
+
+async fn ingest_records(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let key = c.authorize(&headers, Role::Ingest).await?;
+        let (bytes, gzip) = c.read_body(&headers, body).await?;
+        let limits = &c.inner.config.limits;
+        let batch: RequestBatch = ingest::decode_body(&bytes, gzip, limits.max_decompressed_bytes)?;
+        ingest::check_service(&batch.service, limits)?;
+        let now = now_ms();
+        c.inner
+            .routes
+            .admit_service(&*c.inner.store, &key.tenant, &batch.service, now, limits)
+            .await?;
+        let prepared = ingest::prepare_records(
+            &key.tenant,
+            batch,
+            now,
+            &c.inner.config,
+            c.oldest_accepted_ms(),
+            &c.inner.routes,
+        )?;
+        c.store_write("requests", prepared).await
+    }
+    .await;
+    result.unwrap_or_else(|e| {
+        c.inner
+            .batches
+            .get(&[
+                "requests",
+                if e.is_rejection() {
+                    "rejected"
+                } else {
+                    "failed"
+                },
+            ])
+            .inc();
+        c.fail(e)
+    })
+}
+
+/// Parses a query string, refusing unknown or repeated parameters.
+fn params(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+    let raw = raw.unwrap_or_default();
+    if raw.len() > MAX_QUERY_LEN {
+        return Err(ApiError::bad_request(
+            "query_too_long",
+            format!("the query string is over {MAX_QUERY_LEN} bytes"),
+        ));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&raw).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("the query string could not be parsed: {e}"),
+        )
+    })?;
+    let mut out = BTreeMap::new();
+    for (k, v) in pairs {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(
+                "unknown_parameter",
+                format!(
+                    "unknown query parameter {:?}; this endpoint takes {}",
+                    k.chars().take(64).collect::<String>(),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if out.insert(k.clone(), v).is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("query parameter {k:?} is given twice"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn window_of(
+    c: &Collector,
+    p: &BTreeMap<String, String>,
+    default: &str,
+    now: UnixMs,
+) -> Result<Window, ApiError> {
+    Window::parse(
+        p.get("window").map_or(default, String::as_str),
+        now,
+        &c.inner.retention,
+    )
+}
+
+async fn read(
+    c: &Collector,
+    tenant: &str,
+    service: Option<&str>,
+    w: &Window,
+) -> Result<Vec<crate::model::Bucket>, ApiError> {
+    c.inner
+        .store
+        .read_buckets(BucketQuery {
+            tenant: tenant.into(),
+            service: service.map(str::to_string),
+            resolution: w.resolution,
+            start_ms: w.from_ms,
+            end_ms: w.to_ms + 1,
+        })
+        .await
+        .map_err(store_unavailable)
+}
+
+/// Finds a service of the tenant, or a 404.
+async fn known_service(
+    c: &Collector,
+    tenant: &str,
+    service: &str,
+) -> Result<crate::model::ServiceRecord, ApiError> {
+    c.inner
+        .store
+        .services(tenant.into())
+        .await
+        .map_err(store_unavailable)?
+        .into_iter()
+        .find(|s| s.service == service)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_service",
+                format!(
+                    "no data for service {:?}",
+                    service.chars().take(128).collect::<String>()
+                ),
+            )
+        })
+}
+
+#[derive(Serialize)]
+struct WindowInfo {
+    window_ms: i64,
+    resolution: &'static str,
+    from_ms: UnixMs,
+    to_ms: UnixMs,
+}
+
+impl From<&Window> for WindowInfo {
+    fn from(w: &Window) -> Self {
+        WindowInfo {
+            window_ms: w.window_ms,
+            resolution: w.resolution.as_str(),
+            from_ms: w.from_ms,
+            to_ms: w.to_ms,
+        }
+    }
+}
+
+async fn services(
+    State(c): State<Collector>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let result = async {
+        let key = c.authorize(&headers, Role::Read).await?;
+        let p = params(q, &["window"])?;
+        let now = now_ms();
+        let w = window_of(&c, &p, "15m", now)?;
+        let known = c
+            .inner
+            .store
+            .services(key.tenant.clone())
+            .await
+            .map_err(store_unavailable)?;
+        let buckets = read(&c, &key.tenant, None, &w).await?;
+        let mut by: BTreeMap<&str, Vec<&crate::model::Bucket>> = BTreeMap::new();
+        for b in &buckets {
+            by.entry(&b.key.service).or_default().push(b);
+        }
+        let list: Vec<_> = known
+            .iter()
+            .map(|s| {
+                let total = query::total(by.get(s.service.as_str()).into_iter().flatten().copied());
+                let f = Figures::of(&total, w.span_secs());
+                let policy = c.inner.config.policy(&s.service);
+                let (health, reasons) = query::health(&f, Some(s.last_seen_ms), &policy, now);
+                json!({
+                    "service": s.service,
+                    "requests": f.requests,
+                    "rate_per_sec": f.rate_per_sec,
+                    "errors": f.errors,
+                    "error_rate": f.error_rate,
+                    "p95_ms": f.p95_ms,
+                    "apdex": f.apdex,
+                    "last_seen_ms": s.last_seen_ms,
+                    "health": health,
+                    "health_reasons": reasons,
+                })
+            })
+            .collect();
+        Ok::<_, ApiError>(
+            axum::Json(json!({ "window": WindowInfo::from(&w), "services": list })).into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|e| c.fail(e))
+}
+
+async fn stats(
+    State(c): State<Collector>,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let result = async {
+        let key = c.authorize(&headers, Role::Read).await?;
+        let p = params(q, &["window"])?;
+        let now = now_ms();
+        let w = window_of(&c, &p, "15m", now)?;
+        let rec = known_service(&c, &key.tenant, &service).await?;
+        let buckets = read(&c, &key.tenant, Some(&service), &w).await?;
+        let total = query::total(&buckets);
+        let f = Figures::of(&total, w.span_secs());
+        let policy = c.inner.config.policy(&service);
+        let (health, reasons) = query::health(&f, Some(rec.last_seen_ms), &policy, now);
+        let mut classes: BTreeMap<String, u64> = BTreeMap::new();
+        for b in &buckets {
+            *classes
+                .entry(format!("{}xx", b.key.status_class))
+                .or_default() += b.stats.count;
+        }
+        let mut body = serde_json::to_value(&f).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encode_failed",
+                e.to_string(),
+            )
+        })?;
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("service".into(), json!(service));
+            obj.insert("window".into(), json!(WindowInfo::from(&w)));
+            obj.insert("apdex_t_ms".into(), json!(policy.apdex_t_ms));
+            obj.insert("objective_p95_ms".into(), json!(policy.objective_p95_ms));
+            obj.insert("health".into(), json!(health));
+            obj.insert("health_reasons".into(), json!(reasons));
+            obj.insert("status_classes".into(), json!(classes));
+            obj.insert("last_seen_ms".into(), json!(rec.last_seen_ms));
+        }
+        Ok::<_, ApiError>(axum::Json(body).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| c.fail(e))
+}
+
+async fn routes(
+    State(c): State<Collector>,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let result = async {
+        let key = c.authorize(&headers, Role::Read).await?;
+        let p = params(q, &["window"])?;
+        let w = window_of(&c, &p, "15m", now_ms())?;
+        known_service(&c, &key.tenant, &service).await?;
+        let buckets = read(&c, &key.tenant, Some(&service), &w).await?;
+        let list = query::routes(&buckets, &w);
+        Ok::<_, ApiError>(
+            axum::Json(
+                json!({ "service": service, "window": WindowInfo::from(&w), "routes": list }),
+            )
+            .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|e| c.fail(e))
+}
+
+async fn timeseries(
+    State(c): State<Collector>,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let result = async {
+        let key = c.authorize(&headers, Role::Read).await?;
+        let p = params(q, &["metric", "step", "window"])?;
+        let metric = Metric::parse(p.get("metric").map_or("requests", String::as_str))?;
+        let now = now_ms();
+        let w = window_of(&c, &p, "1h", now)?;
+        let step = query::parse_step(p.get("step").map(String::as_str), w.window_ms)?;
+        let w = Window::with_resolution(
+            w.window_ms,
+            query::resolution_for_step(step, w.resolution),
+            now,
+        );
+        known_service(&c, &key.tenant, &service).await?;
+        let buckets = read(&c, &key.tenant, Some(&service), &w).await?;
+        let points = query::timeseries(&buckets, w.from_ms, w.to_ms, step, metric);
+        Ok::<_, ApiError>(
+            axum::Json(json!({
+                "service": service,
+                "metric": p.get("metric").map_or("requests", String::as_str),
+                "step_ms": step,
+                "window": WindowInfo::from(&w),
+                "points": points,
+            }))
+            .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|e| c.fail(e))
+}
+
+async fn recent(
+    State(c): State<Collector>,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let result = async {
+        let key = c.authorize(&headers, Role::Read).await?;
+        let p = params(q, &["limit"])?;
+        let limit = match p.get("limit") {
+            None => 50,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_RECENT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_limit",
+                        format!(
+                            "limit {:?} must be a whole number from 1 to {MAX_RECENT}",
+                            v.chars().take(32).collect::<String>()
+                        ),
+                    )
+                })?,
+        };
+        known_service(&c, &key.tenant, &service).await?;
+        let samples = c
+            .inner
+            .store
+            .recent_samples(key.tenant.clone(), service.clone(), limit)
+            .await
+            .map_err(store_unavailable)?;
+        Ok::<_, ApiError>(
+            axum::Json(json!({ "service": service, "requests": samples })).into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|e| c.fail(e))
+}
+
+async fn connections(
+    State(c): State<Collector>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let result = async {
+        let key = c.authorize(&headers, Role::Read).await?;
+        let p = params(q, &["window"])?;
+        let w = window_of(&c, &p, "15m", now_ms())?;
+        let buckets = read(&c, &key.tenant, None, &w).await?;
+        let edges = query::edges(&buckets, &w);
+        Ok::<_, ApiError>(
+            axum::Json(json!({ "window": WindowInfo::from(&w), "edges": edges })).into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|e| c.fail(e))
+}
+
+async fn metrics(State(c): State<Collector>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let format = Format::from_accept(accept);
+    (
+        [(header::CONTENT_TYPE, format.content_type())],
+        c.inner.registry.render(format),
+    )
+        .into_response()
+}
+
+async fn not_found(State(c): State<Collector>) -> Response {
+    c.fail(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /v1/services, /v1/ingest, /v1/requests",
+    ))
+}
