@@ -7,8 +7,10 @@
 //! from finer ones ([`crate::rollup`]), queries read buckets and samples.
 //! Sketch merging happens in Rust, so a back end only needs to store rows.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::model::{
@@ -137,7 +139,8 @@ pub trait Store: Send + Sync + 'static {
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>>;
 }
 
-/// Opens the store a URL names: `sqlite://PATH`, `sqlite::memory:`.
+/// Opens the store a URL names: `sqlite://PATH`, `sqlite::memory:`,
+/// `postgres://…` (or `postgresql://…`).
 /// Migrations run before this returns.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url == "sqlite::memory:" {
@@ -152,13 +155,12 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
         }
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
-    let reason = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        "the PostgreSQL back end is not part of this build yet".to_string()
-    } else {
-        "expected sqlite://PATH or sqlite::memory:".to_string()
-    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::open(url).await?));
+    }
     Err(StoreError::InvalidUrl {
         url: url.into(),
-        reason,
+        reason: "expected sqlite://PATH, sqlite::memory: or postgres://…".to_string(),
     })
 }
+
