@@ -7,9 +7,11 @@
 //! from finer ones ([`crate::rollup`]), queries read buckets and samples.
 //! Sketch merging happens in Rust, so a back end only needs to store rows.
 
+mod hot_tier;
 mod postgres;
 mod sqlite;
 
+pub use hot_tier::{FlushReport, HOT_BATCH_PREFIX, HotTier, HotTierConfig};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -164,3 +166,22 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     })
 }
 
+/// Opens the store `store_url` names and, with a `cache_url`
+/// (`redis://…`), puts the shared Redis hot tier in front of it (default
+/// [`HotTierConfig`], background flusher running).
+pub async fn open_with_cache(
+    store_url: &str,
+    cache_url: Option<&str>,
+) -> StoreResult<Arc<dyn Store>> {
+    let store = open(store_url).await?;
+    match cache_url {
+        None => Ok(store),
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Arc::new(
+            HotTier::open(url, store, HotTierConfig::default()).await?,
+        )),
+        Some(url) => Err(StoreError::InvalidUrl {
+            url: url.into(),
+            reason: "the cache must be a redis:// URL".into(),
+        }),
+    }
+}

@@ -134,6 +134,29 @@ impl Drop for TestSchema {
     }
 }
 
+/// The Redis URL for tests, or `None` (after a loud skip) outside CI.
+pub async fn redis_url() -> Option<String> {
+    let Ok(url) = std::env::var("VITALS_TEST_REDIS") else {
+        unavailable("Redis", "VITALS_TEST_REDIS is not set");
+        return None;
+    };
+    let reachable = async {
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), reachable).await {
+        Ok(Some(_)) => Some(url),
+        _ => {
+            unavailable("Redis", &format!("no answer to PING at {url}"));
+            None
+        }
+    }
+}
+
 /// A string of at most `max` bytes repeating `pattern` (whole chars only).
 pub fn fill(pattern: &str, max: usize) -> String {
     let mut out = String::new();
@@ -149,7 +172,7 @@ pub fn fill(pattern: &str, max: usize) -> String {
 /// Names at the ingest limits (128-byte names, 256-byte routes) made of
 /// SQL metacharacters, quotes, format strings and multi-byte Unicode must
 /// come back byte for byte.
-pub async fn hostile_round_trip(store: &dyn Store) {
+pub async fn hostile_round_trip(store: &dyn Store, t: i64) {
     let nasty = "'; DROP TABLE buckets_1m; -- \"x\" $1 %s %n \\ \\\\ ` ${a} {{}} ¿ü€ 𝄞 😀👩\u{200d}👩\u{200d}👧 \u{202e}rtl\u{202c} ";
     let tenant = fill(&format!("tenant'\"{nasty}"), 128);
     let service = fill(&format!("svc {nasty}"), 128);
@@ -163,7 +186,6 @@ pub async fn hostile_round_trip(store: &dyn Store) {
         status_class: 5,
         caller: caller.clone(),
     };
-    let t = 1_000_000_000_000 + 7 * 60_000;
     let bucket = minute_bucket(&tenant, &key, t, &[0.5, 12.25, 3_599_999.0], 3);
     let sample = Sample {
         timestamp_ms: t,
