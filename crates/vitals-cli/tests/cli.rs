@@ -1,0 +1,286 @@
+//! The real `vitals` binary: keys, flags from the environment and the
+//! config file, and no acknowledged batch lost when the process is killed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vitals");
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn create_key(config: &std::path::Path, role: &str) -> String {
+    let out = Command::new(BIN)
+        .args([
+            "collector",
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--role",
+            role,
+            "--config",
+        ])
+        .arg(config)
+        .env_remove("VITALS_STORE")
+        .output()
+        .await
+        .expect("run keys create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("vk_"), "{key}");
+    key
+}
+
+/// Starts `vitals collector` with the listen address from the environment
+/// and everything else from the config file; returns it and its address.
+async fn start(config: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["collector", "--config"])
+        .arg(config)
+        .env("VITALS_LISTEN", "127.0.0.1:0")
+        .env_remove("VITALS_STORE")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn collector");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_string();
+            }
+        }
+        panic!("the collector exited before listening");
+    })
+    .await
+    .expect("collector starts in time");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+async fn call(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    method: &str,
+    url: String,
+    key: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {key}"))
+        .body(Full::new(Bytes::from(
+            body.map(|b| serde_json::to_vec(b).unwrap())
+                .unwrap_or_default(),
+        )))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+fn batch(id: &str, now: i64) -> Value {
+    let requests: Vec<Value> = (0..20)
+        .map(|i| json!({"method": "GET", "route": "/r", "status": 200, "duration_ms": 1.0 + i as f64, "timestamp_ms": now}))
+        .collect();
+    json!({"service": "api", "batch_id": id, "requests": requests})
+}
+
+#[tokio::test]
+async fn help_documents_every_flag_and_its_variable() {
+    let out = Command::new(BIN)
+        .args(["collector", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--store",
+        "--cache",
+        "--config",
+        "--rollup-interval-secs",
+        "--retention-minute",
+        "--apdex-t-ms",
+        "--max-body-bytes",
+        "--max-routes-per-service",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    for var in [
+        "VITALS_LISTEN",
+        "VITALS_STORE",
+        "VITALS_CACHE",
+        "VITALS_CONFIG",
+    ] {
+        assert!(help.contains(var), "{var} missing from --help");
+    }
+    let out = Command::new(BIN)
+        .args([
+            "collector",
+            "keys",
+            "create",
+            "--tenant",
+            "a",
+            "--role",
+            "admin",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected ingest or read"));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listne = \"x\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["collector", "--config"])
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("listne"),
+        "a typo in the config is named"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_collector_loses_no_acknowledged_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vitals.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"sqlite://{}\"\nrollup_interval_secs = 1\n",
+            dir.path().join("vitals.db").display()
+        ),
+    )
+    .unwrap();
+    let ingest = create_key(&config, "ingest").await;
+    let read = create_key(&config, "read").await;
+    let (mut child, addr) = start(&config).await;
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let now = now_ms();
+
+    // Four senders post as fast as they can; the process is killed under them.
+    let mut senders = Vec::new();
+    for s in 0..4 {
+        let (client, addr, key) = (client.clone(), addr.clone(), ingest.clone());
+        senders.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..100_000 {
+                let id = format!("s{s}-{i}");
+                match call(
+                    &client,
+                    "POST",
+                    format!("http://{addr}/v1/requests"),
+                    &key,
+                    Some(&batch(&id, now)),
+                )
+                .await
+                {
+                    Ok((200, b)) if b["status"] == "stored" => acked.push(id),
+                    Ok((status, b)) => panic!("unexpected answer {status}: {b}"),
+                    Err(_) => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let mut acked = Vec::new();
+    for s in senders {
+        acked.extend(s.await.unwrap());
+    }
+    assert!(
+        acked.len() >= 4,
+        "some batches were acknowledged before the kill: {}",
+        acked.len()
+    );
+
+    let (mut child, addr) = start(&config).await;
+    let (status, stats) = call(
+        &client,
+        "GET",
+        format!("http://{addr}/v1/services/api/stats?window=15m"),
+        &read,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{stats}");
+    let stored = stats["requests"].as_u64().unwrap();
+    assert!(
+        stored >= 20 * acked.len() as u64,
+        "{stored} requests stored for {} acknowledged batches",
+        acked.len()
+    );
+    assert!(
+        stored <= 20 * (acked.len() as u64 + 4),
+        "at most the in-flight batches beyond those acknowledged"
+    );
+    for id in &acked {
+        let (status, b) = call(
+            &client,
+            "POST",
+            format!("http://{addr}/v1/requests"),
+            &ingest,
+            Some(&batch(id, now)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (status, b["status"].as_str()),
+            (200, Some("duplicate")),
+            "acknowledged batch {id} was lost"
+        );
+    }
+
+    // SIGTERM stops it cleanly.
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: sending a signal to our own child process by its pid.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
