@@ -14,13 +14,18 @@ use vitals_collector::{Collector, CollectorConfig, Role};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listen = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:7070".into());
+    let listen = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7070".into());
     let config = CollectorConfig {
         store: "sqlite::memory:".into(),
         ..Default::default()
     };
     let collector = Collector::open(config).await?;
-    println!("INGEST={}", collector.create_key("demo", Role::Ingest).await?);
+    println!(
+        "INGEST={}",
+        collector.create_key("demo", Role::Ingest).await?
+    );
     println!("READ={}", collector.create_key("demo", Role::Read).await?);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("collector on http://{}", listener.local_addr()?);

@@ -580,3 +580,51 @@ async fn two_collectors_over_http_share_one_hot_tier() {
     let cleanup = tier(&url, store, config(&prefix)).await;
     cleanup.clear().await.expect("clear");
 }
+
+#[tokio::test]
+async fn collector_open_puts_the_hot_tier_in_front_of_the_store() {
+    let Some(url) = external::redis_url().await else {
+        return;
+    };
+    let prefix = format!("{}:", external::random_name("vitals_test_open"));
+    let collector_config = vitals_collector::CollectorConfig {
+        cache: Some(format!("{url}/?prefix={prefix}")),
+        ..common::memory_config()
+    };
+    let tc = common::TestCollector::start(collector_config).await;
+    let now = now_ms();
+    let body = json!({"service": "api", "batch_id": "one", "requests": [
+        {"method": "GET", "route": "/", "status": 200, "duration_ms": 3.0, "timestamp_ms": now}]});
+    let (status, reply) = tc.post("/v1/requests", &body).await;
+    assert_eq!(status, 200, "{reply}");
+    let stats = tc.get_ok("/v1/services/api/stats?window=15m").await;
+    assert_eq!(stats["requests"], json!(1), "{stats}");
+    // The write went to Redis under the prefix, not straight to the store.
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert!(
+        keys.iter().any(|k| k.starts_with(&format!("{prefix}q:"))),
+        "{keys:?}"
+    );
+    tc.stop().await;
+    let cleanup = tier(&url, memory().await, config(&prefix[..prefix.len() - 1])).await;
+    cleanup.clear().await.expect("clear");
+    // A cache URL that is not Redis is refused clearly.
+    let bad = vitals_collector::CollectorConfig {
+        cache: Some("memcached://x".into()),
+        ..common::memory_config()
+    };
+    let err = Collector::open(bad)
+        .await
+        .expect_err("not redis")
+        .to_string();
+    assert!(err.contains("redis://"), "{err}");
+}

@@ -168,20 +168,69 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
 
 /// Opens the store `store_url` names and, with a `cache_url`
 /// (`redis://…`), puts the shared Redis hot tier in front of it (default
-/// [`HotTierConfig`], background flusher running).
+/// [`HotTierConfig`], background flusher running). A `prefix=P` query
+/// parameter of the cache URL sets the key prefix (default `vitals:`), so
+/// several deployments can share one Redis.
 pub async fn open_with_cache(
     store_url: &str,
     cache_url: Option<&str>,
 ) -> StoreResult<Arc<dyn Store>> {
-    let store = open(store_url).await?;
-    match cache_url {
-        None => Ok(store),
-        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Ok(Arc::new(
-            HotTier::open(url, store, HotTierConfig::default()).await?,
-        )),
-        Some(url) => Err(StoreError::InvalidUrl {
+    let Some(url) = cache_url else {
+        return open(store_url).await;
+    };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(StoreError::InvalidUrl {
             url: url.into(),
             reason: "the cache must be a redis:// URL".into(),
-        }),
+        });
+    }
+    let (url, prefix) = split_prefix(url);
+    let mut config = HotTierConfig::default();
+    if let Some(p) = prefix {
+        config.prefix = p;
+    }
+    let store = open(store_url).await?;
+    Ok(Arc::new(HotTier::open(&url, store, config).await?))
+}
+
+/// Takes a `prefix=` query parameter out of a Redis URL.
+fn split_prefix(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut prefix = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("prefix=") {
+            Some(p) => {
+                prefix = Some(p.to_string());
+                false
+            }
+            None => !kv.is_empty(),
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_prefix;
+
+    #[test]
+    fn cache_urls_carry_a_key_prefix() {
+        assert_eq!(
+            split_prefix("redis://h:6379/0?prefix=a:&protocol=resp3"),
+            ("redis://h:6379/0?protocol=resp3".into(), Some("a:".into()))
+        );
+        assert_eq!(
+            split_prefix("redis://h/?prefix=p"),
+            ("redis://h/".into(), Some("p".into()))
+        );
+        assert_eq!(split_prefix("redis://h"), ("redis://h".into(), None));
     }
 }
