@@ -9,8 +9,10 @@
 //!   `≥ B` is written to Redis; an older one (late data) too, but into a
 //!   snapshot flushed to the store before `ingest` returns. `B` only grows,
 //!   so every write of a minute `≥ B` went through Redis: reads take
-//!   minutes `≥ B` from Redis alone and older ones from the store alone —
-//!   no double counting however far the flusher is.
+//!   minutes `≥ B` from Redis alone and older ones from the store alone, so
+//!   nothing is ever counted twice. (A flusher more than the window behind,
+//!   say with the store down, leaves older minutes short in the store until
+//!   it catches up; nothing is lost.)
 //! - **One atomic script per ingest** (Lua): the batch-id check and record
 //!   (with expiry), the merge into the query view of each hot minute and
 //!   into the not-yet-flushed delta of each `(tenant, service, minute)`,
@@ -45,6 +47,9 @@ pub const HOT_BATCH_PREFIX: &str = "vitals-hot-tier/";
 const KEY_MARGIN_MS: i64 = 5 * MINUTE_MS;
 /// Units sealed or snapshots flushed per pass and kind, so a pass is bounded.
 const PER_PASS: isize = 1000;
+/// Most minutes (past the window's end, i.e. clock skew) one tenant's
+/// minute index keeps.
+const MAX_VIEW_MINUTES: usize = 10_000;
 /// Largest count or integer field one write may add (exact in Lua and
 /// far from overflowing Redis's 64-bit integers).
 const MAX_INCREMENT: u64 = 1 << 53;
@@ -621,6 +626,9 @@ impl Inner {
                 let minutes = ops.key(k.view_minutes(&w.tenant));
                 ops.op("z", minutes, minute, minute);
                 ops.op("x", minutes, expires, "");
+                // Forget minutes that left the window (bounded, however
+                // long the tenant stays busy).
+                ops.op("r", minutes, hot_from, MAX_VIEW_MINUTES);
             }
         }
         if !w.samples.is_empty() {
