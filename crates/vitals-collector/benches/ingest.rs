@@ -115,6 +115,32 @@ fn post(s: &Setup, path: &str, body: Bytes) {
     });
 }
 
+/// `n` posts in flight at once (one iteration = all of them answered).
+fn post_concurrent(s: &Setup, path: &str, template: &[u8], n: usize) {
+    s.client_rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let body = with_id(template, IDS.fetch_add(1, Ordering::Relaxed));
+            let req = hyper::Request::post(format!("{}{path}", s.url))
+                .header("authorization", format!("Bearer {}", s.key))
+                .body(Full::new(body))
+                .unwrap();
+            let client = s.client.clone();
+            set.spawn(async move {
+                let resp = client.request(req).await.unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.into_body().collect().await.unwrap();
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+    });
+}
+
+/// Senders in flight at once in the concurrent variants.
+const IN_FLIGHT: usize = 8;
+
 fn ingest(c: &mut Criterion) {
     let s = setup();
     let mut g = c.benchmark_group("collector_ingest_sqlite");
@@ -143,6 +169,35 @@ fn ingest(c: &mut Criterion) {
                 "/v1/requests",
                 with_id(&rec, IDS.fetch_add(1, Ordering::Relaxed)),
             )
+        })
+    });
+
+    g.throughput(Throughput::Elements(agg_events * IN_FLIGHT as u64));
+    g.bench_function("http_aggregated_100x100_8_in_flight", |b| {
+        b.iter(|| post_concurrent(&s, "/v1/ingest", &agg, IN_FLIGHT))
+    });
+    g.throughput(Throughput::Elements(rec_events * IN_FLIGHT as u64));
+    g.bench_function("http_records_1000_8_in_flight", |b| {
+        b.iter(|| post_concurrent(&s, "/v1/requests", &rec, IN_FLIGHT))
+    });
+
+    // Decoding and aggregating alone (no HTTP, no store): the CPU part.
+    let config = CollectorConfig::default();
+    let limiter = vitals_collector::ingest::RouteLimiter::default();
+    g.throughput(Throughput::Elements(rec_events));
+    g.bench_function("decode_and_aggregate_records_1000", |b| {
+        b.iter(|| {
+            let batch: vitals::wire::RequestBatch =
+                vitals_collector::ingest::decode_body(&rec, false, usize::MAX).unwrap();
+            vitals_collector::ingest::prepare_records(
+                "bench",
+                batch,
+                now_ms(),
+                &config,
+                86_400_000,
+                &limiter,
+            )
+            .unwrap()
         })
     });
 

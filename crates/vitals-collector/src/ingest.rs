@@ -17,7 +17,6 @@ use crate::store::Store;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::sync::Mutex;
-use vitals::Sketch;
 use vitals::wire::{IngestBatch, RequestBatch, RouteAggregate};
 
 /// Decodes a request body: gunzips it when `gzip` (refusing anything that
@@ -533,32 +532,31 @@ pub fn prepare_records(
             trace_id: r.trace_id,
         });
     }
-    let mut merged: BTreeMap<(UnixMs, SeriesKey), BucketStats> = BTreeMap::new();
+    // Routes after the limit, decided once per distinct route of the batch.
     let mut overflowed = 0;
-    let mut route_of: HashMap<String, String> = HashMap::new();
+    let mut route_of: HashMap<&str, String> = HashMap::new();
     for s in &checked {
-        let route = match route_of.get(&s.route) {
-            Some(r) => r.clone(),
-            None => {
-                let (r, over) = routes.route(tenant, &batch.service, &s.route, limits);
-                overflowed += u64::from(over);
-                route_of.insert(s.route.clone(), r.clone());
-                r
-            }
-        };
-        let key = SeriesKey {
-            service: batch.service.clone(),
-            method: s.method.clone(),
+        if !route_of.contains_key(s.route.as_str()) {
+            let (r, over) = routes.route(tenant, &batch.service, &s.route, limits);
+            overflowed += u64::from(over);
+            route_of.insert(&s.route, r);
+        }
+    }
+    // Aggregate under borrowed keys: no allocation per record.
+    type Key<'a> = (UnixMs, &'a str, &'a str, u8, &'a str);
+    let mut by_key: HashMap<Key<'_>, BucketStats> = HashMap::new();
+    for s in &checked {
+        let route = route_of
+            .get(s.route.as_str())
+            .map_or(s.route.as_str(), String::as_str);
+        let key = (
+            Resolution::Minute.floor(s.timestamp_ms),
+            s.method.as_str(),
             route,
-            status_class: (s.status / 100) as u8,
-            caller: s.caller.clone().unwrap_or_default(),
-        };
-        let stats = merged
-            .entry((Resolution::Minute.floor(s.timestamp_ms), key))
-            .or_insert_with(|| BucketStats {
-                duration_ms: Sketch::new(),
-                ..Default::default()
-            });
+            (s.status / 100) as u8,
+            s.caller.as_deref().unwrap_or(""),
+        );
+        let stats = by_key.entry(key).or_default();
         stats.count += 1;
         stats.errors += u64::from(s.status >= 500);
         if s.duration_ms <= t {
@@ -568,6 +566,19 @@ pub fn prepare_records(
         }
         stats.duration_ms.record(s.duration_ms);
     }
+    let merged: BTreeMap<(UnixMs, SeriesKey), BucketStats> = by_key
+        .into_iter()
+        .map(|((minute, method, route, status_class, caller), stats)| {
+            let key = SeriesKey {
+                service: batch.service.clone(),
+                method: method.into(),
+                route: route.into(),
+                status_class,
+                caller: caller.into(),
+            };
+            ((minute, key), stats)
+        })
+        .collect();
     let requests = checked.len() as u64;
     let keep = checked
         .len()

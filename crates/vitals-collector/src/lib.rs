@@ -10,6 +10,7 @@
 //! Start with [`Collector`]; the `vitals collector` command wraps it.
 
 pub mod auth;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod ingest;

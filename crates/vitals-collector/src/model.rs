@@ -155,6 +155,71 @@ impl BucketStats {
     }
 }
 
+/// Adds up many [`BucketStats`] quickly: sketch counts go into a dense
+/// array over the range of bucket indices seen (a few KiB for latencies)
+/// instead of a map insert per bucket per merge, so a query over thousands
+/// of buckets costs one pass over their counts. The result equals merging
+/// them one by one with [`BucketStats::merge`].
+#[derive(Debug, Clone, Default)]
+pub struct StatsSum {
+    stats: BucketStats,
+    zero: u64,
+    sum: f64,
+    /// Index of `dense[0]`.
+    base: i32,
+    dense: Vec<u64>,
+}
+
+impl StatsSum {
+    /// Grows the dense range to cover bucket index `i`.
+    fn cover(&mut self, i: i32) {
+        if self.dense.is_empty() {
+            self.base = i;
+            self.dense.push(0);
+        } else if i < self.base {
+            let mut grown = vec![0; (self.base - i) as usize];
+            grown.extend_from_slice(&self.dense);
+            self.dense = grown;
+            self.base = i;
+        } else if (i - self.base) as usize >= self.dense.len() {
+            self.dense.resize((i - self.base) as usize + 1, 0);
+        }
+    }
+
+    /// Adds one bucket's statistics.
+    pub fn add(&mut self, s: &BucketStats) {
+        let t = &mut self.stats;
+        t.count = t.count.saturating_add(s.count);
+        t.errors = t.errors.saturating_add(s.errors);
+        t.satisfied = t.satisfied.saturating_add(s.satisfied);
+        t.tolerating = t.tolerating.saturating_add(s.tolerating);
+        t.last_seen_ms = t.last_seen_ms.max(s.last_seen_ms);
+        self.zero = self.zero.saturating_add(s.duration_ms.zero_count());
+        self.sum += s.duration_ms.sum();
+        for (i, c) in s.duration_ms.buckets() {
+            self.cover(i);
+            let slot = &mut self.dense[(i - self.base) as usize];
+            *slot = slot.saturating_add(c);
+        }
+    }
+
+    /// The total.
+    pub fn finish(self) -> BucketStats {
+        let buckets = self
+            .dense
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(k, &c)| (k as i32 + self.base, c));
+        let duration_ms =
+            vitals::Sketch::from_buckets(self.zero, self.sum, buckets).unwrap_or_default();
+        BucketStats {
+            duration_ms,
+            ..self.stats
+        }
+    }
+}
+
 /// One stored bucket: a series' statistics over one period at one resolution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
@@ -325,6 +390,33 @@ mod tests {
         for r in Resolution::ALL {
             assert_eq!(Resolution::from_code(r.code()), Some(r));
         }
+    }
+
+    #[test]
+    fn stats_sum_equals_merging_one_by_one() {
+        let mut parts = Vec::new();
+        for k in 0..5u64 {
+            let mut sk = vitals::Sketch::new();
+            for v in [0.0, 0.5 + k as f64, 3.0 * k as f64, 1e6, 1e-12] {
+                sk.record(v);
+            }
+            parts.push(BucketStats {
+                count: 5,
+                errors: k,
+                satisfied: 2,
+                tolerating: 1,
+                duration_ms: sk,
+                last_seen_ms: k as i64,
+            });
+        }
+        let mut merged = BucketStats::default();
+        let mut sum = StatsSum::default();
+        for p in &parts {
+            merged.merge(p);
+            sum.add(p);
+        }
+        assert_eq!(sum.finish(), merged);
+        assert_eq!(StatsSum::default().finish(), BucketStats::default());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::config::{CollectorConfig, ResolvedPolicy, parse_duration_ms};
 use crate::error::ApiError;
-use crate::model::{Bucket, BucketStats, Resolution, UnixMs};
+use crate::model::{Bucket, BucketStats, Resolution, StatsSum, UnixMs};
 use crate::rollup::Retention;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -261,11 +261,11 @@ impl Metric {
 
 /// Merges every bucket into one.
 pub fn total<'a>(buckets: impl IntoIterator<Item = &'a Bucket>) -> BucketStats {
-    let mut out = BucketStats::default();
+    let mut out = StatsSum::default();
     for b in buckets {
-        out.merge(&b.stats);
+        out.add(&b.stats);
     }
-    out
+    out.finish()
 }
 
 /// One route's figures.
@@ -282,18 +282,18 @@ pub struct RouteFigures {
 
 /// Per (method, route) figures, busiest first.
 pub fn routes(buckets: &[Bucket], window: &Window) -> Vec<RouteFigures> {
-    let mut by: BTreeMap<(&str, &str), BucketStats> = BTreeMap::new();
+    let mut by: BTreeMap<(&str, &str), StatsSum> = BTreeMap::new();
     for b in buckets {
         by.entry((&b.key.method, &b.key.route))
             .or_default()
-            .merge(&b.stats);
+            .add(&b.stats);
     }
     let mut out: Vec<RouteFigures> = by
         .into_iter()
         .map(|((m, r), s)| RouteFigures {
             method: m.into(),
             route: r.into(),
-            figures: Figures::of(&s, window.span_secs()),
+            figures: Figures::of(&s.finish(), window.span_secs()),
         })
         .collect();
     out.sort_by(|a, b| {
@@ -381,6 +381,7 @@ pub fn timeseries(
 ) -> Vec<Point> {
     let start = from.div_euclid(step) * step;
     let n = ((to - start) / step + 1).max(1) as usize;
+    // Few buckets per step: plain merges keep memory per step small.
     let mut steps = vec![BucketStats::default(); n];
     for b in buckets {
         let i = (b.start_ms - start).div_euclid(step);
@@ -389,11 +390,11 @@ pub fn timeseries(
         }
     }
     steps
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, s)| Point {
             t: start + i as i64 * step,
-            value: Figures::of(s, step as f64 / 1000.0).metric(metric),
+            value: Figures::of(&s, step as f64 / 1000.0).metric(metric),
         })
         .collect()
 }
@@ -419,15 +420,15 @@ pub struct Edge {
 
 /// Caller → callee edges from buckets that name a caller.
 pub fn edges(buckets: &[Bucket], window: &Window) -> Vec<Edge> {
-    let mut by: BTreeMap<(&str, &str), BucketStats> = BTreeMap::new();
+    let mut by: BTreeMap<(&str, &str), StatsSum> = BTreeMap::new();
     for b in buckets.iter().filter(|b| !b.key.caller.is_empty()) {
         by.entry((&b.key.caller, &b.key.service))
             .or_default()
-            .merge(&b.stats);
+            .add(&b.stats);
     }
     by.into_iter()
         .map(|((caller, callee), s)| {
-            let f = Figures::of(&s, window.span_secs());
+            let f = Figures::of(&s.finish(), window.span_secs());
             Edge {
                 caller: caller.into(),
                 callee: callee.into(),

@@ -176,6 +176,7 @@ pub async fn run_store_suite(store: Arc<dyn Store>) {
     keys(&*store).await;
     ingest_merges_and_isolates_tenants(&*store).await;
     duplicate_batches_count_once(&*store).await;
+    concurrent_ingests_count_each_batch_once(store.clone()).await;
     samples_and_services(&*store).await;
     rollups_equal_merge_of_parts(&*store).await;
     stale_rollup_keeps_period_dirty(&*store).await;
@@ -384,6 +385,54 @@ async fn duplicate_batches_count_once(store: &dyn Store) {
     );
     let got = read(store, &tenant, Some("api"), Resolution::Minute, 0, i64::MAX).await;
     assert_eq!(got[0].stats.count, 6);
+}
+
+async fn concurrent_ingests_count_each_batch_once(store: Arc<dyn Store>) {
+    let tenant = unique("tenant");
+    let k = key("api", "/c", "");
+    let t = BASE_MS + 240_000;
+    // 64 writers at once, every batch id sent twice: each id counts once.
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move {
+            let w = write(
+                &tenant,
+                "api",
+                Some(&format!("c{}", i / 2)),
+                t,
+                vec![minute_bucket(&tenant, &k, t, &[i as f64 + 1.0], 0)],
+                vec![],
+            );
+            store.ingest(w).await.expect("concurrent ingest")
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        if task.await.expect("task") == IngestOutcome::Stored {
+            stored += 1;
+        }
+    }
+    assert_eq!(
+        stored, 32,
+        "each of 32 ids is stored once, its twin is a duplicate"
+    );
+    let got = read(
+        store.as_ref(),
+        &tenant,
+        Some("api"),
+        Resolution::Minute,
+        0,
+        i64::MAX,
+    )
+    .await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].stats.count, 32,
+        "concurrent writes merge, none lost or doubled"
+    );
 }
 
 async fn samples_and_services(store: &dyn Store) {

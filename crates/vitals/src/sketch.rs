@@ -295,6 +295,34 @@ impl Sketch {
         }
     }
 
+    /// Builds a sketch from stored parts, as [`Sketch::zero_count`],
+    /// [`Sketch::sum`] and [`Sketch::buckets`] return them, for storage back
+    /// ends with their own encoding (the collector's SQLite store).
+    /// Repeated indices add up, saturating; zero counts are dropped. `None`
+    /// when an index is outside the sketch's range.
+    pub fn from_buckets(
+        zero_count: u64,
+        sum: f64,
+        buckets: impl IntoIterator<Item = (i32, u64)>,
+    ) -> Option<Sketch> {
+        let mut map = BTreeMap::new();
+        for (i, c) in buckets {
+            if !(MIN_INDEX..=MAX_INDEX).contains(&i) {
+                return None;
+            }
+            if c > 0 {
+                let slot = map.entry(i).or_insert(0u64);
+                *slot = slot.saturating_add(c);
+            }
+        }
+        Some(Sketch {
+            zero_count,
+            sum,
+            rejected: 0,
+            buckets: map,
+        })
+    }
+
     pub(crate) fn from_parts(zero_count: u64, sum: f64, buckets: BTreeMap<i32, u64>) -> Self {
         Sketch {
             zero_count,
@@ -392,6 +420,19 @@ mod tests {
             prop_assert_eq!(both.count(), sb.count());
             prop_assert!((both.sum() - sb.sum()).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn from_buckets_round_trips_and_refuses_bad_indices() {
+        let mut s = Sketch::new();
+        for v in [0.0, 1.5, 1.5, 300.0] {
+            s.record(v);
+        }
+        let back = Sketch::from_buckets(s.zero_count(), s.sum(), s.buckets()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(Sketch::from_buckets(0, 0.0, [(MAX_INDEX + 1, 1)]), None);
+        let sat = Sketch::from_buckets(0, 0.0, [(0, u64::MAX), (0, 5), (1, 0)]).unwrap();
+        assert_eq!(sat.buckets().collect::<Vec<_>>(), vec![(0, u64::MAX)]);
     }
 
     #[test]

@@ -75,7 +75,7 @@ const MIGRATIONS: &[&str] = &[
         errors bigint NOT NULL,
         satisfied bigint NOT NULL,
         tolerating bigint NOT NULL,
-        sketch text NOT NULL,
+        sketch bytea NOT NULL,
         last_seen_ms bigint NOT NULL,
         PRIMARY KEY (tenant, start_ms, series_id)
     ) PARTITION BY RANGE (start_ms);
@@ -238,12 +238,13 @@ fn sql_to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn encode_sketch(s: &vitals::Sketch) -> StoreResult<String> {
-    serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// Sketches are stored in the collector's compact binary form ([`crate::codec`]).
+fn encode_sketch(s: &vitals::Sketch) -> Vec<u8> {
+    crate::codec::encode_sketch(s)
 }
 
-fn decode_sketch(s: &str) -> StoreResult<vitals::Sketch> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
+fn decode_sketch(b: &[u8]) -> StoreResult<vitals::Sketch> {
+    crate::codec::decode_sketch(b).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
 }
 
 fn now_ms() -> UnixMs {
@@ -295,7 +296,7 @@ struct Columns {
     errors: Vec<i64>,
     satisfied: Vec<i64>,
     tolerating: Vec<i64>,
-    sketch: Vec<String>,
+    sketch: Vec<Vec<u8>>,
     last_seen: Vec<i64>,
 }
 
@@ -330,7 +331,7 @@ impl Columns {
             c.errors.push(u64_to_sql(r.stats.errors));
             c.satisfied.push(u64_to_sql(r.stats.satisfied));
             c.tolerating.push(u64_to_sql(r.stats.tolerating));
-            c.sketch.push(encode_sketch(&r.stats.duration_ms)?);
+            c.sketch.push(encode_sketch(&r.stats.duration_ms));
             c.last_seen.push(r.stats.last_seen_ms);
         }
         Ok(c)
@@ -353,7 +354,7 @@ async fn insert_rows(
                      status_class, caller, count, errors, satisfied, tolerating, sketch, last_seen_ms)
                  SELECT $1, * FROM unnest($2::int8[], $3::bytea[], $4::text[], $5::text[], $6::text[],
                      $7::int2[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::int8[],
-                     $13::text[], $14::int8[])
+                     $13::bytea[], $14::int8[])
                  ON CONFLICT (tenant, start_ms, series_id) DO NOTHING
                  RETURNING start_ms, series_id"
             ),
@@ -438,7 +439,7 @@ async fn merge_rows(
                     "UPDATE {table} AS b SET count = u.count, errors = u.errors, satisfied = u.satisfied,
                          tolerating = u.tolerating, sketch = u.sketch, last_seen_ms = u.last_seen_ms
                      FROM unnest($2::int8[], $3::bytea[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],
-                         $8::text[], $9::int8[])
+                         $8::bytea[], $9::int8[])
                          AS u(start_ms, series_id, count, errors, satisfied, tolerating, sketch, last_seen_ms)
                      WHERE b.tenant = $1 AND b.start_ms = u.start_ms AND b.series_id = u.series_id"
                 ),

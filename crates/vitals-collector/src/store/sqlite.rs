@@ -10,7 +10,7 @@ use crate::model::{
     Bucket, BucketQuery, BucketStats, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord,
     Resolution, Role, Sample, SeriesKey, ServiceRecord, UnixMs,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::{Arc, Mutex};
 
 /// Schema migrations, applied in order; `user_version` is how many ran.
@@ -82,10 +82,22 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// An ingest write waiting for the next group commit.
+struct Job {
+    write: IngestWrite,
+    done: tokio::sync::oneshot::Sender<StoreResult<IngestOutcome>>,
+}
+
 /// The SQLite store. Cheap to clone: clones share the connection.
+///
+/// Ingest writes queue up and are committed in groups: whichever blocking
+/// task holds the connection writes every queued batch in one transaction,
+/// so concurrent senders share one disk sync instead of waiting in line
+/// for one each.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    pending: Arc<Mutex<std::collections::VecDeque<Job>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -129,6 +141,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))??;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            pending: Arc::default(),
         })
     }
 
@@ -191,20 +204,26 @@ fn sql_to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn encode_sketch(s: &vitals::Sketch) -> StoreResult<String> {
-    serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+fn encode_sketch(s: &vitals::Sketch) -> Vec<u8> {
+    crate::codec::encode_sketch(s)
 }
 
-fn decode_sketch(s: &str) -> StoreResult<vitals::Sketch> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
+/// Sketches are stored as compact blobs; text is the JSON form older
+/// databases hold, still read.
+fn decode_sketch(v: rusqlite::types::ValueRef<'_>) -> StoreResult<vitals::Sketch> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Blob(b) => {
+            crate::codec::decode_sketch(b).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
+        }
+        ValueRef::Text(t) => {
+            serde_json::from_slice(t).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
+        }
+        _ => Err(StoreError::Corrupt("sketch: neither blob nor text".into())),
+    }
 }
 
-fn mark_dirty(
-    tx: &Transaction<'_>,
-    res: Resolution,
-    tenant: &str,
-    start: UnixMs,
-) -> StoreResult<()> {
+fn mark_dirty(tx: &Connection, res: Resolution, tenant: &str, start: UnixMs) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO dirty_periods (resolution, tenant, start_ms, generation) VALUES (?1, ?2, ?3, 1)
          ON CONFLICT (resolution, tenant, start_ms) DO UPDATE SET generation = generation + 1",
@@ -215,8 +234,8 @@ fn mark_dirty(
     Ok(())
 }
 
-fn insert_bucket(tx: &Transaction<'_>, b: &Bucket) -> StoreResult<()> {
-    let sketch = encode_sketch(&b.stats.duration_ms)?;
+fn insert_bucket(tx: &Connection, b: &Bucket) -> StoreResult<()> {
+    let sketch = encode_sketch(&b.stats.duration_ms);
     tx.prepare_cached(
         "INSERT OR REPLACE INTO buckets (resolution, tenant, service, start_ms, method, route,
              status_class, caller, count, errors, satisfied, tolerating, sketch, last_seen_ms)
@@ -243,24 +262,22 @@ fn insert_bucket(tx: &Transaction<'_>, b: &Bucket) -> StoreResult<()> {
     Ok(())
 }
 
-fn stats_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(BucketStats, String)> {
-    Ok((
-        BucketStats {
-            count: sql_to_u64(row.get(at)?),
-            errors: sql_to_u64(row.get(at + 1)?),
-            satisfied: sql_to_u64(row.get(at + 2)?),
-            tolerating: sql_to_u64(row.get(at + 3)?),
-            duration_ms: vitals::Sketch::new(),
-            last_seen_ms: row.get(at + 5)?,
-        },
-        row.get(at + 4)?,
-    ))
+fn stats_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<BucketStats> {
+    let duration_ms = decode_sketch(row.get_ref(at + 4)?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(at + 4, rusqlite::types::Type::Blob, Box::new(e))
+    })?;
+    Ok(BucketStats {
+        count: sql_to_u64(row.get(at)?),
+        errors: sql_to_u64(row.get(at + 1)?),
+        satisfied: sql_to_u64(row.get(at + 2)?),
+        tolerating: sql_to_u64(row.get(at + 3)?),
+        duration_ms,
+        last_seen_ms: row.get(at + 5)?,
+    })
 }
 
-fn ingest_tx(conn: &mut Connection, w: &IngestWrite) -> StoreResult<IngestOutcome> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(db)?;
+/// Writes one ingest inside the caller's transaction (see [`ingest_group`]).
+fn ingest_one(tx: &Connection, w: &IngestWrite) -> StoreResult<IngestOutcome> {
     if let Some(id) = &w.batch_id {
         let inserted = tx
             .prepare_cached(
@@ -299,16 +316,15 @@ fn ingest_tx(conn: &mut Connection, w: &IngestWrite) -> StoreResult<IngestOutcom
             .map_err(db)?;
         let mut merged = b.clone();
         merged.tenant.clone_from(&w.tenant);
-        if let Some((mut stats, sketch)) = existing {
-            stats.duration_ms = decode_sketch(&sketch)?;
+        if let Some(mut stats) = existing {
             stats.merge(&b.stats);
             merged.stats = stats;
         }
-        insert_bucket(&tx, &merged)?;
+        insert_bucket(tx, &merged)?;
         if let Some(target) = b.resolution.target() {
             let period = target.floor(b.start_ms);
             if !marked.contains(&period) {
-                mark_dirty(&tx, target, &w.tenant, period)?;
+                mark_dirty(tx, target, &w.tenant, period)?;
                 marked.push(period);
             }
         }
@@ -342,28 +358,65 @@ fn ingest_tx(conn: &mut Connection, w: &IngestWrite) -> StoreResult<IngestOutcom
     .map_err(db)?
     .execute(params![w.tenant, w.service, w.received_ms])
     .map_err(db)?;
-    tx.commit().map_err(db)?;
     Ok(IngestOutcome::Stored)
 }
 
-fn read_buckets_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<Bucket>> {
-    let map =
-        |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, SeriesKey, BucketStats, String)> {
-            let (stats, sketch) = stats_from_row(r, 6)?;
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                SeriesKey {
-                    service: r.get(2)?,
-                    method: r.get(3)?,
-                    route: r.get(4)?,
-                    status_class: r.get(5)?,
-                    caller: r.get(12)?,
-                },
-                stats,
-                sketch,
-            ))
+/// Most ingest writes committed together.
+const MAX_GROUP: usize = 256;
+
+/// Group commit: writes every queued ingest in one transaction (one disk
+/// sync), each inside its own savepoint so one failing write is rolled
+/// back alone; then answers each. A failed commit fails them all.
+fn ingest_group(conn: &mut Connection, jobs: Vec<Job>) {
+    let run =
+        |conn: &mut Connection, jobs: &[Job]| -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
+            let mut tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let sp = tx.savepoint().map_err(db)?;
+                let result = ingest_one(&sp, &job.write);
+                if result.is_ok() {
+                    sp.commit().map_err(db)?;
+                }
+                // An uncommitted savepoint rolls back when dropped.
+                results.push(result);
+            }
+            tx.commit().map_err(db)?;
+            Ok(results)
         };
+    match run(conn, &jobs) {
+        Ok(results) => {
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.done.send(result);
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for job in jobs {
+                let _ = job.done.send(Err(StoreError::Database(msg.clone())));
+            }
+        }
+    }
+}
+
+fn read_buckets_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<Bucket>> {
+    let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, SeriesKey, BucketStats)> {
+        let stats = stats_from_row(r, 6)?;
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            SeriesKey {
+                service: r.get(2)?,
+                method: r.get(3)?,
+                route: r.get(4)?,
+                status_class: r.get(5)?,
+                caller: r.get(12)?,
+            },
+            stats,
+        ))
+    };
     const COLS: &str = "start_ms, tenant, service, method, route, status_class,
         count, errors, satisfied, tolerating, sketch, last_seen_ms, caller";
     let rows: Vec<_> = match &q.service {
@@ -394,23 +447,47 @@ fn read_buckets_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<Buck
             .collect::<Result<_, _>>()
             .map_err(db)?,
     };
-    rows.into_iter()
-        .map(|(start_ms, tenant, key, mut stats, sketch)| {
-            stats.duration_ms = decode_sketch(&sketch)?;
-            Ok(Bucket {
-                tenant,
-                resolution: q.resolution,
-                start_ms,
-                key,
-                stats,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|(start_ms, tenant, key, stats)| Bucket {
+            tenant,
+            resolution: q.resolution,
+            start_ms,
+            key,
+            stats,
         })
-        .collect()
+        .collect())
 }
 
 impl Store for SqliteStore {
     fn ingest(&self, write: IngestWrite) -> BoxFuture<'_, StoreResult<IngestOutcome>> {
-        self.with(move |c| ingest_tx(c, &write))
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Job { write, done });
+        let pending = self.pending.clone();
+        let run = self.with(move |c| {
+            // Whoever holds the connection takes every queued write; if
+            // another task already took ours, there is nothing to do.
+            loop {
+                let jobs: Vec<Job> = {
+                    let mut q = pending.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = q.len().min(MAX_GROUP);
+                    q.drain(..n).collect()
+                };
+                if jobs.is_empty() {
+                    return Ok(());
+                }
+                ingest_group(c, jobs);
+            }
+        });
+        Box::pin(async move {
+            run.await?;
+            answer
+                .await
+                .map_err(|_| StoreError::Task("the ingest write was dropped unanswered".into()))?
+        })
     }
 
     fn read_buckets(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<Bucket>>> {
