@@ -305,16 +305,24 @@ impl Sketch {
         sum: f64,
         buckets: impl IntoIterator<Item = (i32, u64)>,
     ) -> Option<Sketch> {
-        let mut map = BTreeMap::new();
-        for (i, c) in buckets {
-            if !(MIN_INDEX..=MAX_INDEX).contains(&i) {
-                return None;
-            }
-            if c > 0 {
+        let pairs: Vec<(i32, u64)> = buckets.into_iter().filter(|&(_, c)| c > 0).collect();
+        if pairs
+            .iter()
+            .any(|(i, _)| !(MIN_INDEX..=MAX_INDEX).contains(i))
+        {
+            return None;
+        }
+        // Stored sketches come sorted and unique: build the map in bulk.
+        let map = if pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            pairs.into_iter().collect()
+        } else {
+            let mut map = BTreeMap::new();
+            for (i, c) in pairs {
                 let slot = map.entry(i).or_insert(0u64);
                 *slot = slot.saturating_add(c);
             }
-        }
+            map
+        };
         Some(Sketch {
             zero_count,
             sum,

@@ -47,9 +47,9 @@ const MIGRATIONS: &[&str] = &[
         tolerating INTEGER NOT NULL,
         sketch TEXT NOT NULL,
         last_seen_ms INTEGER NOT NULL,
-        PRIMARY KEY (resolution, tenant, start_ms, service, method, route, status_class, caller)
+        PRIMARY KEY (resolution, tenant, service, start_ms, method, route, status_class, caller)
     ) WITHOUT ROWID;
-    CREATE INDEX buckets_by_service ON buckets (resolution, tenant, service, start_ms);
+    CREATE INDEX buckets_by_time ON buckets (resolution, tenant, start_ms);
     CREATE TABLE dirty_periods (
         resolution INTEGER NOT NULL,
         tenant TEXT NOT NULL,
