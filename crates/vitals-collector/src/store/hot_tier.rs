@@ -182,7 +182,6 @@ struct Acc {
     satisfied: u64,
     tolerating: u64,
     zero: u64,
-    rejected: u64,
     sum: f64,
     last_seen: i64,
     buckets: BTreeMap<i32, u64>,
@@ -202,7 +201,6 @@ impl Acc {
             "s" => self.satisfied = int()?,
             "t" => self.tolerating = int()?,
             "z" => self.zero = int()?,
-            "r" => self.rejected = int()?,
             "S" => {
                 self.sum = value
                     .parse()
@@ -225,14 +223,11 @@ impl Acc {
     }
 
     fn into_stats(self) -> StoreResult<BucketStats> {
-        let buckets: Vec<(i32, u64)> = self.buckets.into_iter().filter(|(_, c)| *c > 0).collect();
-        let sketch: vitals::Sketch = serde_json::from_value(serde_json::json!({
-            "zero_count": self.zero,
-            "sum": self.sum,
-            "rejected": self.rejected,
-            "buckets": buckets,
-        }))
-        .map_err(|e| StoreError::Corrupt(format!("hot tier sketch: {e}")))?;
+        // Like the stores' codec, the count of rejected values is not kept.
+        let sketch =
+            vitals::Sketch::from_buckets(self.zero, self.sum, self.buckets).ok_or_else(|| {
+                StoreError::Corrupt("hot tier sketch: bucket index out of range".into())
+            })?;
         Ok(BucketStats {
             count: self.count,
             errors: self.errors,
@@ -275,7 +270,6 @@ impl Ops {
             ("s", s.satisfied),
             ("t", s.tolerating),
             ("z", s.duration_ms.zero_count()),
-            ("r", s.duration_ms.rejected()),
         ] {
             if v > 0 || stat == "c" {
                 self.op("i", key, format!("{prefix}{stat}"), v);
@@ -298,7 +292,6 @@ fn check_write(w: &IngestWrite) -> StoreResult<()> {
             s.satisfied,
             s.tolerating,
             s.duration_ms.zero_count(),
-            s.duration_ms.rejected(),
         ]
         .into_iter()
         .chain(s.duration_ms.buckets().map(|(_, c)| c))
