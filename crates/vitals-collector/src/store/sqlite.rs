@@ -694,3 +694,23 @@ impl Store for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::types::ValueRef;
+
+    #[test]
+    fn sketches_read_as_blob_or_legacy_json_and_refuse_garbage() {
+        let mut s = vitals::Sketch::new();
+        s.record(12.5);
+        s.record(0.0);
+        let blob = encode_sketch(&s);
+        assert_eq!(decode_sketch(ValueRef::Blob(&blob)).ok(), Some(s.clone()));
+        let json = serde_json::to_vec(&s).unwrap_or_default();
+        assert_eq!(decode_sketch(ValueRef::Text(&json)).ok(), Some(s));
+        assert!(decode_sketch(ValueRef::Blob(b"\x07junk")).is_err());
+        assert!(decode_sketch(ValueRef::Text(b"{nope")).is_err());
+        assert!(decode_sketch(ValueRef::Integer(3)).is_err());
+    }
+}
