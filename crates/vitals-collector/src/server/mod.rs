@@ -95,15 +95,11 @@ impl std::fmt::Debug for Collector {
 }
 
 impl Collector {
-    /// Validates `config` and opens its store (running migrations).
+    /// Validates `config` and opens its store (running migrations), behind
+    /// the Redis hot tier when `config.cache` names one.
     pub async fn open(config: CollectorConfig) -> Result<Self, CollectorError> {
         config.validate().map_err(CollectorError::Config)?;
-        if let Some(cache) = &config.cache {
-            return Err(CollectorError::Config(format!(
-                "--cache {cache}: the Redis hot tier is not part of this build yet; run without --cache"
-            )));
-        }
-        let store = store::open(&config.store).await?;
+        let store = store::open_with_cache(&config.store, config.cache.as_deref()).await?;
         Self::with_store(config, store)
     }
 

@@ -7,8 +7,12 @@
 //! from finer ones ([`crate::rollup`]), queries read buckets and samples.
 //! Sketch merging happens in Rust, so a back end only needs to store rows.
 
+mod hot_tier;
+mod postgres;
 mod sqlite;
 
+pub use hot_tier::{FlushReport, HOT_BATCH_PREFIX, HotTier, HotTierConfig};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::model::{
@@ -137,7 +141,8 @@ pub trait Store: Send + Sync + 'static {
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>>;
 }
 
-/// Opens the store a URL names: `sqlite://PATH`, `sqlite::memory:`.
+/// Opens the store a URL names: `sqlite://PATH`, `sqlite::memory:`,
+/// `postgres://…` (or `postgresql://…`).
 /// Migrations run before this returns.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url == "sqlite::memory:" {
@@ -152,13 +157,80 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
         }
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
-    let reason = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        "the PostgreSQL back end is not part of this build yet".to_string()
-    } else {
-        "expected sqlite://PATH or sqlite::memory:".to_string()
-    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::open(url).await?));
+    }
     Err(StoreError::InvalidUrl {
         url: url.into(),
-        reason,
+        reason: "expected sqlite://PATH, sqlite::memory: or postgres://…".to_string(),
     })
+}
+
+/// Opens the store `store_url` names and, with a `cache_url`
+/// (`redis://…`), puts the shared Redis hot tier in front of it (default
+/// [`HotTierConfig`], background flusher running). A `prefix=P` query
+/// parameter of the cache URL sets the key prefix (default `vitals:`), so
+/// several deployments can share one Redis.
+pub async fn open_with_cache(
+    store_url: &str,
+    cache_url: Option<&str>,
+) -> StoreResult<Arc<dyn Store>> {
+    let Some(url) = cache_url else {
+        return open(store_url).await;
+    };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(StoreError::InvalidUrl {
+            url: url.into(),
+            reason: "the cache must be a redis:// URL".into(),
+        });
+    }
+    let (url, prefix) = split_prefix(url);
+    let mut config = HotTierConfig::default();
+    if let Some(p) = prefix {
+        config.prefix = p;
+    }
+    let store = open(store_url).await?;
+    Ok(Arc::new(HotTier::open(&url, store, config).await?))
+}
+
+/// Takes a `prefix=` query parameter out of a Redis URL.
+fn split_prefix(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut prefix = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("prefix=") {
+            Some(p) => {
+                prefix = Some(p.to_string());
+                false
+            }
+            None => !kv.is_empty(),
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_prefix;
+
+    #[test]
+    fn cache_urls_carry_a_key_prefix() {
+        assert_eq!(
+            split_prefix("redis://h:6379/0?prefix=a:&protocol=resp3"),
+            ("redis://h:6379/0?protocol=resp3".into(), Some("a:".into()))
+        );
+        assert_eq!(
+            split_prefix("redis://h/?prefix=p"),
+            ("redis://h/".into(), Some("p".into()))
+        );
+        assert_eq!(split_prefix("redis://h"), ("redis://h".into(), None));
+    }
 }
