@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p vitals-server --example push_to_collector -- \
-//!     --listen 127.0.0.1:3000 --collector http://127.0.0.1:4318 \
+//!     --listen 127.0.0.1:3000 --collector http://127.0.0.1:7070 \
 //!     --key INGEST_KEY --service checkout [--interval-ms 10000]
 //! ```
 //!
@@ -103,13 +103,13 @@ struct Args {
 
 const USAGE: &str = "usage: push_to_collector [--listen ADDR] [--collector URL] [--key KEY] \
 [--service NAME] [--interval-ms N]
-  defaults: --listen 127.0.0.1:3000 --collector http://127.0.0.1:4318 --key dev-key \
+  defaults: --listen 127.0.0.1:3000 --collector http://127.0.0.1:7070 --key dev-key \
 --service demo --interval-ms 10000";
 
 fn parse_args() -> Result<Option<Args>, String> {
     let mut a = Args {
         listen: "127.0.0.1:3000".into(),
-        collector: "http://127.0.0.1:4318".into(),
+        collector: "http://127.0.0.1:7070".into(),
         key: "dev-key".into(),
         service: "demo".into(),
         interval_ms: 10_000,

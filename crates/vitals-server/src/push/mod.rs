@@ -15,7 +15,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let metrics = ServerMetrics::builder()
 //!     .push(
-//!         PushConfig::new("http://127.0.0.1:4318", "ingest-key")?
+//!         PushConfig::new("http://127.0.0.1:7070", "ingest-key")?
 //!             .service("checkout")
 //!             .instance("checkout-1")
 //!             .interval(Duration::from_secs(10))
@@ -94,7 +94,7 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 #[non_exhaustive]
 pub enum PushError {
     /// The collector address is not an `http://host[:port][/prefix]` URL.
-    #[error("invalid collector URL {url:?}: {reason} (expected e.g. \"http://127.0.0.1:4318\")")]
+    #[error("invalid collector URL {url:?}: {reason} (expected e.g. \"http://127.0.0.1:7070\")")]
     InvalidCollectorUrl {
         /// The address given.
         url: String,
@@ -293,13 +293,13 @@ mod tests {
 
     #[test]
     fn config_validates_url_and_key() {
-        let c = PushConfig::new("http://127.0.0.1:4318", "k").unwrap();
-        assert_eq!(c.ingest_url(), "http://127.0.0.1:4318/v1/ingest");
+        let c = PushConfig::new("http://127.0.0.1:7070", "k").unwrap();
+        assert_eq!(c.ingest_url(), "http://127.0.0.1:7070/v1/ingest");
         let c = PushConfig::new("http://collector:80/base/", "k").unwrap();
         assert_eq!(c.ingest_url(), "http://collector:80/base/v1/ingest");
         for bad in [
             "https://x",
-            "127.0.0.1:4318",
+            "127.0.0.1:7070",
             "http://",
             "not a url",
             "http://x/?a=1",
