@@ -258,9 +258,12 @@ pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>
         rollup_interval_secs: 5,
         ..CollectorConfig::default()
     };
-    let collector = Collector::open(config)
-        .await
-        .with_context(|| format!("cannot open the store {}", args.store))?;
+    let collector = Collector::open(config).await.with_context(|| {
+        format!(
+            "cannot open the store {}",
+            vitals_collector::store::redact_password(&args.store)
+        )
+    })?;
     let ingest_key = collector.create_key("demo", Role::Ingest).await?;
     let read_key = collector.create_key("demo", Role::Read).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -300,7 +303,10 @@ pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>
     .await?;
 
     println!("vitals demo: a collector and two services that push to it");
-    println!("  collector   {collector_url}  (store {})", args.store);
+    println!(
+        "  collector   {collector_url}  (store {})",
+        vitals_collector::store::redact_password(&args.store)
+    );
     for s in [&frontend, &users] {
         println!(
             "  {:<10}  http://{}/  dashboard http://{}/debug/  metrics http://{}/metrics",

@@ -257,7 +257,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let store = store::open(&url)
                 .await
-                .with_context(|| format!("cannot open store {url}"))?;
+                .with_context(|| format!("cannot open store {}", store::redact_password(&url)))?;
             let key = vitals_collector::auth::create_key(
                 &*store,
                 &k.tenant,
@@ -277,14 +277,20 @@ async fn run(cli: Cli) -> Result<()> {
             let config = cmd.serve.config()?;
             let listen = config.listen.clone();
             let store_url = config.store.clone();
-            let collector = Collector::open(config)
-                .await
-                .context("cannot start the collector")?;
+            let collector = Collector::open(config).await.with_context(|| {
+                format!(
+                    "cannot start the collector (store {})",
+                    store::redact_password(&store_url)
+                )
+            })?;
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let addr = listener.local_addr()?;
-            eprintln!("vitals collector listening on http://{addr} (store {store_url})");
+            eprintln!(
+                "vitals collector listening on http://{addr} (store {})",
+                store::redact_password(&store_url)
+            );
             collector.serve(listener, shutdown_signal()).await?;
             eprintln!("vitals collector stopped");
             Ok(())

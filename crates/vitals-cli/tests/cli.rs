@@ -284,3 +284,45 @@ async fn a_killed_collector_loses_no_acknowledged_batch() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn store_passwords_never_reach_the_output() {
+    // Nothing listens on port 1: opening the store fails, and says so
+    // without the password.
+    for args in [
+        vec![
+            "collector",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "postgres://vitals:hunter2@127.0.0.1:1/db",
+        ],
+        vec![
+            "collector",
+            "keys",
+            "create",
+            "--tenant",
+            "t",
+            "--role",
+            "read",
+            "--store",
+            "postgres://vitals:hunter2@127.0.0.1:1/db",
+        ],
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains("vitals:***@127.0.0.1:1"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+            "{args:?} leaked the password: {stderr}"
+        );
+    }
+}

@@ -217,8 +217,37 @@ fn split_prefix(url: &str) -> (String, Option<String>) {
     (url, prefix)
 }
 
+/// `url` with any password replaced by `***`, for logs and error messages:
+/// store and cache URLs (`postgres://user:secret@host/db`,
+/// `redis://:secret@host`) may carry credentials.
+pub fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        use super::redact_password as redact;
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("redis://:pw@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
+        assert_eq!(redact("sqlite://vitals.db"), "sqlite://vitals.db");
+        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
+    }
+
     use super::split_prefix;
 
     #[test]

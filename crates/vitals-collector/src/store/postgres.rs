@@ -511,7 +511,7 @@ impl PostgresStore {
     /// and migrates it.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::InvalidUrl {
-            url: redact(url),
+            url: super::redact_password(url),
             reason: format!("not a PostgreSQL connection URL: {e}"),
         })?;
         Self::connect(config).await
@@ -870,20 +870,6 @@ impl PostgresStore {
     }
 }
 
-/// `url` without its password, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..colon], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 fn bucket_from_row(r: &tokio_postgres::Row, tenant: &str, res: Resolution) -> StoreResult<Bucket> {
     let status: i16 = r.get(4);
     Ok(Bucket {
@@ -1179,11 +1165,5 @@ mod tests {
         };
         assert_ne!(series_id(&k("ab", "c")), series_id(&k("a", "bc")));
         assert_eq!(series_id(&k("a", "b")), series_id(&k("a", "b")));
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
 }
