@@ -373,82 +373,96 @@ fn store_unavailable(e: StoreError) -> ApiError {
     )
 }
 
-async fn ingest_batch(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
+/// The two ingest bodies, as the shared ingest path sees them.
+trait IngestBody: serde::de::DeserializeOwned {
+    /// The endpoint's label in `vitals_collector_batches_total`.
+    const ENDPOINT: &'static str;
+    fn service(&self) -> &str;
+    fn prepare(
+        self,
+        tenant: &str,
+        now: UnixMs,
+        config: &CollectorConfig,
+        oldest_ms: i64,
+        routes: &RouteLimiter,
+    ) -> Result<Prepared, ApiError>;
+}
+
+impl IngestBody for IngestBatch {
+    const ENDPOINT: &'static str = "ingest";
+    fn service(&self) -> &str {
+        &self.service
+    }
+    fn prepare(
+        self,
+        tenant: &str,
+        now: UnixMs,
+        config: &CollectorConfig,
+        oldest_ms: i64,
+        routes: &RouteLimiter,
+    ) -> Result<Prepared, ApiError> {
+        ingest::prepare_batch(tenant, self, now, config, oldest_ms, routes)
+    }
+}
+
+impl IngestBody for RequestBatch {
+    const ENDPOINT: &'static str = "requests";
+    fn service(&self) -> &str {
+        &self.service
+    }
+    fn prepare(
+        self,
+        tenant: &str,
+        now: UnixMs,
+        config: &CollectorConfig,
+        oldest_ms: i64,
+        routes: &RouteLimiter,
+    ) -> Result<Prepared, ApiError> {
+        ingest::prepare_records(tenant, self, now, config, oldest_ms, routes)
+    }
+}
+
+/// `POST /v1/ingest` and `POST /v1/requests`: authorize, read and decode
+/// the body within the limits, admit the service, prepare, store durably.
+async fn ingest_body<B: IngestBody>(c: Collector, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let key = c.authorize(&headers, Role::Ingest).await?;
         let (bytes, gzip) = c.read_body(&headers, body).await?;
         let limits = &c.inner.config.limits;
-        let batch: IngestBatch = ingest::decode_body(&bytes, gzip, limits.max_decompressed_bytes)?;
-        ingest::check_service(&batch.service, limits)?;
+        let batch: B = ingest::decode_body(&bytes, gzip, limits.max_decompressed_bytes)?;
+        ingest::check_service(batch.service(), limits)?;
         let now = now_ms();
         c.inner
             .routes
-            .admit_service(&*c.inner.store, &key.tenant, &batch.service, now, limits)
+            .admit_service(&*c.inner.store, &key.tenant, batch.service(), now, limits)
             .await?;
-        let prepared = ingest::prepare_batch(
+        let prepared = batch.prepare(
             &key.tenant,
-            batch,
             now,
             &c.inner.config,
             c.oldest_accepted_ms(),
             &c.inner.routes,
         )?;
-        c.store_write("ingest", prepared).await
+        c.store_write(B::ENDPOINT, prepared).await
     }
     .await;
     result.unwrap_or_else(|e| {
-        c.inner
-            .batches
-            .get(&[
-                "ingest",
-                if e.is_rejection() {
-                    "rejected"
-                } else {
-                    "failed"
-                },
-            ])
-            .inc();
+        let outcome = if e.is_rejection() {
+            "rejected"
+        } else {
+            "failed"
+        };
+        c.inner.batches.get(&[B::ENDPOINT, outcome]).inc();
         c.fail(e)
     })
 }
 
+async fn ingest_batch(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
+    ingest_body::<IngestBatch>(c, headers, body).await
+}
+
 async fn ingest_records(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
-    let result = async {
-        let key = c.authorize(&headers, Role::Ingest).await?;
-        let (bytes, gzip) = c.read_body(&headers, body).await?;
-        let limits = &c.inner.config.limits;
-        let batch: RequestBatch = ingest::decode_body(&bytes, gzip, limits.max_decompressed_bytes)?;
-        ingest::check_service(&batch.service, limits)?;
-        let now = now_ms();
-        c.inner
-            .routes
-            .admit_service(&*c.inner.store, &key.tenant, &batch.service, now, limits)
-            .await?;
-        let prepared = ingest::prepare_records(
-            &key.tenant,
-            batch,
-            now,
-            &c.inner.config,
-            c.oldest_accepted_ms(),
-            &c.inner.routes,
-        )?;
-        c.store_write("requests", prepared).await
-    }
-    .await;
-    result.unwrap_or_else(|e| {
-        c.inner
-            .batches
-            .get(&[
-                "requests",
-                if e.is_rejection() {
-                    "rejected"
-                } else {
-                    "failed"
-                },
-            ])
-            .inc();
-        c.fail(e)
-    })
+    ingest_body::<RequestBatch>(c, headers, body).await
 }
 
 async fn metrics(State(c): State<Collector>, headers: HeaderMap) -> Response {
