@@ -132,12 +132,31 @@ struct ServeArgs {
     /// Store URL: sqlite://PATH, sqlite::memory: or postgres://… [default: sqlite://vitals.db].
     #[arg(long, env = "VITALS_STORE")]
     store: Option<String>,
-    /// Shared hot tier for the last 15 minutes, redis://… (optional).
+    /// Shared hot tier for the last minutes, redis://… (optional; `?prefix=P` sets the key prefix, default vitals:).
     #[arg(long, env = "VITALS_CACHE")]
     cache: Option<String>,
-    /// TOML configuration file; every setting below has a key there too
-    /// (limits under [limits], retention under [retention], per-service
-    /// Apdex and objectives under [defaults] and [services.NAME]).
+    /// Hot tier: recent minutes kept in Redis, whole minutes from 1m to 1d [default: 15m].
+    #[arg(long, env = "VITALS_HOT_WINDOW")]
+    hot_window: Option<String>,
+    /// Hot tier: pause between background flush passes into the store, 1s to 10m [default: 5s].
+    #[arg(long, env = "VITALS_HOT_FLUSH_INTERVAL")]
+    hot_flush_interval: Option<String>,
+    /// Hot tier: wait after a minute ends before flushing it, 0s to 59s [default: 5s].
+    #[arg(long, env = "VITALS_HOT_FLUSH_GRACE")]
+    hot_flush_grace: Option<String>,
+    /// Hot tier: age at which another collector takes over an interrupted flush, 1s to 1h [default: 30s].
+    #[arg(long, env = "VITALS_HOT_ORPHAN_AFTER")]
+    hot_orphan_after: Option<String>,
+    /// Hot tier: how long batch ids are remembered against retries, 1m to 30d [default: 1h].
+    #[arg(long, env = "VITALS_HOT_DEDUP_WINDOW")]
+    hot_dedup_window: Option<String>,
+    /// Hot tier: recent sampled requests kept per service, 1 to 100000 [default: 1000].
+    #[arg(long, env = "VITALS_HOT_RECENT_SAMPLES")]
+    hot_recent_samples: Option<usize>,
+    /// TOML configuration file; every setting here has a key there too
+    /// (limits under [limits], retention under [retention], hot tier under
+    /// [hot_tier], per-service Apdex and objectives under [defaults] and
+    /// [services.NAME]).
     #[arg(long, env = "VITALS_CONFIG")]
     config: Option<std::path::PathBuf>,
     /// Seconds between rollup passes (1-minute → 5-minute → 1-hour) [default: 10].
@@ -208,6 +227,12 @@ impl ServeArgs {
             max_decompressed_bytes => limits.max_decompressed_bytes,
             max_routes_per_service => limits.max_routes_per_service,
             max_services_per_tenant => limits.max_services_per_tenant,
+            hot_window => hot_tier.window,
+            hot_flush_interval => hot_tier.flush_interval,
+            hot_flush_grace => hot_tier.flush_grace,
+            hot_orphan_after => hot_tier.orphan_after,
+            hot_dedup_window => hot_tier.dedup_window,
+            hot_recent_samples => hot_tier.recent_samples,
         );
         if self.cache.is_some() {
             c.cache.clone_from(&self.cache);
@@ -219,9 +244,31 @@ impl ServeArgs {
             c.defaults.objective_p95_ms = self.objective_p95_ms;
         }
         c.validate()
-            .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("invalid setting: {e}{}", flag_hint(&e)))?;
         Ok(c)
     }
+}
+
+/// Names the flag and variable of a sectioned setting an error is about
+/// (`hot_tier.flush_grace` → `--hot-flush-grace`), since the value may
+/// have come from any of the three places.
+fn flag_hint(error: &str) -> String {
+    let Some((setting, _)) = error.split_once(' ') else {
+        return String::new();
+    };
+    let flag = if let Some(rest) = setting.strip_prefix("hot_tier.") {
+        format!("hot_{rest}")
+    } else if let Some(rest) = setting.strip_prefix("retention.") {
+        format!("retention_{rest}")
+    } else {
+        return String::new();
+    };
+    let flag = flag.trim_end_matches(':');
+    format!(
+        " (set by --{}, VITALS_{} or the config file)",
+        flag.replace('_', "-"),
+        flag.to_ascii_uppercase()
+    )
 }
 
 async fn shutdown_signal() {

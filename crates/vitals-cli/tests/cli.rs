@@ -117,6 +117,126 @@ fn batch(id: &str, now: i64) -> Value {
     json!({"service": "api", "batch_id": id, "requests": requests})
 }
 
+#[test]
+fn hot_tier_settings_come_from_flags_env_and_file_and_are_checked() {
+    let out = std::process::Command::new(BIN)
+        .args(["collector", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (flag, var) in [
+        ("--hot-window", "VITALS_HOT_WINDOW"),
+        ("--hot-flush-interval", "VITALS_HOT_FLUSH_INTERVAL"),
+        ("--hot-flush-grace", "VITALS_HOT_FLUSH_GRACE"),
+        ("--hot-orphan-after", "VITALS_HOT_ORPHAN_AFTER"),
+        ("--hot-dedup-window", "VITALS_HOT_DEDUP_WINDOW"),
+        ("--hot-recent-samples", "VITALS_HOT_RECENT_SAMPLES"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+        assert!(help.contains(var), "{var} missing from --help");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hot.toml");
+    std::fs::write(&file, "[hot_tier]\nflush_grace = \"90s\"\n").unwrap();
+    // Each refused before anything is opened, naming the setting, the
+    // value and where it can come from.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case<'_>; 5] = [
+        (
+            &["--hot-window", "90s"],
+            &[],
+            &[
+                "hot_tier.window",
+                "whole number of minutes",
+                "\"90s\"",
+                "--hot-window",
+            ],
+        ),
+        (
+            &[],
+            &[("VITALS_HOT_FLUSH_GRACE", "1m")],
+            &[
+                "hot_tier.flush_grace",
+                "less than 1m",
+                "VITALS_HOT_FLUSH_GRACE",
+            ],
+        ),
+        (
+            &["--hot-recent-samples", "0"],
+            &[],
+            &["hot_tier.recent_samples", "1 to 100000"],
+        ),
+        (
+            &["--hot-dedup-window", "soon"],
+            &[],
+            &["hot_tier.dedup_window", "\"soon\""],
+        ),
+        (
+            &["--config", file.to_str().unwrap()],
+            &[],
+            &["hot_tier.flush_grace", "\"90s\""],
+        ),
+    ];
+    for (args, env, want) in cases {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args([
+            "collector",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "sqlite::memory:",
+        ])
+        .args(args)
+        .env_remove("RUST_BACKTRACE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} {env:?} was accepted");
+        for w in want {
+            assert!(
+                stderr.contains(w),
+                "{args:?} {env:?}: {w:?} not in {stderr}"
+            );
+        }
+    }
+    // Precedence: a flag beats the variable, which beats the file. Each
+    // run ends at the bad value that won, or else at the store URL, which
+    // nothing opens (so the collector never starts).
+    let ok_file = dir.path().join("ok.toml");
+    std::fs::write(&ok_file, "[hot_tier]\nwindow = \"5m\"\n").unwrap();
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["collector", "--store", "nowhere://x", "--config"])
+            .arg(&ok_file)
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("VITALS_HOT_WINDOW");
+        if let Some(v) = env {
+            cmd.env("VITALS_HOT_WINDOW", v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The file alone is fine: only the store fails.
+    let e = run(&[], None);
+    assert!(e.contains("nowhere://x") && !e.contains("window"), "{e}");
+    // The variable over the file.
+    let e = run(&[], Some("90s"));
+    assert!(
+        e.contains("hot_tier.window") && e.contains("\"90s\""),
+        "{e}"
+    );
+    // The flag over the variable.
+    let e = run(&["--hot-window", "45s"], Some("90s"));
+    assert!(e.contains("\"45s\"") && !e.contains("90s"), "{e}");
+    // A good flag over a bad variable: only the store fails.
+    let e = run(&["--hot-window", "3m"], Some("90s"));
+    assert!(e.contains("nowhere://x") && !e.contains("window"), "{e}");
+}
+
 #[tokio::test]
 async fn help_documents_every_flag_and_its_variable() {
     let out = Command::new(BIN)

@@ -15,12 +15,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use vitals::Sketch;
 use vitals_collector::{Collector, CollectorConfig, IngestWrite, Role, now_ms};
 
-const ID_SLOT: &str = "BATCHID_0000000000000000";
+mod common;
+
+use common::{ID_SLOT, IDS, aggregated_body, records_body, with_id};
 
 struct Setup {
     rt: tokio::runtime::Runtime,
@@ -68,40 +69,15 @@ fn setup() -> Setup {
     }
 }
 
-/// 100 route aggregates of 100 requests each: 10,000 events.
-fn aggregated_body() -> (Vec<u8>, u64) {
-    let mut routes = Vec::new();
-    let mut x = 1u64;
-    for r in 0..100 {
-        let mut sk = Sketch::new();
-        for _ in 0..100 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            sk.record(0.5 + (x >> 40) as f64 / (1u64 << 24) as f64 * 500.0);
-        }
-        routes.push(json!({"method": "GET", "route": format!("/route/{r}"), "status_class": 2, "count": 100, "satisfied": 100, "duration_ms": sk}));
-    }
-    let body = json!({"batch_id": ID_SLOT, "service": "bench", "instance": "b-1", "start_unix_ms": now_ms(), "interval_ms": 10_000, "routes": routes});
-    (serde_json::to_vec(&body).unwrap(), 10_000)
-}
-
-/// 1,000 per-request records over 20 routes.
-fn records_body() -> (Vec<u8>, u64) {
-    let now = now_ms();
-    let requests: Vec<Value> = (0..1000)
-        .map(|i| json!({"method": "GET", "route": format!("/route/{}", i % 20), "status": if i % 50 == 0 { 500 } else { 200 }, "duration_ms": 1.0 + (i % 97) as f64 * 3.1, "timestamp_ms": now}))
+/// 1,000 custom metric values (10 names × 100 label sets), no routes: a
+/// full batch at the default `max_custom_per_batch`.
+fn custom_body() -> (Vec<u8>, u64) {
+    let custom: Vec<Value> = (0..1000)
+        .map(|i| json!({"name": format!("app_metric_{}", i % 10), "kind": if i % 2 == 0 { "counter" } else { "gauge" }, "labels": {"shard": format!("{}", i / 10), "region": "eu-west-1"}, "value": i as f64 * 1.5}))
         .collect();
-    let body = json!({"service": "bench-records", "batch_id": ID_SLOT, "requests": requests});
+    let body = json!({"batch_id": ID_SLOT, "service": "bench-custom", "instance": "b-1", "start_unix_ms": now_ms(), "interval_ms": 10_000, "routes": [], "custom": custom});
     (serde_json::to_vec(&body).unwrap(), 1000)
 }
-
-fn with_id(template: &[u8], n: u64) -> Bytes {
-    let text = std::str::from_utf8(template).unwrap();
-    Bytes::from(text.replacen(ID_SLOT, &format!("BATCHID_{n:016}"), 1))
-}
-
-static IDS: AtomicU64 = AtomicU64::new(0);
 
 fn post(s: &Setup, path: &str, body: Bytes) {
     s.client_rt.block_on(async {
@@ -172,6 +148,18 @@ fn ingest(c: &mut Criterion) {
         })
     });
 
+    let (custom, custom_values) = custom_body();
+    g.throughput(Throughput::Elements(custom_values));
+    g.bench_function("http_custom_1000", |b| {
+        b.iter(|| {
+            post(
+                &s,
+                "/v1/ingest",
+                with_id(&custom, IDS.fetch_add(1, Ordering::Relaxed)),
+            )
+        })
+    });
+
     g.throughput(Throughput::Elements(agg_events * IN_FLIGHT as u64));
     g.bench_function("http_aggregated_100x100_8_in_flight", |b| {
         b.iter(|| post_concurrent(&s, "/v1/ingest", &agg, IN_FLIGHT))
@@ -187,8 +175,9 @@ fn ingest(c: &mut Criterion) {
     g.throughput(Throughput::Elements(rec_events));
     g.bench_function("decode_and_aggregate_records_1000", |b| {
         b.iter(|| {
-            let batch: vitals::wire::RequestBatch =
-                vitals_collector::ingest::decode_body(&rec, false, usize::MAX).unwrap();
+            let json = vitals_collector::ingest::inflate_body(&rec, false, usize::MAX).unwrap();
+            let batch: vitals::wire::RequestBatchRef<'_> =
+                vitals_collector::ingest::parse_body(&json).unwrap();
             vitals_collector::ingest::prepare_records(
                 "bench",
                 batch,
@@ -233,6 +222,7 @@ fn ingest(c: &mut Criterion) {
             })
             .collect(),
         samples: vec![],
+        custom: vec![],
     };
     g.throughput(Throughput::Elements(agg_events));
     g.bench_function("store_only_100_buckets", |b| {

@@ -2,7 +2,9 @@
 //! (aggregated batches, per-request records, the store alone) and query
 //! latency over 24 hours of data for 20 services × 50 routes, plus stored
 //! bytes per series-minute. Criterion reports request events per second
-//! for ingest and time per answer for queries.
+//! for ingest and time per answer for queries. Stored data holds the
+//! per-service total series ingest writes, computed by the same function
+//! (`with_totals`).
 //!
 //! Needs the server at `VITALS_TEST_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); works in a fresh schema,
@@ -17,16 +19,16 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use vitals::Sketch;
 use vitals_collector::{
     Bucket, BucketStats, Collector, CollectorConfig, DirtyPeriod, IngestWrite, Resolution, Role,
-    SeriesKey, now_ms,
+    SeriesKey, now_ms, with_totals,
 };
 
-const ID_SLOT: &str = "BATCHID_0000000000000000";
+mod common;
+
+use common::{IDS, aggregated_body, records_body, sketch_of, with_id};
 
 struct Setup {
     rt: tokio::runtime::Runtime,
@@ -97,44 +99,6 @@ fn setup() -> Setup {
     }
 }
 
-fn sketch_of(n: usize, seed: &mut u64) -> Sketch {
-    let mut sk = Sketch::new();
-    for _ in 0..n {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        sk.record(0.5 + (*seed >> 40) as f64 / (1u64 << 24) as f64 * 500.0);
-    }
-    sk
-}
-
-/// 100 route aggregates of 100 requests each: 10,000 events.
-fn aggregated_body() -> (Vec<u8>, u64) {
-    let mut x = 1u64;
-    let routes: Vec<Value> = (0..100)
-        .map(|r| json!({"method": "GET", "route": format!("/route/{r}"), "status_class": 2, "count": 100, "satisfied": 100, "duration_ms": sketch_of(100, &mut x)}))
-        .collect();
-    let body = json!({"batch_id": ID_SLOT, "service": "bench", "instance": "b-1", "start_unix_ms": now_ms(), "interval_ms": 10_000, "routes": routes});
-    (serde_json::to_vec(&body).unwrap(), 10_000)
-}
-
-/// 1,000 per-request records over 20 routes.
-fn records_body() -> (Vec<u8>, u64) {
-    let now = now_ms();
-    let requests: Vec<Value> = (0..1000)
-        .map(|i| json!({"method": "GET", "route": format!("/route/{}", i % 20), "status": if i % 50 == 0 { 500 } else { 200 }, "duration_ms": 1.0 + (i % 97) as f64 * 3.1, "timestamp_ms": now}))
-        .collect();
-    let body = json!({"service": "bench-records", "batch_id": ID_SLOT, "requests": requests});
-    (serde_json::to_vec(&body).unwrap(), 1000)
-}
-
-fn with_id(template: &[u8], n: u64) -> Bytes {
-    let text = std::str::from_utf8(template).unwrap();
-    Bytes::from(text.replacen(ID_SLOT, &format!("BATCHID_{n:016}"), 1))
-}
-
-static IDS: AtomicU64 = AtomicU64::new(0);
-
 fn call(s: &Setup, method: &str, path: &str, key: &str, body: Bytes) {
     s.client_rt.block_on(async {
         let req = hyper::Request::builder()
@@ -178,10 +142,13 @@ fn ingest(c: &mut Criterion, s: &Setup) {
         service: "store-only".into(),
         batch_id: None,
         received_ms: now_ms(),
-        buckets: (0..100)
-            .map(|r| bucket("store-only", r, Resolution::Minute, minute, 100, &mut x))
-            .collect(),
+        buckets: with_totals(
+            (0..100)
+                .map(|r| bucket("store-only", r, Resolution::Minute, minute, 100, &mut x))
+                .collect(),
+        ),
         samples: vec![],
+        custom: vec![],
     };
     g.throughput(Throughput::Elements(agg_events));
     g.bench_function("store_only_100_buckets", |b| {
@@ -253,9 +220,10 @@ fn populate_day(s: &Setup) {
                 start_ms: start,
                 generation: 0,
             };
+            // Rolled up from minutes that carried totals: the hour holds them too.
             s.collector
                 .store()
-                .write_rollup(period, buckets)
+                .write_rollup(period, with_totals(buckets))
                 .await
                 .unwrap();
         }
@@ -270,6 +238,7 @@ fn populate_day(s: &Setup) {
                     received_ms: now,
                     buckets: vec![],
                     samples: vec![],
+                    custom: vec![],
                 })
                 .await
                 .unwrap();
@@ -308,17 +277,20 @@ fn queries(c: &mut Criterion, s: &Setup) {
     g.finish();
 }
 
-/// Writes 60 minutes of 1,000 series (sketches of 50 values each), then
-/// reports the table's size with indexes per stored series-minute.
+/// Writes 60 minutes of 1,000 route series (sketches of 50 values each)
+/// plus their totals, then reports the table's size with indexes per
+/// route series-minute.
 fn stored_bytes(s: &Setup) {
     let mut x = 3u64;
     let first = Resolution::Minute.floor(now_ms()) - 3 * 3_600_000;
     let (bytes, rows): (i64, i64) = s.rt.block_on(async {
         for m in 0..60 {
             let start = first + m * 60_000;
-            let buckets: Vec<Bucket> = (0..1000)
-                .map(|r| bucket("size", r, Resolution::Minute, start, 50, &mut x))
-                .collect();
+            let buckets: Vec<Bucket> = with_totals(
+                (0..1000)
+                    .map(|r| bucket("size", r, Resolution::Minute, start, 50, &mut x))
+                    .collect(),
+            );
             let w = IngestWrite {
                 tenant: "bench".into(),
                 service: "size".into(),
@@ -326,6 +298,7 @@ fn stored_bytes(s: &Setup) {
                 received_ms: start,
                 buckets,
                 samples: vec![],
+                custom: vec![],
             };
             s.collector.store().ingest(w).await.unwrap();
         }
@@ -342,7 +315,7 @@ fn stored_bytes(s: &Setup) {
             .admin
             .query_one(
                 "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)::int8,
-                        (SELECT count(*) FROM buckets_1m)
+                        (SELECT count(*) FROM buckets_1m WHERE method <> '')
                  FROM pg_inherits WHERE inhparent = 'buckets_1m'::regclass",
                 &[],
             )
@@ -351,7 +324,7 @@ fn stored_bytes(s: &Setup) {
         (r.get(0), r.get(1))
     });
     eprintln!(
-        "buckets_1m: {rows} series-minutes in {bytes} bytes with indexes: {:.0} bytes per series-minute",
+        "buckets_1m: {rows} route series-minutes (plus their totals) in {bytes} bytes with indexes: {:.0} bytes per route series-minute",
         bytes as f64 / rows.max(1) as f64
     );
 }

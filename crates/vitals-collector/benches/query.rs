@@ -1,7 +1,11 @@
 //! Query latency over 24 hours of data on SQLite, over real HTTP: the
 //! services overview for 20 services × 50 routes and the per-route table
-//! (p50/p95/p99 from merged sketches) of one service. Also prints the
-//! stored bytes per series-minute. Run:
+//! (p50/p95/p99 from merged sketches) of one service; the default
+//! 15-minute overview over minute buckets; and custom metrics (1,000 series
+//! of one service: the list, and one metric's 100 label sets hour by hour).
+//! The data holds the per-service total series ingest writes, computed by
+//! the same function (`with_totals`). Also prints the stored bytes per
+//! series-minute. Run:
 //! `cargo bench -p vitals-collector --bench query`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -13,9 +17,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 use vitals::Sketch;
+use vitals_collector::model::{CustomKey, CustomKind, CustomPoint, CustomStats};
 use vitals_collector::{
     Bucket, BucketStats, Collector, CollectorConfig, DirtyPeriod, IngestWrite, Resolution, Role,
-    SeriesKey, now_ms,
+    SeriesKey, now_ms, with_totals,
 };
 
 const SERVICES: usize = 20;
@@ -67,39 +72,83 @@ fn query(c: &mut Criterion) {
                 }
             }
             let period = DirtyPeriod { resolution: Resolution::Hour, tenant: "bench".into(), start_ms: start, generation: 0 };
-            store.write_rollup(period, buckets).await.unwrap();
+            // Rolled up from minutes that carried totals: the hour holds them too.
+            store.write_rollup(period, with_totals(buckets)).await.unwrap();
         }
-        for s in 0..SERVICES {
-            let w = IngestWrite { tenant: "bench".into(), service: format!("svc-{s}"), batch_id: None, received_ms: now, buckets: vec![], samples: vec![] };
-            store.ingest(w).await.unwrap();
-        }
-        // Bytes per series-minute: one hour of minute buckets for one service.
-        let before = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
-        let mut minute_rows = 0u64;
-        for m in 0..60 {
-            let t = Resolution::Minute.floor(now) - m * 60_000;
-            let buckets: Vec<Bucket> = (0..ROUTES)
-                .map(|r| Bucket {
+        // Custom metrics of svc-0: 10 names × 100 label sets, 24 hour
+        // points each, as the rollup job leaves them.
+        for h in 0..25 {
+            let start = Resolution::Hour.floor(now) - h * 3_600_000;
+            let points: Vec<CustomPoint> = (0..1000)
+                .map(|i| CustomPoint {
                     tenant: "bench".into(),
-                    resolution: Resolution::Minute,
-                    start_ms: t,
-                    key: SeriesKey { service: "bytes".into(), method: "GET".into(), route: format!("/route/{r}"), status_class: 2, caller: String::new() },
-                    stats: BucketStats { count: 100, errors: 0, satisfied: 100, tolerating: 0, duration_ms: sketch(&mut seed, 100), last_seen_ms: now },
+                    resolution: Resolution::Hour,
+                    start_ms: start,
+                    key: CustomKey { service: "svc-0".into(), name: format!("app_metric_{}", i % 10), labels: format!(r#"{{"shard":"{}"}}"#, i / 10), instance: "i-1".into() },
+                    stats: CustomStats { kind: if i % 2 == 0 { CustomKind::Counter } else { CustomKind::Gauge }, last: (25 - h) as f64 * 100.0, last_ms: start + 3_000_000, min: 0.0, max: 2500.0 },
                 })
                 .collect();
-            minute_rows += buckets.len() as u64;
-            store.ingest(IngestWrite { tenant: "bench".into(), service: "bytes".into(), batch_id: None, received_ms: now, buckets, samples: vec![] }).await.unwrap();
+            let period = DirtyPeriod { resolution: Resolution::Hour, tenant: "bench".into(), start_ms: start, generation: 0 };
+            store.write_custom_rollup(period, points).await.unwrap();
         }
-        // Checkpoint the WAL into the main file before measuring it.
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
-        let after = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
-        println!(
-            "stored bytes per series-minute (100 requests each, minute buckets): {:.0} ({} rows, {} bytes)",
-            (after.saturating_sub(before)) as f64 / minute_rows as f64,
-            minute_rows,
-            after.saturating_sub(before)
-        );
+        // The last 15 minutes at minute resolution (what the default
+        // overview reads), 100 requests per route and minute, as ingest
+        // writes them (route series plus totals). Registers the services.
+        for m in 0..16 {
+            let t = Resolution::Minute.floor(now) - m * 60_000;
+            for s in 0..SERVICES {
+                let buckets: Vec<Bucket> = (0..ROUTES)
+                    .map(|r| Bucket {
+                        tenant: "bench".into(),
+                        resolution: Resolution::Minute,
+                        start_ms: t,
+                        key: SeriesKey { service: format!("svc-{s}"), method: "GET".into(), route: format!("/route/{r}"), status_class: 2, caller: String::new() },
+                        stats: BucketStats { count: 100, errors: 1, satisfied: 80, tolerating: 10, duration_ms: sketch(&mut seed, 100), last_seen_ms: now },
+                    })
+                    .collect();
+                let w = IngestWrite { tenant: "bench".into(), service: format!("svc-{s}"), batch_id: None, received_ms: now, buckets: with_totals(buckets), samples: vec![], custom: vec![] };
+                store.ingest(w).await.unwrap();
+            }
+        }
+        // Bytes per series-minute: one hour of minute buckets for one
+        // service, once as route rows alone (as stored before totals) and
+        // once with the totals ingest adds.
+        let checkpoint = || {
+            // Rows still in the WAL would otherwise land in the file during
+            // a measurement and count as its growth.
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+            std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
+        };
+        for (service, totals) in [("bytes-routes-only", false), ("bytes", true)] {
+            let before = checkpoint();
+            let (mut minute_rows, mut stored_rows) = (0u64, 0u64);
+            for m in 0..60 {
+                let t = Resolution::Minute.floor(now) - m * 60_000;
+                let buckets: Vec<Bucket> = (0..ROUTES)
+                    .map(|r| Bucket {
+                        tenant: "bench".into(),
+                        resolution: Resolution::Minute,
+                        start_ms: t,
+                        key: SeriesKey { service: service.into(), method: "GET".into(), route: format!("/route/{r}"), status_class: 2, caller: String::new() },
+                        stats: BucketStats { count: 100, errors: 0, satisfied: 100, tolerating: 0, duration_ms: sketch(&mut seed, 100), last_seen_ms: now },
+                    })
+                    .collect();
+                minute_rows += buckets.len() as u64;
+                let buckets = if totals { with_totals(buckets) } else { buckets };
+                stored_rows += buckets.len() as u64;
+                store.ingest(IngestWrite { tenant: "bench".into(), service: service.into(), batch_id: None, received_ms: now, buckets, samples: vec![], custom: vec![] }).await.unwrap();
+            }
+            let after = checkpoint();
+            println!(
+                "stored bytes per route series-minute (100 requests each, minute buckets, {}): {:.0} ({} route series-minutes, {} stored rows, {} bytes)",
+                if totals { "with totals" } else { "route rows only" },
+                (after.saturating_sub(before)) as f64 / minute_rows as f64,
+                minute_rows,
+                stored_rows,
+                after.saturating_sub(before)
+            );
+        }
         let key = collector.create_key("bench", Role::Read).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -136,6 +185,27 @@ fn query(c: &mut Criterion) {
         serde_json::json!(2000 * ROUTES as u64 * 25),
         "24 full hours plus the current one per service"
     );
+    let recent: serde_json::Value =
+        serde_json::from_slice(&get("/v1/services?window=15m")).unwrap();
+    assert_eq!(recent["window"]["resolution"], "1m");
+    let svc0 = recent["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "svc-0")
+        .unwrap();
+    let n = svc0["requests"].as_u64().unwrap();
+    assert!(
+        n == 100 * ROUTES as u64 * 15 || n == 100 * ROUTES as u64 * 16,
+        "15 or 16 minutes: {n}"
+    );
+    let routes: serde_json::Value =
+        serde_json::from_slice(&get("/v1/services/svc-3/routes?window=24h")).unwrap();
+    assert_eq!(
+        routes["routes"].as_array().unwrap().len(),
+        ROUTES,
+        "route rows only"
+    );
 
     let mut g = c.benchmark_group("collector_query_sqlite_24h");
     g.sample_size(20).measurement_time(Duration::from_secs(8));
@@ -147,6 +217,18 @@ fn query(c: &mut Criterion) {
     });
     g.bench_function("stats_one_service", |b| {
         b.iter(|| get("/v1/services/svc-3/stats?window=24h"))
+    });
+    let custom: serde_json::Value =
+        serde_json::from_slice(&get("/v1/services/svc-0/custom?window=24h")).unwrap();
+    assert_eq!(custom["metrics"].as_array().map(Vec::len), Some(1000));
+    g.bench_function("custom_list_one_service_1000_series", |b| {
+        b.iter(|| get("/v1/services/svc-0/custom?window=24h"))
+    });
+    g.bench_function("custom_series_one_metric_100_label_sets", |b| {
+        b.iter(|| get("/v1/services/svc-0/custom/app_metric_3?window=24h&step=1h"))
+    });
+    g.bench_function("services_overview_15m_minutes_20x50", |b| {
+        b.iter(|| get("/v1/services?window=15m"))
     });
     g.finish();
     drop(collector);

@@ -51,6 +51,17 @@ pub fn encode_sketch(s: &Sketch) -> Vec<u8> {
 
 /// Decodes what [`encode_sketch`] wrote; refuses anything malformed.
 pub fn decode_sketch(buf: &[u8]) -> Result<Sketch, String> {
+    let mut pairs = Vec::new();
+    let (zero, sum) = decode_sketch_parts(buf, &mut pairs)?;
+    Sketch::from_buckets(zero, sum, pairs).ok_or_else(|| "sketch index out of range".into())
+}
+
+/// Decodes what [`encode_sketch`] wrote into its parts: returns the zero
+/// count and the sum, and fills `pairs` (cleared first) with the
+/// `(index, count)` buckets. Checks the encoding, not the index range
+/// ([`decode_sketch`] and [`crate::model::StatsSum::add_encoded`] do).
+pub fn decode_sketch_parts(buf: &[u8], pairs: &mut Vec<(i32, u64)>) -> Result<(u64, f64), String> {
+    pairs.clear();
     if buf.first() != Some(&VERSION) {
         return Err("unknown sketch encoding".into());
     }
@@ -66,7 +77,7 @@ pub fn decode_sketch(buf: &[u8]) -> Result<Sketch, String> {
         return Err("sketch bucket count exceeds its size".into());
     }
     let mut prev = 0i64;
-    let mut pairs = Vec::with_capacity(n as usize);
+    pairs.reserve(n as usize);
     for _ in 0..n {
         let z = get_varint(buf, &mut pos)?;
         let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
@@ -77,8 +88,7 @@ pub fn decode_sketch(buf: &[u8]) -> Result<Sketch, String> {
     if pos != buf.len() {
         return Err("trailing bytes after sketch".into());
     }
-    Sketch::from_buckets(zero, f64::from_le_bytes(sum_bytes), pairs)
-        .ok_or_else(|| "sketch index out of range".into())
+    Ok((zero, f64::from_le_bytes(sum_bytes)))
 }
 
 #[cfg(test)]

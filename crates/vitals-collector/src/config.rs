@@ -3,6 +3,7 @@
 //! so an empty file (or none) is a working configuration.
 
 use crate::rollup::Retention;
+use crate::store::HotTierConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -21,6 +22,8 @@ pub struct CollectorConfig {
     pub store: String,
     /// Optional shared hot tier, `redis://…`.
     pub cache: Option<String>,
+    /// How the hot tier behaves (used only with `cache`).
+    pub hot_tier: HotTierSettings,
     /// Seconds between rollup passes.
     pub rollup_interval_secs: u64,
     /// How long each resolution is kept.
@@ -39,6 +42,7 @@ impl Default for CollectorConfig {
             listen: DEFAULT_LISTEN.into(),
             store: DEFAULT_STORE.into(),
             cache: None,
+            hot_tier: HotTierSettings::default(),
             rollup_interval_secs: 10,
             retention: RetentionConfig::default(),
             limits: Limits::default(),
@@ -60,6 +64,7 @@ impl CollectorConfig {
     /// Checks values a type cannot: positive durations, sane limits.
     pub fn validate(&self) -> Result<(), String> {
         self.retention.resolve()?;
+        self.hot_tier.resolve()?;
         if self.rollup_interval_secs == 0 || self.rollup_interval_secs > 3600 {
             return Err(format!(
                 "rollup_interval_secs must be 1..=3600, got {}",
@@ -188,6 +193,108 @@ impl RetentionConfig {
     }
 }
 
+/// Settings of the Redis hot tier, as durations like `15m`, `5s`, `1h`
+/// (`[hot_tier]` in the TOML file, `--hot-*` flags). Checked even without
+/// a cache, so a mistake shows before it matters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HotTierSettings {
+    /// Recent minutes kept in Redis and read from there: whole minutes,
+    /// `1m` to `1d` (default `15m`). Older data goes straight to the store.
+    pub window: String,
+    /// Pause between background flush passes, `1s` to `10m` (default `5s`).
+    pub flush_interval: String,
+    /// How long after a minute ends it is flushed, so most of its data
+    /// has arrived: `0s` up to, not including, `1m` (default `5s`).
+    pub flush_grace: String,
+    /// Age at which a sealed snapshot counts as an interrupted flush and
+    /// any collector takes it over, `1s` to `1h` (default `30s`).
+    pub orphan_after: String,
+    /// How long batch ids are remembered for deduplication, `1m` to `30d`
+    /// (default `1h`); a retry later than that counts again.
+    pub dedup_window: String,
+    /// Recent samples kept per service, 1 to 100000 (default 1000).
+    pub recent_samples: usize,
+}
+
+impl Default for HotTierSettings {
+    fn default() -> Self {
+        HotTierSettings {
+            window: "15m".into(),
+            flush_interval: "5s".into(),
+            flush_grace: "5s".into(),
+            orphan_after: "30s".into(),
+            dedup_window: "1h".into(),
+            recent_samples: 1000,
+        }
+    }
+}
+
+impl HotTierSettings {
+    /// The hot tier configuration these settings make (default key
+    /// prefix; the cache URL's `prefix=` sets it), or what is wrong.
+    pub fn resolve(&self) -> Result<HotTierConfig, String> {
+        const SECOND: i64 = 1_000;
+        const MINUTE: i64 = 60 * SECOND;
+        const HOUR: i64 = 60 * MINUTE;
+        let within = |what: &str, text: &str, min: i64, max: i64, range: &str| {
+            let ms = if matches!(text.trim(), "0" | "0s") && min == 0 {
+                0
+            } else {
+                parse_duration_ms(text).map_err(|e| format!("hot_tier.{what}: {e}"))?
+            };
+            if ms < min || ms > max {
+                return Err(format!("hot_tier.{what} must be {range}, got {text:?}"));
+            }
+            Ok(ms)
+        };
+        let window = within("window", &self.window, MINUTE, 24 * HOUR, "1m to 1d")?;
+        if window % MINUTE != 0 {
+            return Err(format!(
+                "hot_tier.window must be a whole number of minutes (like 15m), got {:?}",
+                self.window
+            ));
+        }
+        let flush_interval = within(
+            "flush_interval",
+            &self.flush_interval,
+            SECOND,
+            10 * MINUTE,
+            "1s to 10m",
+        )?;
+        let flush_grace = within(
+            "flush_grace",
+            &self.flush_grace,
+            0,
+            MINUTE - 1,
+            "less than 1m (0s to 59s)",
+        )?;
+        let orphan_after = within("orphan_after", &self.orphan_after, SECOND, HOUR, "1s to 1h")?;
+        let dedup = within(
+            "dedup_window",
+            &self.dedup_window,
+            MINUTE,
+            30 * 24 * HOUR,
+            "1m to 30d",
+        )?;
+        if !(1..=100_000).contains(&self.recent_samples) {
+            return Err(format!(
+                "hot_tier.recent_samples must be 1 to 100000, got {}",
+                self.recent_samples
+            ));
+        }
+        Ok(HotTierConfig {
+            window_ms: window,
+            flush_interval: Some(std::time::Duration::from_millis(flush_interval as u64)),
+            flush_grace_ms: flush_grace,
+            orphan_after_ms: orphan_after,
+            dedup_ms: Some(dedup),
+            recent_cap: self.recent_samples,
+            ..HotTierConfig::default()
+        })
+    }
+}
+
 /// Limits on what ingest accepts; each refusal is a clear error and a
 /// counted `vitals_rejected_total{reason}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +318,10 @@ pub struct Limits {
     pub max_routes_per_service: usize,
     /// Distinct services per tenant; data for more is refused.
     pub max_services_per_tenant: usize,
+    /// Distinct custom series (name and label set; instances not counted)
+    /// per service; values of further series are dropped and counted in
+    /// `vitals_rejected_total{reason="custom_series_limit"}`.
+    pub max_custom_series_per_service: usize,
     /// Longest service, instance, caller or metric name, bytes.
     pub max_name_len: usize,
     /// Longest route template or path, bytes.
@@ -235,6 +346,7 @@ impl Default for Limits {
             samples_per_request_batch: 100,
             max_routes_per_service: 1_000,
             max_services_per_tenant: 1_000,
+            max_custom_series_per_service: 1_000,
             max_name_len: 128,
             max_route_len: 256,
             max_count: 1_000_000_000,
@@ -290,6 +402,49 @@ mod tests {
             "1.5h",
         ] {
             assert!(parse_duration_ms(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hot_tier_settings_default_to_the_hot_tier_defaults_and_are_checked() {
+        assert_eq!(
+            HotTierSettings::default().resolve(),
+            Ok(HotTierConfig::default())
+        );
+        let c = CollectorConfig::from_toml(
+            r#"
+            [hot_tier]
+            window = "2m"
+            flush_interval = "1s"
+            flush_grace = "0s"
+            orphan_after = "10s"
+            dedup_window = "2h"
+            recent_samples = 50
+            "#,
+        )
+        .expect("valid config");
+        let hot = c.hot_tier.resolve().expect("resolves");
+        assert_eq!(hot.window_ms, 120_000);
+        assert_eq!(hot.flush_interval, Some(std::time::Duration::from_secs(1)));
+        assert_eq!(hot.flush_grace_ms, 0);
+        assert_eq!(hot.orphan_after_ms, 10_000);
+        assert_eq!(hot.dedup_ms, Some(7_200_000));
+        assert_eq!(hot.recent_cap, 50);
+        for (toml, want) in [
+            ("window = \"90s\"", "whole number of minutes"),
+            ("window = \"30s\"", "1m to 1d"),
+            ("window = \"2d\"", "1m to 1d"),
+            ("window = \"15\"", "no unit"),
+            ("flush_grace = \"1m\"", "less than 1m"),
+            ("flush_grace = \"-1s\"", "flush_grace"),
+            ("flush_interval = \"0s\"", "flush_interval"),
+            ("orphan_after = \"2h\"", "1s to 1h"),
+            ("dedup_window = \"30s\"", "1m to 30d"),
+            ("recent_samples = 0", "1 to 100000"),
+            ("windw = \"15m\"", "windw"),
+        ] {
+            let err = CollectorConfig::from_toml(&format!("[hot_tier]\n{toml}")).expect_err(toml);
+            assert!(err.contains(want), "{toml}: {err}");
         }
     }
 

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod codec;
 pub mod config;
+pub mod custom_metrics;
 pub mod error;
 pub mod ingest;
 pub mod model;
@@ -22,11 +23,12 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{CollectorConfig, Limits, RetentionConfig, ServicePolicy};
+pub use config::{CollectorConfig, HotTierSettings, Limits, RetentionConfig, ServicePolicy};
 pub use error::ApiError;
 pub use model::{
     Bucket, BucketQuery, BucketStats, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord,
-    Resolution, Role, Sample, SeriesKey, ServiceRecord, UnixMs,
+    Resolution, Role, RouteSum, Sample, SeriesKey, SeriesSelect, ServiceRecord, UnixMs, totals_of,
+    with_totals,
 };
 pub use query::Health;
 pub use server::{Collector, CollectorError, MAX_QUERY_LEN, MAX_RECENT, now_ms};

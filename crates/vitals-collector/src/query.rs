@@ -4,7 +4,7 @@
 
 use crate::config::{CollectorConfig, ResolvedPolicy, parse_duration_ms};
 use crate::error::ApiError;
-use crate::model::{Bucket, BucketStats, Resolution, StatsSum, UnixMs};
+use crate::model::{Bucket, BucketStats, Resolution, RouteSum, StatsSum, UnixMs};
 use crate::rollup::Retention;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -281,19 +281,13 @@ pub struct RouteFigures {
 }
 
 /// Per (method, route) figures, busiest first.
-pub fn routes(buckets: &[Bucket], window: &Window) -> Vec<RouteFigures> {
-    let mut by: BTreeMap<(&str, &str), StatsSum> = BTreeMap::new();
-    for b in buckets {
-        by.entry((&b.key.method, &b.key.route))
-            .or_default()
-            .add(&b.stats);
-    }
-    let mut out: Vec<RouteFigures> = by
+pub fn routes(sums: Vec<RouteSum>, window: &Window) -> Vec<RouteFigures> {
+    let mut out: Vec<RouteFigures> = sums
         .into_iter()
-        .map(|((m, r), s)| RouteFigures {
-            method: m.into(),
-            route: r.into(),
-            figures: Figures::of(&s.finish(), window.span_secs()),
+        .map(|s| RouteFigures {
+            method: s.method,
+            route: s.route,
+            figures: Figures::of(&s.stats, window.span_secs()),
         })
         .collect();
     out.sort_by(|a, b| {

@@ -7,7 +7,10 @@
 //! for hours from five-minute buckets. A coarse bucket is therefore always
 //! exactly the merge of its parts: counts added, sketches merged.
 
-use crate::model::{Bucket, BucketQuery, BucketStats, DirtyPeriod, Resolution, SeriesKey, UnixMs};
+use crate::model::{
+    Bucket, BucketQuery, BucketStats, CustomKey, CustomPoint, CustomQuery, CustomStats,
+    DirtyPeriod, Resolution, SeriesKey, SeriesSelect, UnixMs,
+};
 use crate::store::{Store, StoreResult};
 use std::collections::BTreeMap;
 
@@ -66,11 +69,60 @@ pub fn merge_by_key(buckets: impl IntoIterator<Item = Bucket>) -> BTreeMap<Serie
     out
 }
 
-/// Recomputes one dirty period from the finer resolution below it.
+/// Merges custom points by series key, oldest period first: what a
+/// coarser point over the same series holds (last by time, min, max).
+pub fn merge_custom_by_key(
+    points: impl IntoIterator<Item = CustomPoint>,
+) -> BTreeMap<CustomKey, CustomStats> {
+    let mut points: Vec<CustomPoint> = points.into_iter().collect();
+    // Ties in time resolve the same way whatever order the store returned.
+    points.sort_by_key(|p| (p.start_ms, p.stats.last_ms));
+    let mut out: BTreeMap<CustomKey, CustomStats> = BTreeMap::new();
+    for p in points {
+        match out.get_mut(&p.key) {
+            Some(stats) => stats.merge(&p.stats),
+            None => {
+                out.insert(p.key, p.stats);
+            }
+        }
+    }
+    out
+}
+
+/// Recomputes one dirty period from the finer resolution below it:
+/// custom points first, then buckets (whose write clears the mark).
 pub async fn rollup_period(store: &dyn Store, period: DirtyPeriod) -> StoreResult<()> {
     let Some(source) = period.resolution.source() else {
         return Ok(());
     };
+    let custom_parts = store
+        .read_custom(CustomQuery {
+            tenant: period.tenant.clone(),
+            service: None,
+            name: None,
+            resolution: source,
+            start_ms: period.start_ms,
+            end_ms: period.start_ms + period.resolution.millis(),
+        })
+        .await?;
+    // Most periods hold no custom metrics: skip the write (a transaction,
+    // one more disk sync on SQLite) when there is nothing to roll up. A
+    // period once rolled up keeps its parts for as long as it can be marked
+    // dirty again (ingest refuses data older than the finer retention), so
+    // an empty read never has stale coarse points to clear.
+    if !custom_parts.is_empty() {
+        let custom = merge_custom_by_key(custom_parts)
+            .into_iter()
+            .map(|(key, stats)| CustomPoint {
+                tenant: period.tenant.clone(),
+                resolution: period.resolution,
+                start_ms: period.start_ms,
+                key,
+                stats,
+            })
+            .collect();
+        store.write_custom_rollup(period.clone(), custom).await?;
+    }
     let parts = store
         .read_buckets(BucketQuery {
             tenant: period.tenant.clone(),
@@ -78,6 +130,9 @@ pub async fn rollup_period(store: &dyn Store, period: DirtyPeriod) -> StoreResul
             resolution: source,
             start_ms: period.start_ms,
             end_ms: period.start_ms + period.resolution.millis(),
+            // Route and total series alike: a coarse total is the merge of
+            // its fine totals, with no special case.
+            series: SeriesSelect::All,
         })
         .await?;
     let buckets = merge_by_key(parts)

@@ -12,9 +12,13 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod custom;
+
+pub use custom::custom_point;
+
 use crate::model::{
     Bucket, BucketQuery, BucketStats, IngestOutcome, IngestWrite, KeyRecord, Resolution, Role,
-    Sample, SeriesKey, UnixMs,
+    Sample, SeriesKey, SeriesSelect, UnixMs, sum_routes, totals_of, with_totals,
 };
 use crate::rollup::{self, merge_by_key};
 use crate::store::{Store, StoreError};
@@ -96,6 +100,7 @@ fn write(
         received_ms: at,
         buckets,
         samples,
+        custom: vec![],
     }
 }
 
@@ -128,6 +133,7 @@ async fn read(
             resolution: res,
             start_ms: start,
             end_ms: end,
+            series: SeriesSelect::All,
         })
         .await
         .expect("read_buckets")
@@ -181,6 +187,197 @@ pub async fn run_store_suite(store: Arc<dyn Store>) {
     rollups_equal_merge_of_parts(&*store).await;
     stale_rollup_keeps_period_dirty(&*store).await;
     retention_drops_old_data(&*store).await;
+    custom::points_merge_and_isolate_tenants(&*store).await;
+    custom::rollups_equal_merge_of_parts(&*store).await;
+    custom::retention_drops_old_points(&*store).await;
+    series_selection_reads_routes_or_totals(&*store).await;
+}
+
+/// Sorted `(start, key)` and stats of `buckets`, for comparisons.
+fn by_key(buckets: Vec<Bucket>) -> Vec<((UnixMs, SeriesKey), BucketStats)> {
+    let mut v: Vec<_> = buckets
+        .into_iter()
+        .map(|b| ((b.start_ms, b.key), b.stats))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn assert_same_buckets(got: Vec<Bucket>, want: Vec<Bucket>, what: &str) {
+    let (got, want) = (by_key(got), by_key(want));
+    assert_eq!(
+        got.iter().map(|g| &g.0).collect::<Vec<_>>(),
+        want.iter().map(|w| &w.0).collect::<Vec<_>>(),
+        "{what}: series"
+    );
+    for (g, w) in got.iter().zip(&want) {
+        assert_stats_eq(&g.1, &w.1, &format!("{what}: {:?}", g.0));
+    }
+}
+
+/// `BucketQuery::series` picks route series, per-service totals or both,
+/// with and without a service, at minute and rolled-up resolutions; and
+/// `Store::route_sums` equals summing the route buckets.
+async fn series_selection_reads_routes_or_totals(store: &dyn Store) {
+    let tenant = unique("tenant");
+    let hour = Resolution::Hour.floor(BASE_MS) + 7_200_000;
+    let mut routes = Vec::new();
+    let mut n = 0u64;
+    for minute in [0i64, 1, 7] {
+        for (service, route, class, caller) in [
+            ("api", "/a", 2u8, ""),
+            ("api", "/a", 5, "web"),
+            ("api", "/b", 2, "web"),
+            ("api", "/b", 2, ""),
+            ("db", "/q", 2, "api"),
+            ("db", "/q", 4, "api"),
+        ] {
+            let mut k = key(service, route, caller);
+            k.status_class = class;
+            let t = hour + minute * 60_000;
+            let durations: Vec<f64> = (0..(minute as usize + class as usize))
+                .map(|j| j as f64 * 3.5 + 0.25)
+                .collect();
+            routes.push(minute_bucket(
+                &tenant,
+                &k,
+                t,
+                &durations,
+                u64::from(class == 5),
+            ));
+        }
+    }
+    // Two writes per service and minute, so stored totals are merged too.
+    for half in [0, 1] {
+        for service in ["api", "db"] {
+            let part: Vec<Bucket> = routes
+                .iter()
+                .enumerate()
+                .filter(|(i, b)| i % 2 == half && b.key.service == service)
+                .map(|(_, b)| b.clone())
+                .collect();
+            n += 1;
+            store
+                .ingest(write(
+                    &tenant,
+                    service,
+                    Some(&format!("s{n}")),
+                    hour,
+                    with_totals(part),
+                    vec![],
+                ))
+                .await
+                .expect("ingest");
+        }
+    }
+    let totals = totals_of(&routes);
+    assert_eq!(
+        totals.len(),
+        5 * 3,
+        "five (service, class, caller) groups per minute"
+    );
+    assert!(totals.iter().all(|t| t.key.is_total()));
+    let end = hour + 3_600_000;
+    let q = |service: Option<&str>, res: Resolution, series: SeriesSelect| BucketQuery {
+        tenant: tenant.clone(),
+        service: service.map(str::to_string),
+        resolution: res,
+        start_ms: hour,
+        end_ms: end,
+        series,
+    };
+    let only = |v: &[Bucket], service: Option<&str>| -> Vec<Bucket> {
+        v.iter()
+            .filter(|b| service.is_none_or(|s| b.key.service == s))
+            .cloned()
+            .collect()
+    };
+    for service in [None, Some("api"), Some("db")] {
+        let got = |series| store.read_buckets(q(service, Resolution::Minute, series));
+        let r = got(SeriesSelect::Routes).await.expect("read routes");
+        assert_same_buckets(r, only(&routes, service), "minute routes");
+        let t = got(SeriesSelect::Totals).await.expect("read totals");
+        assert_same_buckets(t, only(&totals, service), "minute totals");
+        let a = got(SeriesSelect::All).await.expect("read all");
+        let mut both = only(&routes, service);
+        both.extend(only(&totals, service));
+        assert_same_buckets(a, both, "minute routes and totals");
+        let mut sums = store
+            .route_sums(q(service, Resolution::Minute, SeriesSelect::Totals))
+            .await
+            .expect("route sums");
+        sums.sort_by(|a, b| (&a.method, &a.route).cmp(&(&b.method, &b.route)));
+        let want = sum_routes(&only(&routes, service));
+        assert_eq!(sums.len(), want.len(), "route sums: routes");
+        for (g, w) in sums.iter().zip(&want) {
+            assert_eq!((&g.method, &g.route), (&w.method, &w.route));
+            assert_stats_eq(&g.stats, &w.stats, "route sums");
+        }
+    }
+
+    // Rollups carry totals like any series: a five-minute total is the
+    // merge of its minutes' totals and of its routes.
+    for _ in 0..100 {
+        rollup::rollup_pass(store).await.expect("rollup pass");
+        let left = store
+            .dirty_periods(Resolution::FiveMinutes, i64::MAX, 100_000)
+            .await
+            .expect("dirty")
+            .into_iter()
+            .chain(
+                store
+                    .dirty_periods(Resolution::Hour, i64::MAX, 100_000)
+                    .await
+                    .expect("dirty"),
+            )
+            .any(|p| p.tenant == tenant);
+        if !left {
+            break;
+        }
+    }
+    for res in [Resolution::FiveMinutes, Resolution::Hour] {
+        let periods: &[UnixMs] = match res {
+            Resolution::Hour => &[hour],
+            _ => &[hour, hour + 300_000],
+        };
+        let mut want_routes = Vec::new();
+        let mut want_totals = Vec::new();
+        for &period in periods {
+            // What the period holds: the merge of its minutes, per series.
+            let coarse = |v: &[Bucket]| -> Vec<Bucket> {
+                merge_by_key(
+                    v.iter()
+                        .filter(|b| res.floor(b.start_ms) == period)
+                        .cloned(),
+                )
+                .into_iter()
+                .map(|(key, stats)| Bucket {
+                    tenant: tenant.clone(),
+                    resolution: res,
+                    start_ms: period,
+                    key,
+                    stats,
+                })
+                .collect()
+            };
+            let r = coarse(&routes);
+            let t = coarse(&totals);
+            // Rolled-up totals equal the totals of the rolled-up routes.
+            assert_same_buckets(t.clone(), totals_of(&r), "totals of rolled-up routes");
+            want_routes.extend(r);
+            want_totals.extend(t);
+        }
+        let r = store
+            .read_buckets(q(None, res, SeriesSelect::Routes))
+            .await
+            .expect("read routes");
+        assert_same_buckets(r, want_routes, &format!("{res} routes"));
+        let t = store
+            .read_buckets(q(None, res, SeriesSelect::Totals))
+            .await
+            .expect("read totals");
+        assert_same_buckets(t, want_totals, &format!("{res} totals"));
+    }
 }
 
 async fn keys(store: &dyn Store) {
@@ -488,6 +685,36 @@ async fn samples_and_services(store: &dyn Store) {
             .expect("services")
             .is_empty()
     );
+
+    // A large batch of samples (written in multi-row statements of
+    // several sizes) comes back whole and in order: one timestamp, so the
+    // order is the insertion order alone.
+    let many: Vec<Sample> = (0..105)
+        .map(|i| Sample {
+            caller: (i % 3 != 0).then(|| format!("c{i}")),
+            trace_id: (i % 4 == 0).then(|| format!("{i:032x}")),
+            status: 200 + i as u16,
+            duration_ms: i as f64 / 4.0,
+            ..sample(t + 20, &format!("/m{i}"))
+        })
+        .collect();
+    store
+        .ingest(write(
+            &tenant,
+            "many",
+            Some("m1"),
+            t + 20,
+            vec![],
+            many.clone(),
+        ))
+        .await
+        .expect("ingest many samples");
+    let recent = store
+        .recent_samples(tenant.clone(), "many".into(), 200)
+        .await
+        .expect("recent");
+    let want: Vec<Sample> = many.iter().rev().cloned().collect();
+    assert_eq!(recent, want, "every sample, newest first");
 }
 
 async fn rollups_equal_merge_of_parts(store: &dyn Store) {

@@ -72,8 +72,14 @@ fn check_figures(got: &Value, raw: &[&Raw], t: f64, what: &str) {
     let errors = raw.iter().filter(|r| r.status >= 500).count() as u64;
     assert_eq!(got["errors"], json!(errors), "{what}: errors");
     let d: Vec<f64> = raw.iter().map(|r| r.duration).collect();
-    let sat = d.iter().filter(|&&x| x <= t).count() as f64;
-    let tol = d.iter().filter(|&&x| x > t && x <= 4.0 * t).count() as f64;
+    // Apdex: an error is frustrated whatever its speed.
+    let ok: Vec<f64> = raw
+        .iter()
+        .filter(|r| r.status < 500)
+        .map(|r| r.duration)
+        .collect();
+    let sat = ok.iter().filter(|&&x| x <= t).count() as f64;
+    let tol = ok.iter().filter(|&&x| x > t && x <= 4.0 * t).count() as f64;
     assert_close(
         &got["apdex"],
         (sat + tol / 2.0) / n as f64,
@@ -219,6 +225,7 @@ async fn aggregated_batches_merge_sketches_and_apdex_counts() {
     let now = now_ms();
     let raw = raw_requests(2, 2000);
     let mut all = Vec::new();
+    let mut ok = Vec::new();
     // Four instances push their own aggregates for the same interval.
     for (i, chunk) in raw.chunks(500).enumerate() {
         let mut routes: Vec<Value> = Vec::new();
@@ -241,12 +248,13 @@ async fn aggregated_batches_merge_sketches_and_apdex_counts() {
                     sk.record(r.duration);
                 }
                 all.extend(mine.iter().map(|r| r.duration));
+                ok.extend(mine.iter().filter(|r| r.status < 500).map(|r| r.duration));
                 routes.push(json!({
                     "method": "GET", "route": route, "status_class": class,
                     "count": mine.len(),
                     "errors": mine.iter().filter(|r| r.status >= 500).count(),
-                    "satisfied": mine.iter().filter(|r| r.duration <= 500.0).count(),
-                    "tolerating": mine.iter().filter(|r| r.duration > 500.0 && r.duration <= 2000.0).count(),
+                    "satisfied": mine.iter().filter(|r| r.status < 500 && r.duration <= 500.0).count(),
+                    "tolerating": mine.iter().filter(|r| r.status < 500 && r.duration > 500.0 && r.duration <= 2000.0).count(),
                     "duration_ms": sk,
                 }));
             }
@@ -270,8 +278,9 @@ async fn aggregated_batches_merge_sketches_and_apdex_counts() {
     for (field, q) in [("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)] {
         assert_close(&stats[field], exact_quantile(&all, q), 0.01, field);
     }
-    let sat = all.iter().filter(|&&d| d <= 500.0).count() as f64;
-    let tol = all.iter().filter(|&&d| d > 500.0 && d <= 2000.0).count() as f64;
+    // Apdex: an error is frustrated whatever its speed.
+    let sat = ok.iter().filter(|&&d| d <= 500.0).count() as f64;
+    let tol = ok.iter().filter(|&&d| d > 500.0 && d <= 2000.0).count() as f64;
     assert_close(
         &stats["apdex"],
         (sat + tol / 2.0) / all.len() as f64,
@@ -449,6 +458,10 @@ async fn hostile_bodies_are_refused_clearly_and_counted() {
         (serde_json::to_vec(&rec(json!({"status": 99999}))).unwrap(), vec![], 400, "invalid_json"),
         (serde_json::to_vec(&rec(json!({"route": big_label}))).unwrap(), vec![], 400, "label_too_long"),
         (serde_json::to_vec(&rec(json!({"caller": "a\u{0}b"}))).unwrap(), vec![], 400, "invalid_label"),
+        (br#"{"service":"api","requests":[{"method":"GET","route":"/a","caller":"\u0085","status":200,"duration_ms":1}]}"#.to_vec(), vec![], 400, "invalid_label"),
+        (br#"{"service":"api","requests":[{"method":"GET","route":"\/a\u007f","status":200,"duration_ms":1}]}"#.to_vec(), vec![], 400, "invalid_label"),
+        (br#"{"service":"api","requests":[{"method":"GET","route":"/a","trace_id":"\ud800","status":200,"duration_ms":1}]}"#.to_vec(), vec![], 400, "invalid_json"),
+        (br#"{"service":"api","requests":[{"method":"GET","route":5,"status":200,"duration_ms":1}]}"#.to_vec(), vec![], 400, "invalid_json"),
         (serde_json::to_vec(&rec(json!({"method": "GET /evil"}))).unwrap(), vec![], 400, "invalid_method"),
         (serde_json::to_vec(&rec(json!({"timestamp_ms": 1}))).unwrap(), vec![], 400, "timestamp_out_of_range"),
         (serde_json::to_vec(&rec(json!({"timestamp_ms": now + 86_400_000}))).unwrap(), vec![], 400, "timestamp_out_of_range"),
@@ -597,7 +610,7 @@ async fn hostile_bodies_are_refused_clearly_and_counted() {
     }
     assert_eq!(
         metric_value(&text, r#"vitals_rejected_total{reason="invalid_json"}"#),
-        6
+        8
     );
 }
 
@@ -716,4 +729,113 @@ async fn query_parameters_are_validated() {
         .await;
     tc.get_ok("/v1/services/api/timeseries?metric=apdex&window=7d")
         .await;
+}
+
+/// Records are read in place from the body; strings with JSON escapes or
+/// non-ASCII text must come out unescaped, whether the body was gzipped
+/// or not, in the series and in the recent samples.
+#[tokio::test]
+async fn escaped_and_unicode_records_are_stored_unescaped() {
+    let tc = TestCollector::start(memory_config()).await;
+    let now = now_ms();
+    let body = format!(
+        r#"{{"service":"caf\u00e9","instance":"i\/1","requests":[
+            {{"method":"GET","path":"\/users\/1?q=\"x\"","status":200,"duration_ms":2.5,"caller":"w\u00e9b","timestamp_ms":{now}}},
+            {{"method":"GET","route":"/über/{{id}}","path":"/über/7","status":503,"duration_ms":4,"timestamp_ms":{now},"trace_id":"\u0074r"}}]}}"#
+    );
+    for (i, gzipped) in [false, true].into_iter().enumerate() {
+        let (wire, headers) = if gzipped {
+            (gzip(body.as_bytes()), vec![("content-encoding", "gzip")])
+        } else {
+            (body.clone().into_bytes(), vec![])
+        };
+        let (status, answer) = tc.post_raw("/v1/requests", wire, &headers).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["requests"], json!(2));
+        let routes = tc.get_ok("/v1/services/caf%C3%A9/routes?window=15m").await;
+        let mut got: Vec<(String, u64)> = routes["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["route"].as_str().unwrap().to_string(),
+                    r["requests"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        let n = i as u64 + 1;
+        assert_eq!(
+            got,
+            vec![("/users/1".to_string(), n), ("/über/{id}".to_string(), n)]
+        );
+    }
+    let recent = tc.get_ok("/v1/services/caf%C3%A9/recent?limit=2").await;
+    let recent = recent["requests"].as_array().unwrap();
+    let find = |route: &str| {
+        recent
+            .iter()
+            .find(|s| s["route"] == route)
+            .unwrap_or_else(|| panic!("{route} in {recent:?}"))
+    };
+    let first = find("/users/1");
+    assert_eq!(first["path"], "/users/1?q=\"x\"");
+    assert_eq!(first["caller"], "wéb");
+    assert_eq!(first["instance"], "i/1");
+    let second = find("/über/{id}");
+    assert_eq!(second["path"], "/über/7");
+    assert_eq!(second["trace_id"], "tr");
+    let edges = tc.get_ok("/v1/connections?window=15m").await;
+    assert_eq!(edges["edges"][0]["caller"], "wéb");
+    assert_eq!(edges["edges"][0]["callee"], "café");
+}
+
+#[tokio::test]
+async fn a_batch_counted_against_another_apdex_t_is_re_read_from_its_sketch() {
+    // The sender counted Apdex against T = 100 ms; the service's T is the
+    // default 500 ms. The collector re-reads the counts from the sketch.
+    let tc = TestCollector::start(memory_config()).await;
+    let now = now_ms();
+    let durations: Vec<f64> = (0..2000).map(|i| 1.0 + (i as f64) * 1.3).collect();
+    let mut sk = Sketch::new();
+    for &d in &durations {
+        sk.record(d);
+    }
+    let sent_sat = durations.iter().filter(|&&d| d <= 100.0).count();
+    let sent_tol = durations
+        .iter()
+        .filter(|&&d| d > 100.0 && d <= 400.0)
+        .count();
+    let batch = json!({"batch_id": "t100", "service": "api", "start_unix_ms": now - 60_000,
+    "interval_ms": 10_000, "apdex_t_ms": 100.0,
+    "routes": [
+        {"method": "GET", "route": "/x", "status_class": 2, "count": 2000,
+         "satisfied": sent_sat, "tolerating": sent_tol, "duration_ms": sk},
+        {"method": "GET", "route": "/x", "status_class": 5, "count": 10, "errors": 10,
+         "satisfied": 10, "duration_ms": Sketch::new()},
+    ]});
+    let (status, body) = tc.post("/v1/ingest", &batch).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["apdex_estimated"], json!(2), "{body}");
+    let sat = durations.iter().filter(|&&d| d <= 500.0).count() as f64;
+    let tol = durations
+        .iter()
+        .filter(|&&d| d > 500.0 && d <= 2000.0)
+        .count() as f64;
+    // Errors are frustrated; the bound is read at the sketch's resolution.
+    let want = (sat + tol / 2.0) / 2010.0;
+    let sent = (sent_sat as f64 + sent_tol as f64 / 2.0 + 10.0) / 2010.0;
+    let stats = tc.get_ok("/v1/services/api/stats?window=15m").await;
+    assert_close(&stats["apdex"], want, 0.01, "apdex against the service's T");
+    assert!(
+        (stats["apdex"].as_f64().unwrap() - sent).abs() > 0.1,
+        "not the sender's counts: {stats}"
+    );
+    let text = tc.metrics_text().await;
+    assert_eq!(
+        metric_value(&text, "vitals_collector_apdex_estimated_total"),
+        2,
+        "{text}"
+    );
 }

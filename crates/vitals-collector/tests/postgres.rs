@@ -9,8 +9,10 @@ mod external;
 
 use external::TestSchema;
 use std::sync::Arc;
-use vitals_collector::model::{Bucket, BucketQuery, IngestOutcome, IngestWrite, Resolution};
-use vitals_collector::store::Store;
+use vitals_collector::model::{
+    Bucket, BucketQuery, IngestOutcome, IngestWrite, Resolution, SeriesSelect,
+};
+use vitals_collector::store::{PostgresStore, Store};
 use vitals_collector::testing::{self, key, minute_bucket};
 
 const DAY: i64 = 86_400_000;
@@ -60,19 +62,23 @@ async fn concurrent_starts_migrate_once() {
     };
     let (a, b, c) = tokio::join!(schema.open(), schema.open(), schema.open());
     let (a, _b, _c) = (a.expect("a"), b.expect("b"), c.expect("c"));
-    assert_eq!(a.schema_version().await.expect("version"), 1);
+    let latest = PostgresStore::SCHEMA_VERSION;
+    assert_eq!(a.schema_version().await.expect("version"), latest);
     let rows = schema
         .query_i64("SELECT count(*) FROM schema_migrations")
         .await;
-    assert_eq!(rows, 1, "one migration row after three concurrent starts");
+    assert_eq!(
+        rows, latest,
+        "one row per migration after three concurrent starts"
+    );
     // Reopening runs nothing again.
     let again = schema.open().await.expect("reopen");
-    assert_eq!(again.schema_version().await.expect("version"), 1);
+    assert_eq!(again.schema_version().await.expect("version"), latest);
     assert_eq!(
         schema
             .query_i64("SELECT count(*) FROM schema_migrations")
             .await,
-        1
+        latest
     );
     // A database migrated by a newer collector is refused with a clear error.
     schema
@@ -91,6 +97,7 @@ fn write(tenant: &str, id: &str, at: i64, buckets: Vec<Bucket>) -> IngestWrite {
         received_ms: at,
         buckets,
         samples: vec![],
+        custom: vec![],
     }
 }
 
@@ -102,6 +109,7 @@ async fn minute_total(store: &dyn Store, tenant: &str) -> u64 {
             resolution: Resolution::Minute,
             start_ms: i64::MIN,
             end_ms: i64::MAX,
+            series: SeriesSelect::All,
         })
         .await
         .expect("read")
@@ -243,6 +251,7 @@ async fn concurrent_writers_merge_and_dedup_exactly() {
             resolution: Resolution::Minute,
             start_ms: 0,
             end_ms: i64::MAX,
+            series: SeriesSelect::All,
         })
         .await
         .expect("read");
@@ -261,5 +270,171 @@ async fn hostile_names_round_trip_exactly() {
     };
     let store: Arc<dyn Store> = Arc::new(schema.open().await.expect("open"));
     external::hostile_round_trip(&*store, 1_000_000_000_000 + 7 * 60_000).await;
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn a_database_from_before_totals_gets_them_on_reopen() {
+    let Some(schema) = TestSchema::create("totals").await else {
+        return;
+    };
+    // The schema before total series, as a collector of that time left it.
+    let store = PostgresStore::open_before_totals(&schema.url())
+        .await
+        .expect("open");
+    assert!(store.schema_version().await.expect("version") < PostgresStore::SCHEMA_VERSION);
+    let tenant = "old";
+    let base = Resolution::Hour.floor(testing::BASE_MS);
+    let mut routes: Vec<Bucket> = Vec::new();
+    // Route rows only, as a collector before total series wrote them, at
+    // every resolution.
+    for (res, start) in [
+        (Resolution::Minute, base + 60_000),
+        (Resolution::Minute, base + 120_000),
+        (Resolution::FiveMinutes, base),
+        (Resolution::Hour, base),
+        (Resolution::Hour, base + 2 * DAY),
+    ] {
+        let mut period = Vec::new();
+        for (route, class, caller, n) in [
+            ("/a", 2u8, "", 4usize),
+            ("/a", 5, "web", 3),
+            ("/b", 2, "", 6),
+            ("/b", 2, "web", 2),
+        ] {
+            let mut k = key("api", route, caller);
+            k.status_class = class;
+            let durations: Vec<f64> = (0..n).map(|i| i as f64 * 11.0 + 0.5).collect();
+            let mut b = minute_bucket(tenant, &k, start, &durations, u64::from(class == 5));
+            b.resolution = res;
+            b.start_ms = start;
+            period.push(b);
+        }
+        routes.extend(period.clone());
+        if res == Resolution::Minute {
+            let id = format!("m{start}");
+            store
+                .ingest(write(tenant, &id, start, period))
+                .await
+                .expect("ingest");
+        } else {
+            let p = vitals_collector::DirtyPeriod {
+                resolution: res,
+                tenant: tenant.into(),
+                start_ms: start,
+                generation: 0,
+            };
+            store.write_rollup(p, period).await.expect("rollup");
+        }
+    }
+    drop(store);
+    let store = schema.open().await.expect("reopen");
+    assert_eq!(
+        store.schema_version().await.expect("version"),
+        PostgresStore::SCHEMA_VERSION
+    );
+    for res in Resolution::ALL {
+        let mut got = store
+            .read_buckets(BucketQuery {
+                tenant: tenant.into(),
+                service: Some("api".into()),
+                resolution: res,
+                start_ms: i64::MIN,
+                end_ms: i64::MAX,
+                series: SeriesSelect::Totals,
+            })
+            .await
+            .expect("read totals");
+        got.sort_by(|a, b| (a.start_ms, &a.key).cmp(&(b.start_ms, &b.key)));
+        let mine: Vec<Bucket> = routes
+            .iter()
+            .filter(|b| b.resolution == res)
+            .cloned()
+            .collect();
+        let want = vitals_collector::totals_of(&mine);
+        assert_eq!(got.len(), want.len(), "{res}: total series");
+        assert!(!want.is_empty());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((g.start_ms, &g.key), (w.start_ms, &w.key), "{res}");
+            testing::assert_stats_eq(&g.stats, &w.stats, &format!("{res} {:?}", g.key));
+        }
+    }
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn reading_totals_uses_the_partial_indexes() {
+    let Some(schema) = TestSchema::create("plan").await else {
+        return;
+    };
+    let store = schema.open().await.expect("open");
+    let base = Resolution::Hour.floor(testing::BASE_MS);
+    // A day of hour buckets, 20 services × 50 routes, with their totals.
+    for h in 0..24 {
+        let start = base + h * 3_600_000;
+        let mut period = Vec::new();
+        for s in 0..20 {
+            for r in 0..50 {
+                let mut b = minute_bucket(
+                    "plan",
+                    &key(&format!("svc-{s}"), &format!("/r/{r}"), ""),
+                    start,
+                    &[1.0, 2.0],
+                    0,
+                );
+                b.resolution = Resolution::Hour;
+                b.start_ms = start;
+                period.push(b);
+            }
+        }
+        let p = vitals_collector::DirtyPeriod {
+            resolution: Resolution::Hour,
+            tenant: "plan".into(),
+            start_ms: start,
+            generation: 0,
+        };
+        store
+            .write_rollup(p, vitals_collector::with_totals(period))
+            .await
+            .expect("rollup");
+    }
+    schema.execute("ANALYZE buckets_1h").await;
+    let end = base + 24 * 3_600_000;
+    for (what, filter) in [
+        ("every service", String::new()),
+        ("one service", " AND service = 'svc-3'".to_string()),
+    ] {
+        let plan = schema
+            .query_strings(&format!(
+                "EXPLAIN SELECT * FROM buckets_1h WHERE tenant = 'plan'{filter}
+                   AND start_ms >= {base} AND start_ms < {end} AND method = ''"
+            ))
+            .await
+            .join("\n");
+        let used: Vec<&str> = plan
+            .lines()
+            .filter_map(|l| {
+                l.split_once(" using ")
+                    .or_else(|| l.split_once("Index Scan on "))
+                    .map(|(_, rest)| rest.split_whitespace().next().unwrap_or(""))
+            })
+            .collect();
+        assert!(
+            !used.is_empty() && !plan.contains("Seq Scan"),
+            "{what}:\n{plan}"
+        );
+        for index in used {
+            let def = schema
+                .query_strings(&format!(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = '{index}'"
+                ))
+                .await
+                .join("");
+            assert!(
+                def.contains("WHERE (method = ''::text)"),
+                "{what}: {index} is {def}\n{plan}"
+            );
+        }
+    }
     schema.drop().await;
 }

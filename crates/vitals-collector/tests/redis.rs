@@ -10,7 +10,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use vitals_collector::model::{
-    Bucket, BucketQuery, BucketStats, IngestOutcome, IngestWrite, Resolution, Sample,
+    Bucket, BucketQuery, BucketStats, IngestOutcome, IngestWrite, Resolution, Sample, SeriesSelect,
 };
 use vitals_collector::rollup::merge_by_key;
 use vitals_collector::store::{HotTier, HotTierConfig, SqliteStore, Store};
@@ -42,6 +42,7 @@ fn write(tenant: &str, id: Option<&str>, at: i64, buckets: Vec<Bucket>) -> Inges
         received_ms: at,
         buckets,
         samples: vec![],
+        custom: vec![],
     }
 }
 
@@ -53,6 +54,7 @@ async fn read(store: &dyn Store, tenant: &str, res: Resolution, from: i64, to: i
             resolution: res,
             start_ms: from,
             end_ms: to,
+            series: SeriesSelect::All,
         })
         .await
         .expect("read");
@@ -627,4 +629,237 @@ async fn collector_open_puts_the_hot_tier_in_front_of_the_store() {
         .expect_err("not redis")
         .to_string();
     assert!(err.contains("redis://"), "{err}");
+}
+
+async fn read_custom_points(
+    store: &dyn Store,
+    tenant: &str,
+    res: Resolution,
+    from: i64,
+    to: i64,
+) -> Vec<vitals_collector::model::CustomPoint> {
+    let mut got = store
+        .read_custom(vitals_collector::model::CustomQuery {
+            tenant: tenant.into(),
+            service: None,
+            name: None,
+            resolution: res,
+            start_ms: from,
+            end_ms: to,
+        })
+        .await
+        .expect("read custom");
+    got.sort_by(|a, b| (a.start_ms, &a.key).cmp(&(b.start_ms, &b.key)));
+    got
+}
+
+#[tokio::test]
+async fn custom_points_are_shared_hot_and_flushed_exactly_once() {
+    use vitals_collector::model::{CustomKind, CustomPoint, CustomStats};
+    use vitals_collector::testing::custom_point;
+    let Some(url) = external::redis_url().await else {
+        return;
+    };
+    let prefix = external::random_name("vitals_test_custom");
+    let store = memory().await;
+    let a = Arc::new(tier(&url, store.clone(), config(&prefix)).await);
+    let b = Arc::new(tier(&url, store.clone(), config(&prefix)).await);
+    let now = now_ms();
+    let m = Resolution::Minute.floor(now) - 2 * 60_000;
+    // Values of one gauge and one counter, pushed alternately through both
+    // collectors, some out of time order (late, cold points go through the
+    // store suite run over the hot tier).
+    let pushes: Vec<(i64, CustomKind, f64)> = vec![
+        (m + 10_000, CustomKind::Gauge, 5.0),
+        (m + 50_000, CustomKind::Gauge, -3.5),
+        (m + 30_000, CustomKind::Gauge, 12.25),
+        (m + 60_000 + 5_000, CustomKind::Gauge, 0.1),
+        (m + 10_000, CustomKind::Counter, 1e15),
+        (m + 40_000, CustomKind::Counter, 1e15 + 7.0),
+    ];
+    let mut parts: Vec<CustomPoint> = Vec::new();
+    for (i, (at, kind, value)) in pushes.into_iter().enumerate() {
+        let name = if kind == CustomKind::Gauge {
+            "g"
+        } else {
+            "c_total"
+        };
+        let p = custom_point(
+            "t",
+            "api",
+            name,
+            &[("k", "v \u{1f}\"")],
+            "i-1",
+            kind,
+            value,
+            at,
+        );
+        let w = IngestWrite {
+            custom: vec![p.clone()],
+            ..write("t", Some(&format!("c{i}")), now, vec![])
+        };
+        let tier = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            tier.ingest(w.clone()).await.expect("ingest"),
+            IngestOutcome::Stored
+        );
+        // The retry reaches the other collector: a duplicate.
+        let other = if i % 2 == 0 { &b } else { &a };
+        assert_eq!(
+            other.ingest(w).await.expect("retry"),
+            IngestOutcome::Duplicate
+        );
+        parts.push(p);
+    }
+    let want = |res: Resolution| -> Vec<(i64, String, CustomStats)> {
+        let mut by: std::collections::BTreeMap<(i64, String), CustomStats> = Default::default();
+        for p in &parts {
+            by.entry((res.floor(p.start_ms), p.key.name.clone()))
+                .and_modify(|s| s.merge(&p.stats))
+                .or_insert(p.stats);
+        }
+        by.into_iter().map(|((t, n), s)| (t, n, s)).collect()
+    };
+    let got = |points: Vec<CustomPoint>| -> Vec<(i64, String, CustomStats)> {
+        points
+            .into_iter()
+            .map(|p| (p.start_ms, p.key.name, p.stats))
+            .collect()
+    };
+    let (from, to) = (now - 3_600_000, now + 60_000);
+    let minute = want(Resolution::Minute);
+    assert_eq!(minute.len(), 3);
+    let g0 = minute
+        .iter()
+        .find(|(t, n, _)| *t == m && n == "g")
+        .expect("g");
+    assert_eq!(
+        g0.2,
+        CustomStats {
+            kind: CustomKind::Gauge,
+            last: -3.5,
+            last_ms: m + 50_000,
+            min: -3.5,
+            max: 12.25
+        }
+    );
+    for tier in [&a, &b] {
+        assert_eq!(
+            got(read_custom_points(&**tier, "t", Resolution::Minute, from, to).await),
+            minute,
+            "both collectors answer the same from Redis"
+        );
+        for res in [Resolution::FiveMinutes, Resolution::Hour] {
+            assert_eq!(
+                got(read_custom_points(&**tier, "t", res, res.floor(from), to).await),
+                want(res),
+                "{res} merged from hot minutes"
+            );
+        }
+    }
+    assert!(
+        read_custom_points(&*store, "t", Resolution::Minute, from, to)
+            .await
+            .is_empty(),
+        "nothing in the store before its minute is flushed"
+    );
+    let later = now + 3 * 60_000;
+    let (ra, rb) = tokio::join!(a.flush_due(later), b.flush_due(later));
+    assert!(ra.expect("flush a").sealed + rb.expect("flush b").sealed >= 2);
+    assert_eq!(
+        got(read_custom_points(&*store, "t", Resolution::Minute, from, to).await),
+        minute,
+        "the store holds every point exactly once"
+    );
+    assert_eq!(
+        got(read_custom_points(&*a, "t", Resolution::Minute, from, to).await),
+        minute,
+        "after the flush"
+    );
+    // Rollups through the hot tier write exact five-minute points.
+    vitals_collector::rollup::rollup_pass(&*a)
+        .await
+        .expect("rollup");
+    assert_eq!(
+        got(read_custom_points(
+            &*store,
+            "t",
+            Resolution::FiveMinutes,
+            Resolution::FiveMinutes.floor(from),
+            to
+        )
+        .await),
+        want(Resolution::FiveMinutes),
+        "five-minute rollup in the store"
+    );
+    a.clear().await.expect("clear");
+}
+
+#[tokio::test]
+async fn hot_reads_select_routes_or_totals_before_and_after_flushing() {
+    let Some(url) = external::redis_url().await else {
+        return;
+    };
+    let prefix = external::random_name("vitals_test_totals");
+    let store = memory().await;
+    let hot = tier(&url, store.clone(), config(&prefix)).await;
+    let now = now_ms();
+    let mut parts = Vec::new();
+    for i in 0..5u64 {
+        // As ingest writes them: route series plus their totals.
+        let buckets = vitals_collector::with_totals(recent_buckets("t", now, 6, i));
+        hot.ingest(write("t", Some(&format!("b{i}")), now, buckets.clone()))
+            .await
+            .expect("ingest");
+        parts.extend(buckets);
+    }
+    assert!(parts.iter().any(|b| b.key.is_total()));
+    let (from, to) = (now - 3_600_000, now + 60_000);
+    let check = |what: &'static str| {
+        let (hot, parts) = (&hot, &parts);
+        async move {
+            for res in Resolution::ALL {
+                for series in [
+                    SeriesSelect::Routes,
+                    SeriesSelect::Totals,
+                    SeriesSelect::All,
+                ] {
+                    let mut got = hot
+                        .read_buckets(BucketQuery {
+                            tenant: "t".into(),
+                            service: Some("api".into()),
+                            resolution: res,
+                            start_ms: res.floor(from),
+                            end_ms: to,
+                            series,
+                        })
+                        .await
+                        .expect("read");
+                    got.sort_by(|a, b| (a.start_ms, &a.key).cmp(&(b.start_ms, &b.key)));
+                    let mine: Vec<Bucket> = parts
+                        .iter()
+                        .filter(|b| series.includes(&b.key))
+                        .cloned()
+                        .collect();
+                    assert_same(
+                        &got,
+                        &expected("t", &mine, res),
+                        &format!("{what}: {res} {series:?}"),
+                    );
+                }
+            }
+        }
+    };
+    check("from Redis").await;
+    let report = hot.flush_due(now + 3 * 60_000).await.expect("flush");
+    assert!(report.flushed > 0, "{report:?}");
+    check("after the flush").await;
+    // The store got totals and routes as ordinary series.
+    let stored = read(&*store, "t", Resolution::Minute, from, to).await;
+    assert_same(
+        &stored,
+        &expected("t", &parts, Resolution::Minute),
+        "flushed to the store",
+    );
+    hot.clear().await.expect("clear");
 }

@@ -12,6 +12,13 @@ async fn sqlite_memory_passes_the_store_suite() {
 async fn sqlite_file_passes_the_store_suite_and_migrates_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("v.db").display());
+    let path = dir.path().join("v.db").display().to_string();
+    let first = vitals_collector::SqliteStore::open(&path)
+        .await
+        .expect("open");
+    let version = first.schema_version().await.expect("version");
+    assert!(version >= 2, "the custom metrics migration ran: {version}");
+    drop(first);
     let store = store::open(&url).await.expect("open");
     testing::run_store_suite(store.clone()).await;
     drop(store);
@@ -20,7 +27,10 @@ async fn sqlite_file_passes_the_store_suite_and_migrates_once() {
         vitals_collector::SqliteStore::open(&dir.path().join("v.db").display().to_string())
             .await
             .expect("reopen");
-    assert_eq!(reopened.schema_version().await.expect("version"), 1);
+    assert_eq!(
+        reopened.schema_version().await.expect("version"),
+        vitals_collector::SqliteStore::SCHEMA_VERSION
+    );
 }
 
 #[tokio::test]

@@ -3,8 +3,12 @@
 //! ```text
 //! cargo run -p vitals-server --example push_to_collector -- \
 //!     --listen 127.0.0.1:3000 --collector http://127.0.0.1:7070 \
-//!     --key INGEST_KEY --service checkout [--interval-ms 10000]
+//!     --key INGEST_KEY --service checkout [--interval-ms 10000] \
+//!     [--ca-cert collector-ca.pem]
 //! ```
+//!
+//! `--collector https://…` works too (feature `push-tls`, on by default);
+//! `--ca-cert` adds a private CA (PEM) to the trusted roots.
 //!
 //! - `GET /users/{id}` JSON, `GET /slow?ms=N` (at most 60 000), `GET /fail` (500)
 //! - `GET /checkout`: calls this server's `/users/1` through a hyper-util
@@ -12,7 +16,10 @@
 //!   coming from `--service`
 //! - `GET /metrics`, `GET /debug/metrics`; push counters are
 //!   `vitals_push_batches_total{result}`, `vitals_push_dropped_total{reason}`,
-//!   `vitals_push_retries_total`
+//!   `vitals_push_retries_total`, `vitals_push_failures_total{reason}`
+//! - the app's own `checkouts_total{result}` counter rides along with each
+//!   batch as a custom metric (`PushConfig::push_metrics`): see it with
+//!   `GET /v1/services/{service}/custom` on the collector
 //!
 //! Ctrl-C stops serving, then the last interval is pushed (5 s at most).
 
@@ -39,6 +46,7 @@ type Outgoing = CallerService<Client<HttpConnector, Empty<bytes::Bytes>>>;
 struct AppState {
     client: Outgoing,
     own_url: String,
+    checkouts: vitals::CounterVec,
 }
 
 async fn checkout(State(state): State<AppState>) -> (StatusCode, String) {
@@ -53,6 +61,8 @@ async fn checkout(State(state): State<AppState>) -> (StatusCode, String) {
         },
         Err(e) => Err(e),
     };
+    let result = if answer.is_ok() { "ok" } else { "failed" };
+    state.checkouts.get(&[result]).inc();
     match answer {
         Ok(res) => {
             let status = res.status();
@@ -99,10 +109,11 @@ struct Args {
     key: String,
     service: String,
     interval_ms: u64,
+    ca_cert: Option<String>,
 }
 
 const USAGE: &str = "usage: push_to_collector [--listen ADDR] [--collector URL] [--key KEY] \
-[--service NAME] [--interval-ms N]
+[--service NAME] [--interval-ms N] [--ca-cert PEM_FILE]
   defaults: --listen 127.0.0.1:3000 --collector http://127.0.0.1:7070 --key dev-key \
 --service demo --interval-ms 10000";
 
@@ -113,6 +124,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         key: "dev-key".into(),
         service: "demo".into(),
         interval_ms: 10_000,
+        ca_cert: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -128,6 +140,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--collector" => a.collector = value,
             "--key" => a.key = value,
             "--service" => a.service = value,
+            "--ca-cert" => a.ca_cert = Some(value),
             "--interval-ms" => {
                 a.interval_ms = value
                     .parse()
@@ -157,8 +170,23 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let push = PushConfig::new(&args.collector, &args.key)?
         .service(&args.service)
-        .interval(Duration::from_millis(args.interval_ms));
+        .interval(Duration::from_millis(args.interval_ms))
+        .push_metrics(["checkouts_total"]);
+    let push = match &args.ca_cert {
+        None => push,
+        #[cfg(feature = "push-tls")]
+        Some(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("cannot read --ca-cert {path:?}: {e}"))?;
+            push.root_certificate_pem(&pem)?
+        }
+        #[cfg(not(feature = "push-tls"))]
+        Some(_) => return Err("--ca-cert needs the push-tls feature".into()),
+    };
     let metrics = ServerMetrics::builder().push(push).build()?;
+    let checkouts = metrics
+        .registry()
+        .counter_vec(("checkouts_total", "Checkouts, by result"), &["result"])?;
 
     let listener = TrackedListener::bind(&args.listen, &metrics).await?;
     let addr = axum::serve::Listener::local_addr(&listener)?;
@@ -166,6 +194,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         client: CallerLayer::new(&args.service)?
             .layer(Client::builder(TokioExecutor::new()).build_http()),
         own_url: format!("http://{addr}"),
+        checkouts,
     };
     let app = metrics.instrument(app(state));
     println!(

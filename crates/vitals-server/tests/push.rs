@@ -729,3 +729,68 @@ async fn huge_and_stalled_answers_are_bounded() {
     assert_eq!(s.get("/users/2", &[]).await, 200);
     assert_eq!(s.flush().await.delivered, 1);
 }
+
+#[tokio::test]
+async fn chosen_registry_metrics_ride_along_as_custom_metrics() {
+    use vitals::wire::CustomKind;
+    let collector = Collector::start().await;
+    let s = start(&collector.url(), |c| {
+        c.push_metrics(["orders_total"])
+            .push_metrics_prefix("app_")
+            .max_custom(3)
+    })
+    .await;
+    let orders = s
+        .registry
+        .counter_vec(("orders_total", "Orders"), &["shop"])
+        .unwrap();
+    orders.get(&["eu"]).add(3);
+    let depth = s.registry.gauge(("app_queue_depth", "Depth")).unwrap();
+    depth.set(9);
+    let hidden = s.registry.counter(("hidden_total", "Not pushed")).unwrap();
+    hidden.inc();
+    assert_eq!(s.flush().await.delivered, 1);
+    orders.get(&["eu"]).add(2);
+    orders.get(&["us"]).inc();
+    depth.set(4);
+    // A fourth series goes past max_custom(3).
+    orders.get(&["jp"]).inc();
+    assert_eq!(s.flush().await.delivered, 1);
+    let got = collector.received();
+    assert_eq!(got.len(), 2);
+    let find = |b: &IngestBatch, name: &str, labels: &[(&str, &str)]| {
+        b.custom
+            .iter()
+            .find(|m| {
+                m.name == name
+                    && m.labels
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect::<Vec<_>>()
+                        == labels
+            })
+            .map(|m| (m.kind, m.value))
+    };
+    let first = &got[0].batch;
+    assert_eq!(first.custom.len(), 2, "{:?}", first.custom);
+    assert_eq!(
+        find(first, "orders_total", &[("shop", "eu")]),
+        Some((CustomKind::Counter, 3.0))
+    );
+    assert_eq!(
+        find(first, "app_queue_depth", &[]),
+        Some((CustomKind::Gauge, 9.0))
+    );
+    let second = &got[1].batch;
+    assert_eq!(second.custom.len(), 3, "capped: {:?}", second.custom);
+    assert_eq!(
+        find(second, "orders_total", &[("shop", "eu")]),
+        Some((CustomKind::Counter, 5.0)),
+        "counters are cumulative"
+    );
+    assert!(second.custom.iter().all(|m| m.name != "hidden_total"));
+    assert_eq!(
+        s.counter("vitals_push_custom_dropped", &[("reason", "batch_limit")]),
+        1
+    );
+}

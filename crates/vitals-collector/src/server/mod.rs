@@ -1,6 +1,13 @@
 //! The collector's HTTP API: ingest, queries and its own `/metrics`, over
 //! one [`Store`], with the rollup and retention jobs in the background.
 //! The query handlers live in `queries.rs`.
+//!
+//! Routes: `POST /v1/ingest` (aggregated batches, with custom metrics),
+//! `POST /v1/requests` (per-request records); read keys:
+//! `GET /v1/services`, `/v1/services/{service}/stats|routes|timeseries|recent`,
+//! `/v1/services/{service}/custom` (custom metrics list) and
+//! `/v1/services/{service}/custom/{name}` (one metric's series),
+//! `/v1/connections`; plus `/metrics` and `/healthz`.
 
 mod queries;
 
@@ -21,7 +28,7 @@ use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use vitals::wire::{INGEST_PATH, IngestBatch, REQUESTS_PATH, RequestBatch};
+use vitals::wire::{INGEST_PATH, IngestBatch, REQUESTS_PATH, RequestBatchRef};
 use vitals::{Counter, CounterVec, Format, Registry};
 
 /// Longest query string accepted, bytes.
@@ -63,6 +70,7 @@ struct Inner {
     batches: CounterVec,
     ingested: CounterVec,
     overflowed: Counter,
+    apdex_estimated: Counter,
     failures: CounterVec,
 }
 
@@ -99,7 +107,8 @@ impl Collector {
     /// the Redis hot tier when `config.cache` names one.
     pub async fn open(config: CollectorConfig) -> Result<Self, CollectorError> {
         config.validate().map_err(CollectorError::Config)?;
-        let store = store::open_with_cache(&config.store, config.cache.as_deref()).await?;
+        let hot = config.hot_tier.resolve().map_err(CollectorError::Config)?;
+        let store = store::open_with_hot_tier(&config.store, config.cache.as_deref(), hot).await?;
         Self::with_store(config, store)
     }
 
@@ -110,6 +119,7 @@ impl Collector {
     ) -> Result<Self, CollectorError> {
         let retention = config.retention.resolve().map_err(CollectorError::Config)?;
         let registry = Registry::new();
+        store.register_metrics(&registry);
         let batches = registry.counter_vec(
             (
                 "vitals_collector_batches_total",
@@ -127,6 +137,10 @@ impl Collector {
         let overflowed = registry.counter((
             "vitals_collector_route_overflow_total",
             "Aggregates or records folded into route=\"__overflow__\" because their service reached its route limit",
+        ))?;
+        let apdex_estimated = registry.counter((
+            "vitals_collector_apdex_estimated_total",
+            "Pushed aggregates whose Apdex counts were re-read from their duration sketch because the sender's apdex_t_ms differed from the service's",
         ))?;
         let failures = registry.counter_vec(
             (
@@ -146,6 +160,7 @@ impl Collector {
                 batches,
                 ingested,
                 overflowed,
+                apdex_estimated,
                 failures,
             }),
         })
@@ -212,6 +227,11 @@ impl Collector {
                 get(queries::timeseries),
             )
             .route("/v1/services/{service}/recent", get(queries::recent))
+            .route("/v1/services/{service}/custom", get(queries::custom_list))
+            .route(
+                "/v1/services/{service}/custom/{name}",
+                get(queries::custom_series),
+            )
             .route("/v1/connections", get(queries::connections))
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
@@ -328,13 +348,20 @@ impl Collector {
             write,
             overflowed,
             requests,
+            custom_dropped,
+            apdex_estimated,
         } = prepared;
+        self.inner.apdex_estimated.add(apdex_estimated);
         if overflowed > 0 {
             self.inner.overflowed.add(overflowed);
             self.inner.registry.count_rejected("route_overflow");
         }
+        for _ in 0..custom_dropped {
+            self.inner.registry.count_rejected("custom_series_limit");
+        }
         let batch_id = write.batch_id.clone();
         let series = write.buckets.len();
+        let custom = write.custom.len();
         let outcome = self
             .inner
             .store
@@ -355,6 +382,9 @@ impl Collector {
             "series": series,
             "requests": requests,
             "overflowed": overflowed,
+            "custom": custom,
+            "custom_dropped": custom_dropped,
+            "apdex_estimated": apdex_estimated,
         }))
         .into_response())
     }
@@ -374,12 +404,14 @@ fn store_unavailable(e: StoreError) -> ApiError {
 }
 
 /// The two ingest bodies, as the shared ingest path sees them.
-trait IngestBody: serde::de::DeserializeOwned {
+trait IngestBody {
     /// The endpoint's label in `vitals_collector_batches_total`.
     const ENDPOINT: &'static str;
-    fn service(&self) -> &str;
+    /// The decoded body, which may borrow from the request's bytes.
+    type Batch<'a>: serde::Deserialize<'a> + Send;
+    fn service<'b>(batch: &'b Self::Batch<'_>) -> &'b str;
     fn prepare(
-        self,
+        batch: Self::Batch<'_>,
         tenant: &str,
         now: UnixMs,
         config: &CollectorConfig,
@@ -388,37 +420,45 @@ trait IngestBody: serde::de::DeserializeOwned {
     ) -> Result<Prepared, ApiError>;
 }
 
-impl IngestBody for IngestBatch {
+/// `POST /v1/ingest`: aggregated batches.
+struct Aggregates;
+
+impl IngestBody for Aggregates {
     const ENDPOINT: &'static str = "ingest";
-    fn service(&self) -> &str {
-        &self.service
+    type Batch<'a> = IngestBatch;
+    fn service(batch: &IngestBatch) -> &str {
+        &batch.service
     }
     fn prepare(
-        self,
+        batch: IngestBatch,
         tenant: &str,
         now: UnixMs,
         config: &CollectorConfig,
         oldest_ms: i64,
         routes: &RouteLimiter,
     ) -> Result<Prepared, ApiError> {
-        ingest::prepare_batch(tenant, self, now, config, oldest_ms, routes)
+        ingest::prepare_batch(tenant, batch, now, config, oldest_ms, routes)
     }
 }
 
-impl IngestBody for RequestBatch {
+/// `POST /v1/requests`: per-request records, read in place.
+struct Records;
+
+impl IngestBody for Records {
     const ENDPOINT: &'static str = "requests";
-    fn service(&self) -> &str {
-        &self.service
+    type Batch<'a> = RequestBatchRef<'a>;
+    fn service<'b>(batch: &'b RequestBatchRef<'_>) -> &'b str {
+        &batch.service
     }
     fn prepare(
-        self,
+        batch: RequestBatchRef<'_>,
         tenant: &str,
         now: UnixMs,
         config: &CollectorConfig,
         oldest_ms: i64,
         routes: &RouteLimiter,
     ) -> Result<Prepared, ApiError> {
-        ingest::prepare_records(tenant, self, now, config, oldest_ms, routes)
+        ingest::prepare_records(tenant, batch, now, config, oldest_ms, routes)
     }
 }
 
@@ -429,14 +469,22 @@ async fn ingest_body<B: IngestBody>(c: Collector, headers: HeaderMap, body: Body
         let key = c.authorize(&headers, Role::Ingest).await?;
         let (bytes, gzip) = c.read_body(&headers, body).await?;
         let limits = &c.inner.config.limits;
-        let batch: B = ingest::decode_body(&bytes, gzip, limits.max_decompressed_bytes)?;
-        ingest::check_service(batch.service(), limits)?;
+        let json = ingest::inflate_body(&bytes, gzip, limits.max_decompressed_bytes)?;
+        let batch: B::Batch<'_> = ingest::parse_body(&json)?;
+        ingest::check_service(B::service(&batch), limits)?;
         let now = now_ms();
         c.inner
             .routes
-            .admit_service(&*c.inner.store, &key.tenant, batch.service(), now, limits)
+            .admit_service(
+                &*c.inner.store,
+                &key.tenant,
+                B::service(&batch),
+                now,
+                limits,
+            )
             .await?;
-        let prepared = batch.prepare(
+        let prepared = B::prepare(
+            batch,
             &key.tenant,
             now,
             &c.inner.config,
@@ -458,11 +506,11 @@ async fn ingest_body<B: IngestBody>(c: Collector, headers: HeaderMap, body: Body
 }
 
 async fn ingest_batch(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
-    ingest_body::<IngestBatch>(c, headers, body).await
+    ingest_body::<Aggregates>(c, headers, body).await
 }
 
 async fn ingest_records(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
-    ingest_body::<RequestBatch>(c, headers, body).await
+    ingest_body::<Records>(c, headers, body).await
 }
 
 async fn metrics(State(c): State<Collector>, headers: HeaderMap) -> Response {

@@ -1,10 +1,26 @@
 //! The query API handlers (read keys): services overview, per-service
-//! stats, routes, timeseries and recent samples, and caller → callee edges.
-//! Every parameter is validated; a bad one is a counted 400.
+//! stats, routes, timeseries and recent samples, custom metrics, and
+//! caller → callee edges. Every parameter is validated; a bad one is a
+//! counted 400.
+//!
+//! Custom metrics (pushed in `/v1/ingest` batches, stored per minute and
+//! rolled up to 5 min and 1 h like buckets):
+//! - `GET /v1/services/{service}/custom?window=15m` lists the service's
+//!   custom series seen in the window: name, kind, labels, the latest
+//!   value summed over instances, and for counters `rate_per_sec` over the
+//!   window (reset-aware per instance).
+//! - `GET /v1/services/{service}/custom/{name}?window=1h&step=1m` gives,
+//!   per label set, one point per step: a gauge's sum over instances of
+//!   each one's last value in the step, a counter's increase per second.
+//!
+//! See [`crate::custom_metrics`] for the exact rules.
 
 use super::{Collector, MAX_QUERY_LEN, MAX_RECENT, now_ms, store_unavailable};
+use crate::custom_metrics;
 use crate::error::ApiError;
-use crate::model::{Bucket, BucketQuery, Role, ServiceRecord, UnixMs};
+use crate::model::{
+    Bucket, BucketQuery, CustomPoint, CustomQuery, Role, SeriesSelect, ServiceRecord, UnixMs,
+};
 use crate::query::{self, Figures, Metric, Window};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::future::Future;
 
 /// Parses a query string, refusing unknown or repeated parameters.
 fn params(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
@@ -63,7 +80,25 @@ fn window_of(
     )
 }
 
-async fn read(
+fn bucket_query(
+    tenant: &str,
+    service: Option<&str>,
+    w: &Window,
+    series: SeriesSelect,
+) -> BucketQuery {
+    BucketQuery {
+        tenant: tenant.into(),
+        service: service.map(str::to_string),
+        resolution: w.resolution,
+        start_ms: w.from_ms,
+        end_ms: w.to_ms + 1,
+        series,
+    }
+}
+
+/// The per-service total series of the window: what every view over
+/// whole services reads (a few rows per service instead of one per route).
+async fn read_totals(
     c: &Collector,
     tenant: &str,
     service: Option<&str>,
@@ -71,15 +106,23 @@ async fn read(
 ) -> Result<Vec<Bucket>, ApiError> {
     c.inner
         .store
-        .read_buckets(BucketQuery {
-            tenant: tenant.into(),
-            service: service.map(str::to_string),
-            resolution: w.resolution,
-            start_ms: w.from_ms,
-            end_ms: w.to_ms + 1,
-        })
+        .read_buckets(bucket_query(tenant, service, w, SeriesSelect::Totals))
         .await
         .map_err(store_unavailable)
+}
+
+/// The window (`window=`, default 1 h) and step (`step=`) of a series
+/// query, read at the resolution the step needs.
+fn stepped_window(c: &Collector, p: &BTreeMap<String, String>) -> Result<(Window, i64), ApiError> {
+    let now = now_ms();
+    let w = window_of(c, p, "1h", now)?;
+    let step = query::parse_step(p.get("step").map(String::as_str), w.window_ms)?;
+    let w = Window::with_resolution(
+        w.window_ms,
+        query::resolution_for_step(step, w.resolution),
+        now,
+    );
+    Ok((w, step))
 }
 
 /// Finds a service of the tenant, or a 404.
@@ -107,6 +150,33 @@ async fn known_service(
         })
 }
 
+/// Runs one read handler: authorizes a read key, validates the query
+/// string against `allowed`, then answers `body`'s JSON, or its error
+/// (counted, see `Collector::fail`). Every query endpoint goes through it,
+/// so none can skip the key or the parameter check.
+async fn answer<'a, F, Fut>(
+    c: &'a Collector,
+    headers: &HeaderMap,
+    q: Option<String>,
+    allowed: &[&str],
+    body: F,
+) -> Response
+where
+    F: FnOnce(&'a Collector, String, BTreeMap<String, String>) -> Fut,
+    Fut: Future<Output = Result<serde_json::Value, ApiError>>,
+{
+    let result = async {
+        let key = c.authorize(headers, Role::Read).await?;
+        let p = params(q, allowed)?;
+        body(c, key.tenant, p).await
+    }
+    .await;
+    match result {
+        Ok(json) => axum::Json(json).into_response(),
+        Err(e) => c.fail(e),
+    }
+}
+
 #[derive(Serialize)]
 struct WindowInfo {
     window_ms: i64,
@@ -131,18 +201,16 @@ pub(super) async fn services(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let result = async {
-        let key = c.authorize(&headers, Role::Read).await?;
-        let p = params(q, &["window"])?;
+    answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
         let now = now_ms();
-        let w = window_of(&c, &p, "15m", now)?;
+        let w = window_of(c, &p, "15m", now)?;
         let known = c
             .inner
             .store
-            .services(key.tenant.clone())
+            .services(tenant.clone())
             .await
             .map_err(store_unavailable)?;
-        let buckets = read(&c, &key.tenant, None, &w).await?;
+        let buckets = read_totals(c, &tenant, None, &w).await?;
         let mut by: BTreeMap<&str, Vec<&Bucket>> = BTreeMap::new();
         for b in &buckets {
             by.entry(&b.key.service).or_default().push(b);
@@ -168,12 +236,9 @@ pub(super) async fn services(
                 })
             })
             .collect();
-        Ok::<_, ApiError>(
-            axum::Json(json!({ "window": WindowInfo::from(&w), "services": list })).into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(|e| c.fail(e))
+        Ok(json!({ "window": WindowInfo::from(&w), "services": list }))
+    })
+    .await
 }
 
 pub(super) async fn stats(
@@ -182,13 +247,11 @@ pub(super) async fn stats(
     Path(service): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let result = async {
-        let key = c.authorize(&headers, Role::Read).await?;
-        let p = params(q, &["window"])?;
+    answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
         let now = now_ms();
-        let w = window_of(&c, &p, "15m", now)?;
-        let rec = known_service(&c, &key.tenant, &service).await?;
-        let buckets = read(&c, &key.tenant, Some(&service), &w).await?;
+        let w = window_of(c, &p, "15m", now)?;
+        let rec = known_service(c, &tenant, &service).await?;
+        let buckets = read_totals(c, &tenant, Some(&service), &w).await?;
         let total = query::total(&buckets);
         let f = Figures::of(&total, w.span_secs());
         let policy = c.inner.config.policy(&service);
@@ -216,10 +279,9 @@ pub(super) async fn stats(
             obj.insert("status_classes".into(), json!(classes));
             obj.insert("last_seen_ms".into(), json!(rec.last_seen_ms));
         }
-        Ok::<_, ApiError>(axum::Json(body).into_response())
-    }
-    .await;
-    result.unwrap_or_else(|e| c.fail(e))
+        Ok(body)
+    })
+    .await
 }
 
 pub(super) async fn routes(
@@ -228,22 +290,24 @@ pub(super) async fn routes(
     Path(service): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let result = async {
-        let key = c.authorize(&headers, Role::Read).await?;
-        let p = params(q, &["window"])?;
-        let w = window_of(&c, &p, "15m", now_ms())?;
-        known_service(&c, &key.tenant, &service).await?;
-        let buckets = read(&c, &key.tenant, Some(&service), &w).await?;
-        let list = query::routes(&buckets, &w);
-        Ok::<_, ApiError>(
-            axum::Json(
-                json!({ "service": service, "window": WindowInfo::from(&w), "routes": list }),
-            )
-            .into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(|e| c.fail(e))
+    answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
+        let w = window_of(c, &p, "15m", now_ms())?;
+        known_service(c, &tenant, &service).await?;
+        let sums = c
+            .inner
+            .store
+            .route_sums(bucket_query(
+                &tenant,
+                Some(&service),
+                &w,
+                SeriesSelect::Routes,
+            ))
+            .await
+            .map_err(store_unavailable)?;
+        let list = query::routes(sums, &w);
+        Ok(json!({ "service": service, "window": WindowInfo::from(&w), "routes": list }))
+    })
+    .await
 }
 
 pub(super) async fn timeseries(
@@ -252,34 +316,27 @@ pub(super) async fn timeseries(
     Path(service): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let result = async {
-        let key = c.authorize(&headers, Role::Read).await?;
-        let p = params(q, &["metric", "step", "window"])?;
-        let metric = Metric::parse(p.get("metric").map_or("requests", String::as_str))?;
-        let now = now_ms();
-        let w = window_of(&c, &p, "1h", now)?;
-        let step = query::parse_step(p.get("step").map(String::as_str), w.window_ms)?;
-        let w = Window::with_resolution(
-            w.window_ms,
-            query::resolution_for_step(step, w.resolution),
-            now,
-        );
-        known_service(&c, &key.tenant, &service).await?;
-        let buckets = read(&c, &key.tenant, Some(&service), &w).await?;
-        let points = query::timeseries(&buckets, w.from_ms, w.to_ms, step, metric);
-        Ok::<_, ApiError>(
-            axum::Json(json!({
+    answer(
+        &c,
+        &headers,
+        q,
+        &["metric", "step", "window"],
+        |c, tenant, p| async move {
+            let metric = Metric::parse(p.get("metric").map_or("requests", String::as_str))?;
+            let (w, step) = stepped_window(c, &p)?;
+            known_service(c, &tenant, &service).await?;
+            let buckets = read_totals(c, &tenant, Some(&service), &w).await?;
+            let points = query::timeseries(&buckets, w.from_ms, w.to_ms, step, metric);
+            Ok(json!({
                 "service": service,
                 "metric": p.get("metric").map_or("requests", String::as_str),
                 "step_ms": step,
                 "window": WindowInfo::from(&w),
                 "points": points,
             }))
-            .into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(|e| c.fail(e))
+        },
+    )
+    .await
 }
 
 pub(super) async fn recent(
@@ -288,9 +345,7 @@ pub(super) async fn recent(
     Path(service): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let result = async {
-        let key = c.authorize(&headers, Role::Read).await?;
-        let p = params(q, &["limit"])?;
+    answer(&c, &headers, q, &["limit"], |c, tenant, p| async move {
         let limit = match p.get("limit") {
             None => 50,
             Some(v) => v
@@ -307,19 +362,16 @@ pub(super) async fn recent(
                     )
                 })?,
         };
-        known_service(&c, &key.tenant, &service).await?;
+        known_service(c, &tenant, &service).await?;
         let samples = c
             .inner
             .store
-            .recent_samples(key.tenant.clone(), service.clone(), limit)
+            .recent_samples(tenant.clone(), service.clone(), limit)
             .await
             .map_err(store_unavailable)?;
-        Ok::<_, ApiError>(
-            axum::Json(json!({ "service": service, "requests": samples })).into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(|e| c.fail(e))
+        Ok(json!({ "service": service, "requests": samples }))
+    })
+    .await
 }
 
 pub(super) async fn connections(
@@ -327,16 +379,86 @@ pub(super) async fn connections(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let result = async {
-        let key = c.authorize(&headers, Role::Read).await?;
-        let p = params(q, &["window"])?;
-        let w = window_of(&c, &p, "15m", now_ms())?;
-        let buckets = read(&c, &key.tenant, None, &w).await?;
+    answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
+        let w = window_of(c, &p, "15m", now_ms())?;
+        let buckets = read_totals(c, &tenant, None, &w).await?;
         let edges = query::edges(&buckets, &w);
-        Ok::<_, ApiError>(
-            axum::Json(json!({ "window": WindowInfo::from(&w), "edges": edges })).into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(|e| c.fail(e))
+        Ok(json!({ "window": WindowInfo::from(&w), "edges": edges }))
+    })
+    .await
+}
+
+async fn read_custom(
+    c: &Collector,
+    tenant: &str,
+    service: &str,
+    name: Option<&str>,
+    w: &Window,
+) -> Result<Vec<CustomPoint>, ApiError> {
+    c.inner
+        .store
+        .read_custom(CustomQuery {
+            tenant: tenant.into(),
+            service: Some(service.into()),
+            name: name.map(str::to_string),
+            resolution: w.resolution,
+            start_ms: w.from_ms,
+            end_ms: w.to_ms + 1,
+        })
+        .await
+        .map_err(store_unavailable)
+}
+
+pub(super) async fn custom_list(
+    State(c): State<Collector>,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
+        let w = window_of(c, &p, "15m", now_ms())?;
+        known_service(c, &tenant, &service).await?;
+        let points = read_custom(c, &tenant, &service, None, &w).await?;
+        let list = custom_metrics::summaries(&points, w.span_secs());
+        Ok(json!({ "service": service, "window": WindowInfo::from(&w), "metrics": list }))
+    })
+    .await
+}
+
+pub(super) async fn custom_series(
+    State(c): State<Collector>,
+    headers: HeaderMap,
+    Path((service, name)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    answer(
+        &c,
+        &headers,
+        q,
+        &["step", "window"],
+        |c, tenant, p| async move {
+            let max = c.inner.config.limits.max_name_len;
+            if name.is_empty() || name.len() > max || name.chars().any(char::is_control) {
+                return Err(ApiError::bad_request(
+                    "invalid_metric",
+                    format!(
+                        "metric name {:?} must be 1 to {max} bytes without control characters",
+                        name.chars().take(64).collect::<String>()
+                    ),
+                ));
+            }
+            let (w, step) = stepped_window(c, &p)?;
+            known_service(c, &tenant, &service).await?;
+            let points = read_custom(c, &tenant, &service, Some(&name), &w).await?;
+            let series = custom_metrics::series(&points, w.from_ms, w.to_ms, step);
+            Ok(json!({
+                "service": service,
+                "name": name,
+                "step_ms": step,
+                "window": WindowInfo::from(&w),
+                "series": series,
+            }))
+        },
+    )
+    .await
 }

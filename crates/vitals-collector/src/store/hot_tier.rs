@@ -16,7 +16,10 @@
 //! - **One atomic script per ingest** (Lua): the batch-id check and record
 //!   (with expiry), the merge into the query view of each hot minute and
 //!   into the not-yet-flushed delta of each `(tenant, service, minute)`,
-//!   the recent samples and the service's last-seen time.
+//!   the recent samples and the service's last-seen time. Custom points
+//!   go the same way: `!c`-prefixed fields of the delta (so they are
+//!   sealed and flushed with it) and a per-minute custom view, merged in
+//!   the script (min, max, and the last value by its timestamp).
 //! - **Flushing is idempotent.** A due delta is *sealed* atomically (renamed
 //!   to a snapshot with a fresh random id, and listed as sealed; later
 //!   writes start a new delta). The snapshot is written to the store as one
@@ -25,19 +28,32 @@
 //!   flushes it later; a crash after the store write makes the retry a
 //!   duplicate in the store, so nothing is lost or counted twice.
 //!
+//! - **Route and total series apart.** A minute's query view is two
+//!   hashes: route series and the per-service totals ingest adds, so a
+//!   service-wide read ([`crate::model::SeriesSelect::Totals`]) fetches
+//!   only the few total fields. Deltas and snapshots hold both, and reach
+//!   the store as ordinary series. (Minutes written by a collector from
+//!   before totals have none: during a rolling upgrade, service-wide views
+//!   undercount those minutes.)
+//!
 //! Redis must be durable enough for "accepted" to mean "kept" (AOF with
 //! `appendfsync everysec` or `always`). Clocks of collectors sharing one
 //! Redis should agree within seconds: a skew shifts `B` between them.
 
+use super::hot_tier_metrics::{HotTierCollector, HotTierMetrics};
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::model::{
-    Bucket, BucketQuery, BucketStats, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord,
-    Resolution, Sample, SeriesKey, ServiceRecord, UnixMs,
+    Bucket, BucketQuery, BucketStats, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome,
+    IngestWrite, KeyRecord, Resolution, Sample, SeriesKey, SeriesSelect, ServiceRecord, UnixMs,
 };
 use redis::aio::ConnectionManager;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod custom;
+
+use custom::{CUSTOM_FIELD, decode_custom};
 
 const MINUTE_MS: i64 = 60_000;
 /// Batch ids of flushed snapshots start with this.
@@ -121,6 +137,15 @@ while i <= #ARGV do
   elseif op == 'm' then
     local cur = redis.call('HGET', k, a)
     if (not cur) or tonumber(cur) < tonumber(b) then redis.call('HSET', k, a, b) end
+  elseif op == 'n' then
+    local cur = redis.call('HGET', k, a)
+    if (not cur) or tonumber(cur) > tonumber(b) then redis.call('HSET', k, a, b) end
+  elseif op == 'L' then
+    local t, v, kind = string.match(b, '^(%S+) (%S+) (%S+)$')
+    local cur = redis.call('HGET', k, a .. 't')
+    if (not cur) or tonumber(cur) <= tonumber(t) then
+      redis.call('HSET', k, a .. 't', t, a .. 'v', v, a .. 'k', kind)
+    end
   elseif op == 's' then
     redis.call('HSET', k, a, b)
   elseif op == 'z' then
@@ -284,6 +309,15 @@ impl Ops {
 }
 
 fn check_write(w: &IngestWrite) -> StoreResult<()> {
+    for p in &w.custom {
+        let s = &p.stats;
+        if !(s.last.is_finite() && s.min.is_finite() && s.max.is_finite()) {
+            return Err(StoreError::Database(format!(
+                "hot tier: a non-finite value in custom series {:?}",
+                p.key
+            )));
+        }
+    }
     for b in &w.buckets {
         let s = &b.stats;
         let big = [
@@ -373,6 +407,16 @@ impl Keys {
     fn view(&self, tenant: &str, minute: UnixMs) -> String {
         format!("{}q:{}{minute}", self.prefix, part(tenant))
     }
+    /// The custom query view of one tenant's minute (every service).
+    fn custom_view(&self, tenant: &str, minute: UnixMs) -> String {
+        format!("{}cq:{}{minute}", self.prefix, part(tenant))
+    }
+
+    /// The query view of one tenant's minute holding only the per-service
+    /// total series, so overviews read a few fields instead of every route.
+    fn view_totals(&self, tenant: &str, minute: UnixMs) -> String {
+        format!("{}qt:{}{minute}", self.prefix, part(tenant))
+    }
     /// The minutes with a query view, per tenant.
     fn view_minutes(&self, tenant: &str) -> String {
         format!("{}qm:{}", self.prefix, part(tenant))
@@ -396,6 +440,7 @@ struct Inner {
     keys: Keys,
     ingest: redis::Script,
     seal: redis::Script,
+    metrics: Arc<HotTierMetrics>,
 }
 
 /// A [`Store`] with a shared Redis hot tier in front of another store.
@@ -459,6 +504,7 @@ impl HotTier {
             keys,
             ingest: redis::Script::new(INGEST_LUA),
             seal: redis::Script::new(SEAL_LUA),
+            metrics: Arc::default(),
         });
         let flusher = inner.config.flush_interval.map(|every| {
             let weak = Arc::downgrade(&inner);
@@ -468,7 +514,7 @@ impl HotTier {
                 loop {
                     tick.tick().await;
                     let Some(inner) = weak.upgrade() else { return };
-                    if let Err(e) = inner.flush_due(wall_clock()).await {
+                    if let Err(e) = inner.flush_pass(wall_clock()).await {
                         eprintln!("vitals collector: hot tier flush failed, retrying: {e}");
                     }
                 }
@@ -492,7 +538,7 @@ impl HotTier {
     /// and writes it to the store, and retries snapshots left by an
     /// interrupted flush. The background job runs this.
     pub async fn flush_due(&self, now: UnixMs) -> StoreResult<FlushReport> {
-        self.inner.flush_due(now).await
+        self.inner.flush_pass(now).await
     }
 
     /// Removes every key under this hot tier's prefix (tests, teardown).
@@ -612,7 +658,11 @@ impl Inner {
             let (idx, hot) = unit(&mut ops, minute);
             ops.add_stats(idx, &format!("{minute}{SEP}{series}{SEP}"), &b.stats);
             if hot {
-                let view = ops.key(k.view(&w.tenant, minute));
+                let view = ops.key(if b.key.is_total() {
+                    k.view_totals(&w.tenant, minute)
+                } else {
+                    k.view(&w.tenant, minute)
+                });
                 ops.add_stats(view, &format!("{series}{SEP}"), &b.stats);
                 let expires = minute.saturating_add(self.config.window_ms + KEY_MARGIN_MS);
                 ops.op("x", view, expires, "");
@@ -621,6 +671,29 @@ impl Inner {
                 ops.op("x", minutes, expires, "");
                 // Forget minutes that left the window (bounded, however
                 // long the tenant stays busy).
+                ops.op("r", minutes, hot_from, MAX_VIEW_MINUTES);
+            }
+        }
+        for p in &w.custom {
+            let minute = Resolution::Minute.floor(p.start_ms);
+            let mut key = p.key.clone();
+            key.service.clone_from(&w.service);
+            let series = serde_json::to_string(&key)
+                .map_err(|e| StoreError::Corrupt(format!("custom series key: {e}")))?;
+            let (idx, hot) = unit(&mut ops, minute);
+            ops.add_custom(
+                idx,
+                &format!("{CUSTOM_FIELD}{minute}{SEP}{series}{SEP}"),
+                &p.stats,
+            );
+            if hot {
+                let view = ops.key(k.custom_view(&w.tenant, minute));
+                ops.add_custom(view, &format!("{series}{SEP}"), &p.stats);
+                let expires = minute.saturating_add(self.config.window_ms + KEY_MARGIN_MS);
+                ops.op("x", view, expires, "");
+                let minutes = ops.key(k.view_minutes(&w.tenant));
+                ops.op("z", minutes, minute, minute);
+                ops.op("x", minutes, expires, "");
                 ops.op("r", minutes, hot_from, MAX_VIEW_MINUTES);
             }
         }
@@ -681,6 +754,7 @@ impl Inner {
             // it. Durable in Redis already; a failure here is retried by
             // the next flush pass.
             if let Err(e) = self.flush_snapshot(&cold_id).await {
+                self.metrics.late_data_failed();
                 eprintln!(
                     "vitals collector: hot tier: late data kept in Redis, store write failed (retried later): {e}"
                 );
@@ -696,6 +770,7 @@ impl Inner {
         service: Option<&str>,
         from: UnixMs,
         to: UnixMs,
+        series: SeriesSelect,
     ) -> StoreResult<Vec<Bucket>> {
         let mut conn = self.conn.clone();
         let minutes: Vec<i64> = redis::cmd("ZRANGEBYSCORE")
@@ -708,14 +783,27 @@ impl Inner {
         if minutes.is_empty() {
             return Ok(vec![]);
         }
+        // Route and total series live in separate hashes per minute.
         let mut pipe = redis::pipe();
+        let mut read: Vec<UnixMs> = Vec::new();
         for m in &minutes {
-            pipe.cmd("HGETALL").arg(self.keys.view(tenant, *m));
+            if series != SeriesSelect::Totals {
+                pipe.cmd("HGETALL").arg(self.keys.view(tenant, *m));
+                read.push(*m);
+            }
+            if series != SeriesSelect::Routes {
+                pipe.cmd("HGETALL").arg(self.keys.view_totals(tenant, *m));
+                read.push(*m);
+            }
         }
         let views: Vec<Vec<(String, String)>> = pipe.query_async(&mut conn).await.map_err(rerr)?;
         let mut out = Vec::new();
-        for (m, fields) in minutes.into_iter().zip(views) {
-            out.extend(decode_buckets(tenant, fields, Some(m), service)?);
+        for (m, fields) in read.into_iter().zip(views) {
+            out.extend(
+                decode_buckets(tenant, fields, Some(m), service)?
+                    .into_iter()
+                    .filter(|b| series.includes(&b.key)),
+            );
         }
         Ok(out)
     }
@@ -730,8 +818,14 @@ impl Inner {
         }
         if q.end_ms > b {
             out.extend(
-                self.read_hot(&q.tenant, q.service.as_deref(), q.start_ms.max(b), q.end_ms)
-                    .await?,
+                self.read_hot(
+                    &q.tenant,
+                    q.service.as_deref(),
+                    q.start_ms.max(b),
+                    q.end_ms,
+                    q.series,
+                )
+                .await?,
             );
         }
         Ok(out)
@@ -769,6 +863,7 @@ impl Inner {
                         resolution: Resolution::Minute,
                         start_ms: first,
                         end_ms: last_end,
+                        series: q.series,
                     },
                     now,
                 )
@@ -924,6 +1019,7 @@ impl Inner {
         let received_ms: i64 = meta("!r")?
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("hot tier snapshot {id}: received time")))?;
+        let custom = decode_custom(&tenant, fields.iter().cloned(), None, None)?;
         let buckets = decode_buckets(&tenant, fields, None, None)?;
         let samples = samples
             .iter()
@@ -932,7 +1028,9 @@ impl Inner {
                     .map_err(|e| StoreError::Corrupt(format!("hot tier sample: {e}")))
             })
             .collect::<StoreResult<Vec<Sample>>>()?;
-        self.store
+        let written = buckets.len();
+        let outcome = self
+            .store
             .ingest(IngestWrite {
                 tenant,
                 service,
@@ -940,8 +1038,12 @@ impl Inner {
                 received_ms,
                 buckets,
                 samples,
+                custom,
             })
             .await?;
+        if outcome == IngestOutcome::Stored {
+            self.metrics.flushed(written);
+        }
         Ok(true)
     }
 
@@ -963,6 +1065,36 @@ impl Inner {
             .await
             .map_err(rerr)?;
         Ok(written)
+    }
+
+    /// [`flush_due`](Self::flush_due), counted in the metrics, which then
+    /// learn how old the oldest data still waiting in Redis is.
+    async fn flush_pass(&self, now: UnixMs) -> StoreResult<FlushReport> {
+        let result = self.flush_due(now).await;
+        if result.is_err() {
+            self.metrics.pass_failed();
+        }
+        // Best effort: with Redis down the last known value stays.
+        let mut conn = self.conn.clone();
+        type Oldest = Vec<(String, i64)>;
+        let oldest: Result<(Oldest, Oldest), _> = redis::pipe()
+            .cmd("ZRANGE")
+            .arg(self.keys.dirty())
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .cmd("ZRANGE")
+            .arg(self.keys.sealed())
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await;
+        if let Ok((dirty, sealed)) = oldest {
+            let since = dirty.into_iter().chain(sealed).map(|(_, t)| t).min();
+            self.metrics.set_oldest_unflushed(since);
+        }
+        result
     }
 
     async fn flush_due(&self, now: UnixMs) -> StoreResult<FlushReport> {
@@ -1009,6 +1141,18 @@ impl Store for HotTier {
 
     fn read_buckets(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<Bucket>>> {
         Box::pin(self.inner.read_buckets(query))
+    }
+
+    fn read_custom(&self, query: CustomQuery) -> BoxFuture<'_, StoreResult<Vec<CustomPoint>>> {
+        Box::pin(self.inner.read_custom(query))
+    }
+
+    fn write_custom_rollup(
+        &self,
+        period: DirtyPeriod,
+        points: Vec<CustomPoint>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.store.write_custom_rollup(period, points)
     }
 
     fn dirty_periods(
@@ -1074,6 +1218,11 @@ impl Store for HotTier {
 
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         self.inner.store.key_by_hash(hash)
+    }
+
+    fn register_metrics(&self, registry: &vitals::Registry) {
+        registry.register_collector(HotTierCollector(self.inner.metrics.clone()));
+        self.inner.store.register_metrics(registry);
     }
 }
 

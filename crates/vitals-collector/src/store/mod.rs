@@ -8,6 +8,7 @@
 //! Sketch merging happens in Rust, so a back end only needs to store rows.
 
 mod hot_tier;
+mod hot_tier_metrics;
 mod postgres;
 mod sqlite;
 
@@ -16,8 +17,8 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::model::{
-    Bucket, BucketQuery, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord, Resolution, Sample,
-    ServiceRecord, UnixMs,
+    Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
+    KeyRecord, Resolution, RouteSum, Sample, SeriesSelect, ServiceRecord, UnixMs, sum_routes,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -76,9 +77,19 @@ pub type StoreResult<T> = Result<T, StoreError>;
 ///   [`IngestOutcome::Duplicate`] and writes nothing. Each written minute
 ///   bucket is *merged* (counts added, sketches merged) into any stored one
 ///   with the same key, and marks its five-minute period dirty.
+/// - Custom points of an ingest are part of it (stored atomically with it,
+///   skipped with a duplicate). Each is merged into any stored point with
+///   the same key ([`crate::model::CustomStats::merge`]: the later value
+///   is `last`, min and max widen) and marks its five-minute period dirty
+///   like a bucket does.
 /// - [`Store::write_rollup`] *replaces* the target period's buckets,
 ///   marks the next coarser period dirty, and clears the dirty mark only if
-///   its generation is unchanged.
+///   its generation is unchanged. [`Store::write_custom_rollup`] replaces
+///   the period's custom points and touches no mark: the rollup job calls
+///   it first, so a failure in between leaves the period dirty and the
+///   next pass redoes both.
+/// - [`Store::drop_buckets_before`] drops custom points of that resolution
+///   with the buckets (one retention per resolution).
 /// - Reads never return another tenant's data.
 pub trait Store: Send + Sync + 'static {
     /// Durably stores one ingest write (see the trait docs).
@@ -86,6 +97,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// Buckets matching `query`, in no particular order.
     fn read_buckets(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<Bucket>>>;
+
+    /// Custom points matching `query`, in no particular order.
+    fn read_custom(&self, query: CustomQuery) -> BoxFuture<'_, StoreResult<Vec<CustomPoint>>>;
+
+    /// Replaces the custom points of `period` (its tenant, resolution and
+    /// start) with `points`; dirty marks are left alone (see the trait docs).
+    fn write_custom_rollup(
+        &self,
+        period: DirtyPeriod,
+        points: Vec<CustomPoint>,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// The route series matching `query` (its `series` is ignored) added
+    /// up per (method, route), in no particular order; equal to
+    /// [`crate::model::sum_routes`] of those buckets. Back ends may sum
+    /// stored sketches without decoding them into [`vitals::Sketch`]s.
+    fn route_sums(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<RouteSum>>> {
+        Box::pin(async move {
+            let buckets = self
+                .read_buckets(BucketQuery {
+                    series: SeriesSelect::Routes,
+                    ..query
+                })
+                .await?;
+            Ok(sum_routes(&buckets))
+        })
+    }
 
     /// Up to `limit` periods at `resolution` (five-minute or hour) marked
     /// dirty whose start is before `before_ms`, oldest first.
@@ -105,8 +143,8 @@ pub trait Store: Send + Sync + 'static {
         buckets: Vec<Bucket>,
     ) -> BoxFuture<'_, StoreResult<()>>;
 
-    /// Deletes buckets at `resolution` that start before `before_ms`;
-    /// returns how many were removed (back ends that drop whole partitions
+    /// Deletes buckets and custom points at `resolution` that start before
+    /// `before_ms`; returns how many were removed (back ends that drop whole partitions
     /// may return an estimate).
     fn drop_buckets_before(
         &self,
@@ -139,6 +177,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The key with this hash, if any.
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>>;
+
+    /// Adds the back end's own metrics (if it has any) to the collector's
+    /// registry, served at `GET /metrics`; called once per collector built
+    /// over this store. The default has none. The Redis hot tier reports
+    /// its flushing here.
+    fn register_metrics(&self, registry: &vitals::Registry) {
+        let _ = registry;
+    }
 }
 
 /// Opens the store a URL names: `sqlite://PATH`, `sqlite::memory:`,
@@ -175,6 +221,17 @@ pub async fn open_with_cache(
     store_url: &str,
     cache_url: Option<&str>,
 ) -> StoreResult<Arc<dyn Store>> {
+    open_with_hot_tier(store_url, cache_url, HotTierConfig::default()).await
+}
+
+/// Like [`open_with_cache`] with the hot tier configured by `hot` (its
+/// prefix is replaced by the cache URL's `prefix=`, when given); `hot` is
+/// unused without a cache.
+pub async fn open_with_hot_tier(
+    store_url: &str,
+    cache_url: Option<&str>,
+    hot: HotTierConfig,
+) -> StoreResult<Arc<dyn Store>> {
     let Some(url) = cache_url else {
         return open(store_url).await;
     };
@@ -185,7 +242,7 @@ pub async fn open_with_cache(
         });
     }
     let (url, prefix) = split_prefix(url);
-    let mut config = HotTierConfig::default();
+    let mut config = hot;
     if let Some(p) = prefix {
         config.prefix = p;
     }

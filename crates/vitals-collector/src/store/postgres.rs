@@ -13,15 +13,18 @@
 //! - **Writes** are one transaction per ingest: the batch id insert
 //!   (`ON CONFLICT DO NOTHING`, so a retry is a no-op atomically with the
 //!   data), then buckets merged with `SELECT … FOR UPDATE` and written with
-//!   multi-row `UNNEST` statements, samples and the service record.
+//!   multi-row `UNNEST` statements, samples and the service record. Their
+//!   statements are prepared once per pooled connection (deadpool's
+//!   statement cache), so each costs one round trip, not two.
 //!
 //! Series are keyed by a SHA-256 of their labels (`series_id`), so long
 //! labels never hit the btree index-row size limit.
 
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::model::{
-    Bucket, BucketQuery, BucketStats, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord,
-    Resolution, Role, Sample, SeriesKey, ServiceRecord, UnixMs,
+    Bucket, BucketQuery, BucketStats, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome,
+    IngestWrite, KeyRecord, Resolution, Role, Sample, SeriesKey, SeriesSelect, ServiceRecord,
+    UnixMs, totals_of,
 };
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -31,6 +34,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
+
+mod custom;
+
+use custom::{CustomRows, custom_rows_of, custom_table, upsert_custom};
 
 const DAY_MS: i64 = 86_400_000;
 /// Connections kept open per store.
@@ -111,10 +118,130 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tenant, service)
     );
     "#,
+    // Custom metrics: one table per resolution, partitioned by day like
+    // buckets; a series is keyed by a SHA-256 of (service, name, labels,
+    // instance).
+    r#"
+    CREATE TABLE custom_1m (
+        tenant text NOT NULL,
+        start_ms bigint NOT NULL,
+        series_id bytea NOT NULL,
+        service text NOT NULL,
+        name text NOT NULL,
+        labels text NOT NULL,
+        instance text NOT NULL,
+        kind text NOT NULL,
+        last double precision NOT NULL,
+        last_ms bigint NOT NULL,
+        min double precision NOT NULL,
+        max double precision NOT NULL,
+        PRIMARY KEY (tenant, start_ms, series_id)
+    ) PARTITION BY RANGE (start_ms);
+    CREATE INDEX custom_1m_by_service ON custom_1m (tenant, service, start_ms);
+    CREATE INDEX custom_1m_by_name ON custom_1m (tenant, service, name, start_ms);
+    CREATE TABLE custom_5m (LIKE custom_1m INCLUDING ALL) PARTITION BY RANGE (start_ms);
+    CREATE TABLE custom_1h (LIKE custom_1m INCLUDING ALL) PARTITION BY RANGE (start_ms);
+    "#,
+    // Per-service total series: see TOTALS_MIGRATION.
+    TOTALS_MIGRATION,
 ];
 
+/// The migration adding per-service total series (`method = ''`): partial
+/// indexes on every bucket table (inherited by each day partition), so
+/// reading totals never touches route rows. `migrate` backfills the totals
+/// of every stored bucket (`backfill_totals`) right after it, in the same
+/// transaction. Recognised by its text, not its position, so it stays
+/// self-contained whatever migrations come before or after it.
+const TOTALS_MIGRATION: &str = r#"
+    DELETE FROM buckets_1m WHERE method = '';
+    DELETE FROM buckets_5m WHERE method = '';
+    DELETE FROM buckets_1h WHERE method = '';
+    CREATE INDEX buckets_1m_totals_by_service ON buckets_1m (tenant, service, start_ms) WHERE method = '';
+    CREATE INDEX buckets_1m_totals_by_time ON buckets_1m (tenant, start_ms) WHERE method = '';
+    CREATE INDEX buckets_5m_totals_by_service ON buckets_5m (tenant, service, start_ms) WHERE method = '';
+    CREATE INDEX buckets_5m_totals_by_time ON buckets_5m (tenant, start_ms) WHERE method = '';
+    CREATE INDEX buckets_1h_totals_by_service ON buckets_1h (tenant, service, start_ms) WHERE method = '';
+    CREATE INDEX buckets_1h_totals_by_time ON buckets_1h (tenant, start_ms) WHERE method = '';
+    "#;
+
+/// How many migrations run before [`TOTALS_MIGRATION`].
+#[cfg(any(test, feature = "testing"))]
+fn before_totals() -> usize {
+    MIGRATIONS
+        .iter()
+        .position(|m| *m == TOTALS_MIGRATION)
+        .unwrap_or(MIGRATIONS.len())
+}
+
+/// Route rows fetched per round by the totals backfill.
+const BACKFILL_FETCH: i64 = 5000;
+
+/// Writes the per-service totals of every stored bucket, at every
+/// resolution, each from its own period's route rows (so it needs no finer
+/// data). Streams the route rows through a cursor in (tenant, service,
+/// start) order, so memory stays bounded by one fetch and one group.
+async fn backfill_totals(tx: &impl GenericClient) -> Result<(), Failure> {
+    for res in Resolution::ALL {
+        let table = bucket_table(res);
+        tx.batch_execute(&format!(
+            "DECLARE totals_backfill NO SCROLL CURSOR FOR
+             SELECT start_ms, service, method, route, status_class, caller,
+                 count, errors, satisfied, tolerating, sketch, last_seen_ms, tenant
+             FROM {table} WHERE method <> '' ORDER BY tenant, service, start_ms"
+        ))
+        .await?;
+        let mut group: Vec<Bucket> = Vec::new();
+        let mut totals: Vec<Bucket> = Vec::new();
+        loop {
+            let rows = tx
+                .query(&format!("FETCH {BACKFILL_FETCH} FROM totals_backfill"), &[])
+                .await?;
+            let done = rows.is_empty();
+            for r in &rows {
+                let tenant: String = r.get(12);
+                let b = bucket_from_row(r, &tenant, res)?;
+                let same = group.first().is_some_and(|g| {
+                    g.tenant == b.tenant
+                        && g.key.service == b.key.service
+                        && g.start_ms == b.start_ms
+                });
+                if !same {
+                    totals.extend(totals_of(&group));
+                    group.clear();
+                }
+                group.push(b);
+            }
+            if done {
+                totals.extend(totals_of(&group));
+            }
+            if done || totals.len() >= 1000 {
+                let mut by_tenant: BTreeMap<String, Vec<Bucket>> = BTreeMap::new();
+                for t in totals.drain(..) {
+                    by_tenant.entry(t.tenant.clone()).or_default().push(t);
+                }
+                for (tenant, buckets) in by_tenant {
+                    insert_rows(tx, table, &tenant, &rows_of(&buckets)).await?;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        tx.batch_execute("CLOSE totals_backfill").await?;
+    }
+    Ok(())
+}
+
 /// The day-partitioned tables.
-const PARTITIONED: [&str; 4] = ["buckets_1m", "buckets_5m", "buckets_1h", "samples"];
+const PARTITIONED: [&str; 7] = [
+    "buckets_1m",
+    "buckets_5m",
+    "buckets_1h",
+    "samples",
+    "custom_1m",
+    "custom_5m",
+    "custom_1h",
+];
 
 fn bucket_table(r: Resolution) -> &'static str {
     match r {
@@ -349,7 +476,7 @@ async fn insert_rows(
     let c = Columns::of(rows.iter())?;
     let inserted = tx
         .query(
-            &format!(
+            &tx.prepare_cached(&format!(
                 "INSERT INTO {table} (tenant, start_ms, series_id, service, method, route,
                      status_class, caller, count, errors, satisfied, tolerating, sketch, last_seen_ms)
                  SELECT $1, * FROM unnest($2::int8[], $3::bytea[], $4::text[], $5::text[], $6::text[],
@@ -357,7 +484,8 @@ async fn insert_rows(
                      $13::bytea[], $14::int8[])
                  ON CONFLICT (tenant, start_ms, series_id) DO NOTHING
                  RETURNING start_ms, series_id"
-            ),
+            ))
+            .await?,
             &[
                 &tenant,
                 &c.start,
@@ -399,13 +527,14 @@ async fn merge_rows(
         let ids: Vec<Vec<u8>> = pending.keys().map(|k| k.1.clone()).collect();
         let existing = tx
             .query(
-                &format!(
+                &tx.prepare_cached(&format!(
                     "SELECT start_ms, series_id, count, errors, satisfied, tolerating, sketch, last_seen_ms
                      FROM {table}
                      WHERE tenant = $1 AND (start_ms, series_id) IN
                          (SELECT * FROM unnest($2::int8[], $3::bytea[]))
                      ORDER BY start_ms, series_id FOR UPDATE"
-                ),
+                ))
+                .await?,
                 &[&tenant, &starts, &ids],
             )
             .await?;
@@ -435,14 +564,15 @@ async fn merge_rows(
         if !updates.is_empty() {
             let c = Columns::of(updates.iter())?;
             tx.execute(
-                &format!(
+                &tx.prepare_cached(&format!(
                     "UPDATE {table} AS b SET count = u.count, errors = u.errors, satisfied = u.satisfied,
                          tolerating = u.tolerating, sketch = u.sketch, last_seen_ms = u.last_seen_ms
                      FROM unnest($2::int8[], $3::bytea[], $4::int8[], $5::int8[], $6::int8[], $7::int8[],
                          $8::bytea[], $9::int8[])
                          AS u(start_ms, series_id, count, errors, satisfied, tolerating, sketch, last_seen_ms)
                      WHERE b.tenant = $1 AND b.start_ms = u.start_ms AND b.series_id = u.series_id"
-                ),
+                ))
+                .await?,
                 &[
                     &tenant,
                     &c.start,
@@ -482,10 +612,13 @@ async fn mark_dirty(
         return Ok(());
     }
     tx.execute(
-        "INSERT INTO dirty_periods (resolution, tenant, start_ms, generation)
-         SELECT $1, $2, p, 1 FROM unnest($3::int8[]) AS p
-         ON CONFLICT (resolution, tenant, start_ms)
-         DO UPDATE SET generation = dirty_periods.generation + 1",
+        &tx.prepare_cached(
+            "INSERT INTO dirty_periods (resolution, tenant, start_ms, generation)
+             SELECT $1, $2, p, 1 FROM unnest($3::int8[]) AS p
+             ON CONFLICT (resolution, tenant, start_ms)
+             DO UPDATE SET generation = dirty_periods.generation + 1",
+        )
+        .await?,
         &[&(res.code() as i16), &tenant, &periods],
     )
     .await?;
@@ -506,6 +639,9 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// The schema version this build migrates to (how many migrations it has).
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
     /// Connects to the database a `postgres://` URL names (libpq URL
     /// syntax, e.g. `postgres://user:pw@host:5432/db?options=-csearch_path%3Dvitals`)
     /// and migrates it.
@@ -519,7 +655,28 @@ impl PostgresStore {
 
     /// Connects with an explicit configuration (for a `search_path` set
     /// through [`tokio_postgres::Config::options`], say) and migrates.
-    pub async fn connect(mut config: tokio_postgres::Config) -> StoreResult<Self> {
+    pub async fn connect(config: tokio_postgres::Config) -> StoreResult<Self> {
+        Self::connect_migrated(config, MIGRATIONS.len()).await
+    }
+
+    /// Test hook (feature `testing`): opens the database a URL names,
+    /// migrated only as far as a collector from before per-service total
+    /// series did, so a test can write data the old way and check the
+    /// backfill when it reopens.
+    #[cfg(feature = "testing")]
+    pub async fn open_before_totals(url: &str) -> StoreResult<Self> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::InvalidUrl {
+            url: super::redact_password(url),
+            reason: format!("not a PostgreSQL connection URL: {e}"),
+        })?;
+        Self::connect_migrated(config, before_totals()).await
+    }
+
+    /// Connects and runs the first `migrations` migrations not run yet.
+    async fn connect_migrated(
+        mut config: tokio_postgres::Config,
+        migrations: usize,
+    ) -> StoreResult<Self> {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -541,7 +698,7 @@ impl PostgresStore {
             pool,
             partitions: Mutex::new(HashSet::new()),
         };
-        store.migrate().await?;
+        store.migrate(migrations).await?;
         store.create_ahead(now_ms()).await?;
         Ok(store)
     }
@@ -553,7 +710,7 @@ impl PostgresStore {
         })
     }
 
-    async fn migrate(&self) -> StoreResult<()> {
+    async fn migrate(&self, upto: usize) -> StoreResult<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db)?;
         tx.execute(
@@ -585,8 +742,16 @@ impl PostgresStore {
                 supported,
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .take(upto)
+            .skip(found.max(0) as usize)
+        {
             tx.batch_execute(sql).await.map_err(db)?;
+            if *sql == TOTALS_MIGRATION {
+                backfill_totals(&tx).await.map_err(Failure::into_store)?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version) VALUES ($1)",
                 &[&(i as i32 + 1)],
@@ -764,14 +929,22 @@ impl PostgresStore {
         }
     }
 
-    async fn ingest_once(&self, w: &IngestWrite, rows: &Rows) -> Result<IngestOutcome, Failure> {
+    async fn ingest_once(
+        &self,
+        w: &IngestWrite,
+        rows: &Rows,
+        custom: &CustomRows,
+    ) -> Result<IngestOutcome, Failure> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         if let Some(id) = &w.batch_id {
             let n = tx
                 .execute(
-                    "INSERT INTO batches (tenant, service, batch_id, received_ms) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT DO NOTHING",
+                    &tx.prepare_cached(
+                        "INSERT INTO batches (tenant, service, batch_id, received_ms) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .await?,
                     &[&w.tenant, &w.service, id, &w.received_ms],
                 )
                 .await?;
@@ -788,13 +961,22 @@ impl PostgresStore {
                 rows.clone(),
             )
             .await?;
-            let periods: BTreeSet<i64> = rows
-                .keys()
-                .map(|(start, _)| Resolution::FiveMinutes.floor(*start))
-                .collect();
-            let periods: Vec<i64> = periods.into_iter().collect();
-            mark_dirty(&tx, Resolution::FiveMinutes, &w.tenant, &periods).await?;
         }
+        upsert_custom(
+            &tx,
+            custom_table(Resolution::Minute),
+            &w.tenant,
+            custom,
+            true,
+        )
+        .await?;
+        let periods: BTreeSet<i64> = rows
+            .keys()
+            .chain(custom.keys())
+            .map(|(start, _)| Resolution::FiveMinutes.floor(*start))
+            .collect();
+        let periods: Vec<i64> = periods.into_iter().collect();
+        mark_dirty(&tx, Resolution::FiveMinutes, &w.tenant, &periods).await?;
         if !w.samples.is_empty() {
             let s = &w.samples;
             let ts: Vec<i64> = s.iter().map(|s| s.timestamp_ms).collect();
@@ -807,13 +989,16 @@ impl PostgresStore {
             let caller: Vec<Option<&str>> = s.iter().map(|s| s.caller.as_deref()).collect();
             let trace: Vec<Option<&str>> = s.iter().map(|s| s.trace_id.as_deref()).collect();
             tx.execute(
-                "INSERT INTO samples (tenant, service, timestamp_ms, instance, method, path, route,
-                     status, duration_ms, caller, trace_id)
-                 SELECT $1, $2, ts, instance, method, path, route, status, duration_ms, caller, trace_id
-                 FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::int4[], $9::float8[], $10::text[], $11::text[]) WITH ORDINALITY
-                     AS u(ts, instance, method, path, route, status, duration_ms, caller, trace_id, n)
-                 ORDER BY n",
+                &tx.prepare_cached(
+                    "INSERT INTO samples (tenant, service, timestamp_ms, instance, method, path, route,
+                         status, duration_ms, caller, trace_id)
+                     SELECT $1, $2, ts, instance, method, path, route, status, duration_ms, caller, trace_id
+                     FROM unnest($3::int8[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::int4[], $9::float8[], $10::text[], $11::text[]) WITH ORDINALITY
+                         AS u(ts, instance, method, path, route, status, duration_ms, caller, trace_id, n)
+                     ORDER BY n",
+                )
+                .await?,
                 &[
                     &w.tenant, &w.service, &ts, &instance, &method, &path, &route, &status,
                     &duration, &caller, &trace,
@@ -822,9 +1007,12 @@ impl PostgresStore {
             .await?;
         }
         tx.execute(
-            "INSERT INTO services (tenant, service, last_seen_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant, service)
-             DO UPDATE SET last_seen_ms = GREATEST(services.last_seen_ms, excluded.last_seen_ms)",
+            &tx.prepare_cached(
+                "INSERT INTO services (tenant, service, last_seen_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, service)
+                 DO UPDATE SET last_seen_ms = GREATEST(services.last_seen_ms, excluded.last_seen_ms)",
+            )
+            .await?,
             &[&w.tenant, &w.service, &w.received_ms],
         )
         .await?;
@@ -899,10 +1087,26 @@ impl Store for PostgresStore {
     fn ingest(&self, write: IngestWrite) -> BoxFuture<'_, StoreResult<IngestOutcome>> {
         Box::pin(async move {
             let rows = rows_of(&write.buckets);
+            let custom: Vec<CustomPoint> = write
+                .custom
+                .iter()
+                .map(|p| {
+                    let mut p = p.clone();
+                    p.start_ms = Resolution::Minute.floor(p.start_ms);
+                    p.key.service.clone_from(&write.service);
+                    p
+                })
+                .collect();
+            let custom = custom_rows_of(&custom);
             let mut needs: BTreeSet<(&'static str, i64)> = rows
                 .keys()
                 .map(|(start, _)| ("buckets_1m", day_of(*start)))
                 .collect();
+            needs.extend(
+                custom
+                    .keys()
+                    .map(|(start, _)| ("custom_1m", day_of(*start))),
+            );
             needs.extend(
                 write
                     .samples
@@ -910,7 +1114,7 @@ impl Store for PostgresStore {
                     .map(|s| ("samples", day_of(s.timestamp_ms))),
             );
             self.retrying(needs.into_iter().collect(), || {
-                self.ingest_once(&write, &rows)
+                self.ingest_once(&write, &rows, &custom)
             })
             .await
         })
@@ -922,12 +1126,19 @@ impl Store for PostgresStore {
             let c = self.client().await?;
             const COLS: &str = "start_ms, service, method, route, status_class, caller,
                 count, errors, satisfied, tolerating, sketch, last_seen_ms";
+            // A literal condition, so the planner can use the partial
+            // indexes on `method = ''` for totals.
+            let series = match q.series {
+                SeriesSelect::Routes => " AND method <> ''",
+                SeriesSelect::Totals => " AND method = ''",
+                SeriesSelect::All => "",
+            };
             let rows = match &q.service {
                 Some(service) => {
                     c.query(
                         &format!(
                             "SELECT {COLS} FROM {table} WHERE tenant = $1 AND service = $2
-                               AND start_ms >= $3 AND start_ms < $4"
+                               AND start_ms >= $3 AND start_ms < $4{series}"
                         ),
                         &[&q.tenant, service, &q.start_ms, &q.end_ms],
                     )
@@ -937,7 +1148,7 @@ impl Store for PostgresStore {
                     c.query(
                         &format!(
                             "SELECT {COLS} FROM {table} WHERE tenant = $1
-                               AND start_ms >= $2 AND start_ms < $3"
+                               AND start_ms >= $2 AND start_ms < $3{series}"
                         ),
                         &[&q.tenant, &q.start_ms, &q.end_ms],
                     )
@@ -949,6 +1160,18 @@ impl Store for PostgresStore {
                 .map(|r| bucket_from_row(r, &q.tenant, q.resolution))
                 .collect()
         })
+    }
+
+    fn read_custom(&self, q: CustomQuery) -> BoxFuture<'_, StoreResult<Vec<CustomPoint>>> {
+        Box::pin(self.read_custom_points(q))
+    }
+
+    fn write_custom_rollup(
+        &self,
+        period: DirtyPeriod,
+        points: Vec<CustomPoint>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.replace_custom_period(period, points))
     }
 
     fn dirty_periods(
@@ -1005,7 +1228,10 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let removed = self
                 .drop_partitions_before(bucket_table(resolution), before_ms)
-                .await?;
+                .await?
+                + self
+                    .drop_partitions_before(custom_table(resolution), before_ms)
+                    .await?;
             let c = self.client().await?;
             c.execute(
                 "DELETE FROM dirty_periods WHERE resolution = $1 AND start_ms < $2",
@@ -1136,6 +1362,18 @@ impl Store for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_totals_migration_is_listed_once() {
+        assert_eq!(
+            MIGRATIONS
+                .iter()
+                .filter(|m| **m == TOTALS_MIGRATION)
+                .count(),
+            1
+        );
+        assert!(before_totals() < MIGRATIONS.len());
+    }
 
     #[test]
     fn partition_names_round_trip() {

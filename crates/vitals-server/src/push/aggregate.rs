@@ -171,7 +171,10 @@ impl Series {
         }
         if e.timed {
             let ms = duration_ms(e.elapsed_secs);
-            if ms <= apdex_t_ms {
+            // An error is "frustrated" whatever its speed (Apdex spec).
+            if e.error {
+                // Neither satisfied nor tolerating.
+            } else if ms <= apdex_t_ms {
                 self.satisfied.fetch_add(1, Relaxed);
             } else if ms <= 4.0 * apdex_t_ms {
                 self.tolerating.fetch_add(1, Relaxed);
@@ -471,7 +474,7 @@ mod tests {
     fn intervals_report_each_request_once() {
         let a = agg(PushConfig::new("http://x", "k").unwrap().sample_size(2));
         let cache = OnceLock::new();
-        for (status, ms) in [(200, 100.0), (200, 700.0), (503, 3000.0)] {
+        for (status, ms) in [(200, 100.0), (200, 700.0), (503, 10.0)] {
             a.finish(&cache, a.begin(&req(None)), ended("/a", status, ms));
         }
         let (routes, samples) = a.take();

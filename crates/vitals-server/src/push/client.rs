@@ -21,6 +21,12 @@ use vitals::{Counter, Gauge, Registry};
 /// Most bytes read from a collector's answer (then discarded).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// The connector: `http://` only, or both schemes with `push-tls`.
+#[cfg(feature = "push-tls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "push-tls"))]
+type Connector = HttpConnector;
+
 /// Handle to a running push loop; see [`crate::push`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PushClient {
@@ -85,8 +91,10 @@ impl PushClient {
         registry: &Registry,
     ) -> Result<PushClient, vitals::Error> {
         let counters = PushCounters::new(registry)?;
+        let custom_drops = super::custom::CustomDrops::new(registry)?;
         let (commands, rx) = mpsc::channel(4);
-        let push_loop = PushLoop::new(config.clone(), aggregator, counters, rx);
+        let mut push_loop = PushLoop::new(config.clone(), aggregator, counters, rx);
+        push_loop.custom = Some((registry.clone(), custom_drops));
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(push_loop.run());
@@ -118,6 +126,61 @@ struct PushCounters {
     dropped_retries_exhausted: Counter,
     dropped_shutdown: Counter,
     queued: Gauge,
+    /// Failed attempts, indexed by [`Failure`].
+    failures: [Counter; Failure::ALL.len()],
+}
+
+/// Why one delivery attempt failed (the `reason` of
+/// `vitals_push_failures_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// No TCP connection (refused, unreachable, DNS).
+    Connect,
+    /// The TLS handshake failed, e.g. a certificate not trusted.
+    Tls,
+    /// No complete answer within the request timeout.
+    Timeout,
+    /// The collector answered 5xx.
+    ServerError,
+    /// The collector answered 429 or 408.
+    Throttled,
+    /// The connection broke mid-exchange or the answer was not HTTP.
+    Protocol,
+}
+
+impl Failure {
+    const ALL: [Failure; 6] = [
+        Failure::Connect,
+        Failure::Tls,
+        Failure::Timeout,
+        Failure::ServerError,
+        Failure::Throttled,
+        Failure::Protocol,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Tls => "tls",
+            Failure::Timeout => "timeout",
+            Failure::ServerError => "server_error",
+            Failure::Throttled => "throttled",
+            Failure::Protocol => "protocol",
+        }
+    }
+
+    /// Classifies a request the client could not complete.
+    fn of(err: &hyper_util::client::legacy::Error) -> Failure {
+        #[cfg(feature = "push-tls")]
+        if super::tls::is_tls_error(err) {
+            return Failure::Tls;
+        }
+        if err.is_connect() {
+            Failure::Connect
+        } else {
+            Failure::Protocol
+        }
+    }
 }
 
 impl PushCounters {
@@ -136,7 +199,15 @@ impl PushCounters {
             ),
             &["reason"],
         )?;
+        let failures = r.counter_vec(
+            (
+                "vitals_push_failures_total",
+                "Failed delivery attempts, by reason: connect, tls, timeout, server_error, throttled or protocol",
+            ),
+            &["reason"],
+        )?;
         Ok(PushCounters {
+            failures: Failure::ALL.map(|f| failures.get(&[f.label()]).clone()),
             sent: batches.get(&["sent"]).clone(),
             rejected: batches.get(&["rejected"]).clone(),
             retries: r.counter((
@@ -165,7 +236,8 @@ struct Pending {
 enum Delivery {
     Sent,
     Rejected,
-    Retry(Option<Duration>),
+    /// Failed; may be retried, after the given wait if the collector said.
+    Retry(Failure, Option<Duration>),
 }
 
 struct PushLoop {
@@ -173,11 +245,13 @@ struct PushLoop {
     aggregator: Arc<Aggregator>,
     counters: PushCounters,
     commands: mpsc::Receiver<Command>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     queue: VecDeque<Pending>,
     interval_start_ms: u64,
     /// Earliest time the front batch may be sent (backoff, `Retry-After`).
     next_attempt: tokio::time::Instant,
+    /// The registry custom metrics are read from, and their drop counters.
+    custom: Option<(Registry, super::custom::CustomDrops)>,
 }
 
 impl PushLoop {
@@ -190,6 +264,11 @@ impl PushLoop {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.request_timeout));
         connector.set_nodelay(true);
+        #[cfg(feature = "push-tls")]
+        let connector = {
+            connector.enforce_http(false);
+            config.tls.connector(connector)
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(1)
@@ -203,6 +282,7 @@ impl PushLoop {
             queue: VecDeque::new(),
             interval_start_ms: now_unix_ms(),
             next_attempt: tokio::time::Instant::now(),
+            custom: None,
         }
     }
 
@@ -263,7 +343,12 @@ impl PushLoop {
             apdex_t_ms: self.aggregator.apdex_t_ms(),
             routes,
             requests,
-            custom: Vec::new(),
+            custom: match &self.custom {
+                Some((registry, drops)) => {
+                    super::custom::collect(registry, &self.config.custom, drops)
+                }
+                None => Vec::new(),
+            },
         };
         let Ok(json) = serde_json::to_vec(&batch) else {
             return;
@@ -310,12 +395,14 @@ impl PushLoop {
                 self.queue.pop_front();
                 None
             }
-            Delivery::Retry(_) if attempts >= self.config.max_attempts => {
+            Delivery::Retry(failure, _) if attempts >= self.config.max_attempts => {
+                self.counters.failures[failure as usize].inc();
                 self.counters.dropped_retries_exhausted.inc();
                 self.queue.pop_front();
                 None
             }
-            Delivery::Retry(after) => {
+            Delivery::Retry(failure, after) => {
+                self.counters.failures[failure as usize].inc();
                 self.counters.retries.inc();
                 Some(after.unwrap_or_else(|| self.backoff(attempts)))
             }
@@ -392,12 +479,12 @@ fn encode(json: Vec<u8>) -> (Bytes, bool) {
 }
 
 async fn send(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client<Connector, Full<Bytes>>,
     request: Request<Full<Bytes>>,
     timeout: Duration,
 ) -> Delivery {
     let exchange = async {
-        let response = client.request(request).await.ok()?;
+        let response = client.request(request).await.map_err(|e| Failure::of(&e))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -407,22 +494,23 @@ async fn send(
         let _ = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await;
-        Some((status, retry_after))
+        Ok::<_, Failure>((status, retry_after))
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Ok(Some((status, _))) if status.is_success() => Delivery::Sent,
-        Ok(Some((status, after)))
-            if status.is_server_error()
-                || status == StatusCode::TOO_MANY_REQUESTS
-                || status == StatusCode::REQUEST_TIMEOUT =>
+        Ok(Ok((status, _))) if status.is_success() => Delivery::Sent,
+        Ok(Ok((status, after))) if status.is_server_error() => {
+            Delivery::Retry(Failure::ServerError, after)
+        }
+        Ok(Ok((status, after)))
+            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT =>
         {
-            Delivery::Retry(after)
+            Delivery::Retry(Failure::Throttled, after)
         }
         // Other 4xx (and 1xx/3xx, which a collector never sends): retrying
         // the same bytes cannot succeed.
-        Ok(Some(_)) => Delivery::Rejected,
-        // Connection failed or timed out.
-        Ok(None) | Err(_) => Delivery::Retry(None),
+        Ok(Ok(_)) => Delivery::Rejected,
+        Ok(Err(failure)) => Delivery::Retry(failure, None),
+        Err(_) => Delivery::Retry(Failure::Timeout, None),
     }
 }
 

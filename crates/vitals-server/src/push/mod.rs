@@ -31,6 +31,32 @@
 //! An interval without requests is still pushed (with no routes), so the
 //! collector can tell an idle instance from one that is gone.
 //!
+//! The application's own metrics can ride along as the batch's custom
+//! metrics: choose families of the server's registry by name or prefix
+//! with [`PushConfig::push_metrics`] / [`PushConfig::push_metrics_prefix`]
+//! (counters and gauges per series with their labels; histograms as
+//! `<name>_count` and `<name>_sum` counters). They are read once per
+//! interval by the push task; see [`custom`] for the rules.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use vitals_server::{PushConfig, ServerMetrics};
+//!
+//! let registry = vitals::Registry::new();
+//! let orders = registry.counter_vec(("orders_total", "Orders placed"), &["shop"])?;
+//! let metrics = ServerMetrics::builder()
+//!     .registry(registry.clone())
+//!     .push(
+//!         PushConfig::new("http://127.0.0.1:7070", "ingest-key")?
+//!             .service("checkout")
+//!             .push_metrics(["orders_total", "queue_depth"])
+//!             .push_metrics_prefix("checkout_"),
+//!     )
+//!     .build()?;
+//! orders.get(&["eu"]).inc();
+//! # Ok(()) }
+//! ```
+//!
 //! Delivery: batches wait in a bounded queue (oldest dropped first when it
 //! is full, counted in `vitals_push_dropped_total{reason="queue_full"}`).
 //! Connection errors, timeouts, `5xx` and `429` are retried with
@@ -40,14 +66,29 @@
 //! Requests never wait for any of it: the layer only touches atomics and,
 //! when a request is sampled, one short mutex.
 //!
-//! Transport: plain `http://` only, through hyper-util's client (the one
-//! HTTP stack of the workspace, no TLS stack linked); run the collector on
-//! a private network or behind a local TLS-terminating proxy.
+//! Every failed attempt is also counted by why it failed in
+//! `vitals_push_failures_total{reason}`: `connect`, `tls` (handshake or
+//! certificate refused), `timeout`, `server_error` (5xx), `throttled`
+//! (429 or 408) or `protocol`. A batch is attempted at most
+//! [`PushConfig::max_attempts`] times, then dropped and counted in
+//! `vitals_push_dropped_total{reason="retries_exhausted"}`.
+//!
+//! Transport: hyper-util's client (the one HTTP stack of the workspace),
+//! `http://` always; `https://` with the default feature `push-tls`, through
+//! rustls (ring provider, HTTP/1.1). The server certificate is checked
+//! against Mozilla's root certificates (from the `webpki-roots` crate, so
+//! nothing is read from the operating system) plus any private CA given to
+//! [`PushConfig::root_certificate_pem`]. A certificate that is not trusted
+//! fails the attempt (`reason="tls"`) and is retried like a connection
+//! error, since a collector's certificate can be fixed while batches wait.
 
 mod aggregate;
 mod caller;
 mod client;
+pub mod custom;
 mod sample;
+#[cfg(feature = "push-tls")]
+mod tls;
 
 pub use caller::{
     CallerLayer, CallerService, INVALID_CALLER, MAX_CALLER_LEN, OVERFLOW_CALLER, parse_traceparent,
@@ -93,7 +134,8 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PushError {
-    /// The collector address is not an `http://host[:port][/prefix]` URL.
+    /// The collector address is not an `http://` or `https://`
+    /// `host[:port][/prefix]` URL (`https://` needs the `push-tls` feature).
     #[error("invalid collector URL {url:?}: {reason} (expected e.g. \"http://127.0.0.1:7070\")")]
     InvalidCollectorUrl {
         /// The address given.
@@ -115,6 +157,20 @@ pub enum PushError {
         /// The name given.
         caller: String,
     },
+    /// A root certificate given to [`PushConfig::root_certificate_pem`]
+    /// cannot be used.
+    #[error("invalid root certificate: {reason} (expected one or more PEM \"CERTIFICATE\" blocks)")]
+    InvalidRootCertificate {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS client could not be set up (the crypto provider refused the
+    /// protocol versions); not expected with the built-in ring provider.
+    #[error("cannot set up TLS for the push client: {reason}")]
+    Tls {
+        /// What rustls said.
+        reason: String,
+    },
 }
 
 /// Where and how to push request aggregates; see the [module docs](self).
@@ -134,29 +190,43 @@ pub struct PushConfig {
     pub(crate) backoff_base: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) max_attempts: u32,
+    /// TLS settings for `https://` (also built for `http://`, so a bad
+    /// root certificate is refused at configuration time either way).
+    #[cfg(feature = "push-tls")]
+    pub(crate) tls: tls::TlsSettings,
+    pub(crate) custom: custom::CustomSelection,
 }
 
 impl PushConfig {
-    /// Pushes to the collector at `collector` (`http://host:port`, with an
-    /// optional path prefix) with `key` as the bearer token.
+    /// Pushes to the collector at `collector` (`http://host:port` or, with
+    /// the `push-tls` feature, `https://host:port`, with an optional path
+    /// prefix) with `key` as the bearer token.
     pub fn new(collector: &str, key: &str) -> Result<Self, PushError> {
         let bad = |reason| PushError::InvalidCollectorUrl {
             url: collector.to_owned(),
             reason,
         };
         let base: http::Uri = collector.parse().map_err(|_| bad("not a URL"))?;
-        match base.scheme_str() {
-            Some("http") => {}
-            Some(_) => return Err(bad("only http:// is supported")),
+        let scheme = match base.scheme_str() {
+            Some("http") => "http",
+            #[cfg(feature = "push-tls")]
+            Some("https") => "https",
+            #[cfg(not(feature = "push-tls"))]
+            Some("https") => {
+                return Err(bad(
+                    "https:// needs the vitals-server feature \"push-tls\" (on by default)",
+                ));
+            }
+            Some(_) => return Err(bad("only http:// and https:// are supported")),
             None => return Err(bad("no scheme")),
-        }
+        };
         let authority = base.authority().ok_or_else(|| bad("no host"))?.clone();
         if base.query().is_some() {
             return Err(bad("a query string is not allowed"));
         }
         let prefix = base.path().trim_end_matches('/');
         let ingest_uri = http::Uri::builder()
-            .scheme("http")
+            .scheme(scheme)
             .authority(authority)
             .path_and_query(format!("{prefix}{}", vitals::wire::INGEST_PATH))
             .build()
@@ -182,7 +252,32 @@ impl PushConfig {
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
             max_attempts: 10,
+            #[cfg(feature = "push-tls")]
+            tls: tls::TlsSettings::new()?,
+            custom: custom::CustomSelection {
+                max: custom::DEFAULT_MAX_CUSTOM,
+                ..Default::default()
+            },
         })
+    }
+
+    /// Also trusts the CA certificates in `pem` (one or more PEM
+    /// `CERTIFICATE` blocks) for an `https://` collector, besides Mozilla's
+    /// roots: for a collector whose certificate a private CA signed. Can be
+    /// called more than once; each call adds. Errors when `pem` holds no
+    /// certificate or one that cannot be parsed.
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pem = std::fs::read("/etc/vitals/collector-ca.pem")?;
+    /// let push = vitals_server::PushConfig::new("https://collector.internal:7443", "key")?
+    ///     .root_certificate_pem(&pem)?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "push-tls")]
+    pub fn root_certificate_pem(mut self, pem: &[u8]) -> Result<Self, PushError> {
+        self.tls.add_root_pem(pem)?;
+        Ok(self)
     }
 
     /// The service name the batches carry (default `"unknown"`); cut to
@@ -260,6 +355,34 @@ impl PushConfig {
         self
     }
 
+    /// Pushes these families of the server's registry with every batch, by
+    /// name: a counter by its exposed name (`orders_total`) or its family
+    /// name (`orders`), a gauge or histogram by its name. Adds to earlier
+    /// calls. See [`custom`] for what is sent.
+    pub fn push_metrics<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.custom.names.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Pushes every family of the server's registry whose name starts with
+    /// `prefix` (e.g. `"checkout_"`). Adds to earlier calls.
+    pub fn push_metrics_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.custom.prefixes.push(prefix.into());
+        self
+    }
+
+    /// Most custom series per batch (default 1000, the collector's default
+    /// `max_custom_per_batch`); further series are left out and counted in
+    /// `vitals_push_custom_dropped_total{reason="batch_limit"}`.
+    pub fn max_custom(mut self, n: usize) -> Self {
+        self.custom.max = n;
+        self
+    }
+
     /// The full ingest URL batches are posted to.
     pub fn ingest_url(&self) -> String {
         self.ingest_uri.to_string()
@@ -298,7 +421,7 @@ mod tests {
         let c = PushConfig::new("http://collector:80/base/", "k").unwrap();
         assert_eq!(c.ingest_url(), "http://collector:80/base/v1/ingest");
         for bad in [
-            "https://x",
+            "ftp://x",
             "127.0.0.1:7070",
             "http://",
             "not a url",
@@ -312,11 +435,21 @@ mod tests {
                 "{bad}"
             );
         }
-        let msg = PushConfig::new("https://c:1", "k").unwrap_err().to_string();
+        let msg = PushConfig::new("ftp://c:1", "k").unwrap_err().to_string();
         assert!(
-            msg.contains("\"https://c:1\"") && msg.contains("only http://"),
+            msg.contains("\"ftp://c:1\"") && msg.contains("only http:// and https://"),
             "{msg}"
         );
+        #[cfg(feature = "push-tls")]
+        assert_eq!(
+            PushConfig::new("https://c/base", "k").unwrap().ingest_url(),
+            "https://c/base/v1/ingest"
+        );
+        #[cfg(not(feature = "push-tls"))]
+        {
+            let msg = PushConfig::new("https://c:1", "k").unwrap_err().to_string();
+            assert!(msg.contains("push-tls"), "{msg}");
+        }
         for bad in ["", "a b", "é", "a\nb"] {
             assert_eq!(
                 PushConfig::new("http://x", bad).unwrap_err(),

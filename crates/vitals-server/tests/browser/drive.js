@@ -282,11 +282,18 @@ async function checkUpdatesAndSort(context, base, shots) {
   const page = await context.newPage();
   const w = watch(page, 'polling page');
   await page.setViewportSize({ width: 1280, height: 1000 });
-  const hist = await getJson(`${base}/debug/history`);
+  // The sampler adds a point a second from its start (the first /debug/
+  // request): wait for two, on a slow machine too, instead of assuming
+  // the earlier checks took long enough.
+  let hist = await getJson(`${base}/debug/history`);
+  for (const deadline = Date.now() + 10000; hist.points.length < 2 && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 250));
+    hist = await getJson(`${base}/debug/history`);
+  }
   await page.goto(`${base}/debug/`);
   await loaded(page);
   {
-    assert(hist.points.length >= 2, `/debug/history has ${hist.points.length} points after seconds of uptime`);
+    assert(hist.points.length >= 2, `/debug/history has ${hist.points.length} points after 10 s of waiting`);
     // Seeded from /debug/history before the second poll.
     await page.waitForFunction((n) => Number(document.querySelector('.chart[data-chart="connections"] path.series').dataset.points) > n,
       hist.points.length, { timeout: 1400 });
