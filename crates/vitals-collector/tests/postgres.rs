@@ -426,7 +426,9 @@ async fn reading_totals_uses_the_partial_indexes() {
         for index in used {
             let def = schema
                 .query_strings(&format!(
-                    "SELECT indexdef FROM pg_indexes WHERE indexname = '{index}'"
+                    "SELECT indexdef FROM pg_indexes
+                       WHERE schemaname = '{}' AND indexname = '{index}'",
+                    schema.name
                 ))
                 .await
                 .join("");

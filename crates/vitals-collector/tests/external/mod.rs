@@ -101,10 +101,12 @@ impl TestSchema {
     /// The first column of every row of SQL run in this schema, as text.
     ///
     /// Retried (3 attempts) only on PostgreSQL's "could not open relation
-    /// with OID": planning over a partitioned table while the other tests of
-    /// this binary drop their schemas in the same database can hit a
-    /// relation dropped under the catalog scan (seen once in CI on an
-    /// `EXPLAIN`); any other error fails at once.
+    /// with OID", seen once in CI: the other tests of this binary drop
+    /// their schemas in the same database, and a catalog query that reaches
+    /// their relations (`pg_indexes` computes `pg_get_indexdef` for every
+    /// schema's index of a name, and every test schema has the same index
+    /// names) can meet one dropped under it. Catalog queries here filter by
+    /// schema; the retry stays as a guard. Any other error fails at once.
     pub async fn query_strings(&self, sql: &str) -> Vec<String> {
         self.client
             .batch_execute(&format!("SET search_path TO {}", self.name))
