@@ -73,13 +73,7 @@ fn setup() -> Setup {
         store: format!("{base}{sep}options=-csearch_path%3D{schema}"),
         ..Default::default()
     };
-    let (collector, addr) = rt.block_on(async {
-        let collector = Collector::open(config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(axum::serve(listener, collector.router()).into_future());
-        (collector, addr)
-    });
+    let (collector, addr) = rt.block_on(common::serve(config));
     let ingest_key = rt
         .block_on(collector.create_key("bench", Role::Ingest))
         .unwrap();

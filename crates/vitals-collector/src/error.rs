@@ -32,6 +32,16 @@ impl ApiError {
         }
     }
 
+    /// A 503: the store failed, so the sender should retry later. Not a
+    /// rejection: nothing was wrong with the request.
+    pub fn store_unavailable(e: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the store failed; retry later: {e}"),
+        )
+    }
+
     /// Whether this is the client's fault (and so counted as a rejection)
     /// rather than the collector's.
     pub fn is_rejection(&self) -> bool {

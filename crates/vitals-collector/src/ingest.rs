@@ -284,13 +284,7 @@ impl RouteLimiter {
                 series: SeriesSelect::Routes,
             })
             .await
-            .map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    format!("the store could not be read: {e}"),
-                )
-            })?;
+            .map_err(ApiError::store_unavailable)?;
         let custom = store
             .read_custom(CustomQuery {
                 tenant: tenant.into(),
@@ -301,13 +295,7 @@ impl RouteLimiter {
                 end_ms: now + 3_600_000,
             })
             .await
-            .map_err(|e| {
-                ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    format!("the store could not be read: {e}"),
-                )
-            })?;
+            .map_err(ApiError::store_unavailable)?;
         {
             let mut seen = self.custom.lock().unwrap_or_else(|p| p.into_inner());
             let series = seen.entry((tenant.into(), service.into())).or_default();

@@ -57,16 +57,10 @@ impl Retention {
 /// Merges buckets by series key: what a coarser bucket over the same
 /// series holds.
 pub fn merge_by_key(buckets: impl IntoIterator<Item = Bucket>) -> BTreeMap<SeriesKey, BucketStats> {
-    let mut out: BTreeMap<SeriesKey, BucketStats> = BTreeMap::new();
-    for b in buckets {
-        match out.get_mut(&b.key) {
-            Some(stats) => stats.merge(&b.stats),
-            None => {
-                out.insert(b.key, b.stats);
-            }
-        }
-    }
-    out
+    merge_keyed(
+        buckets.into_iter().map(|b| (b.key, b.stats)),
+        BucketStats::merge,
+    )
 }
 
 /// Merges custom points by series key, oldest period first: what a
@@ -77,12 +71,23 @@ pub fn merge_custom_by_key(
     let mut points: Vec<CustomPoint> = points.into_iter().collect();
     // Ties in time resolve the same way whatever order the store returned.
     points.sort_by_key(|p| (p.start_ms, p.stats.last_ms));
-    let mut out: BTreeMap<CustomKey, CustomStats> = BTreeMap::new();
-    for p in points {
-        match out.get_mut(&p.key) {
-            Some(stats) => stats.merge(&p.stats),
+    merge_keyed(
+        points.into_iter().map(|p| (p.key, p.stats)),
+        CustomStats::merge,
+    )
+}
+
+/// Folds `(key, stats)` pairs into one entry a key, in the given order.
+fn merge_keyed<K: Ord, S>(
+    items: impl Iterator<Item = (K, S)>,
+    merge: impl Fn(&mut S, &S),
+) -> BTreeMap<K, S> {
+    let mut out: BTreeMap<K, S> = BTreeMap::new();
+    for (key, stats) in items {
+        match out.get_mut(&key) {
+            Some(have) => merge(have, &stats),
             None => {
-                out.insert(p.key, p.stats);
+                out.insert(key, stats);
             }
         }
     }

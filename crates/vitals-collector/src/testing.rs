@@ -176,6 +176,26 @@ pub fn assert_stats_eq(got: &BucketStats, want: &BucketStats, what: &str) {
     );
 }
 
+/// Runs rollup passes until `tenant` has no dirty five-minute or hour
+/// period left (other tenants may share the store), at most 100 passes.
+pub(crate) async fn roll_up_until_clean(store: &dyn Store, tenant: &str) {
+    for _ in 0..100 {
+        rollup::rollup_pass(store).await.expect("rollup pass");
+        let mut left = false;
+        for res in [Resolution::FiveMinutes, Resolution::Hour] {
+            left |= store
+                .dirty_periods(res, i64::MAX, 100_000)
+                .await
+                .expect("dirty")
+                .iter()
+                .any(|p| p.tenant == tenant);
+        }
+        if !left {
+            return;
+        }
+    }
+}
+
 /// Runs every check of the store contract against `store`; panics with a
 /// message naming the broken rule.
 pub async fn run_store_suite(store: Arc<dyn Store>) {
@@ -317,24 +337,7 @@ async fn series_selection_reads_routes_or_totals(store: &dyn Store) {
 
     // Rollups carry totals like any series: a five-minute total is the
     // merge of its minutes' totals and of its routes.
-    for _ in 0..100 {
-        rollup::rollup_pass(store).await.expect("rollup pass");
-        let left = store
-            .dirty_periods(Resolution::FiveMinutes, i64::MAX, 100_000)
-            .await
-            .expect("dirty")
-            .into_iter()
-            .chain(
-                store
-                    .dirty_periods(Resolution::Hour, i64::MAX, 100_000)
-                    .await
-                    .expect("dirty"),
-            )
-            .any(|p| p.tenant == tenant);
-        if !left {
-            break;
-        }
-    }
+    roll_up_until_clean(store, &tenant).await;
     for res in [Resolution::FiveMinutes, Resolution::Hour] {
         let periods: &[UnixMs] = match res {
             Resolution::Hour => &[hour],
@@ -778,25 +781,7 @@ async fn rollups_equal_merge_of_parts(store: &dyn Store) {
     );
 
     // Run passes until this tenant has nothing dirty (other data may share the store).
-    for _ in 0..100 {
-        rollup::rollup_pass(store).await.expect("rollup pass");
-        let left = store
-            .dirty_periods(Resolution::FiveMinutes, i64::MAX, 100_000)
-            .await
-            .expect("dirty")
-            .into_iter()
-            .chain(
-                store
-                    .dirty_periods(Resolution::Hour, i64::MAX, 100_000)
-                    .await
-                    .expect("dirty"),
-            )
-            .filter(|p| p.tenant == tenant)
-            .count();
-        if left == 0 {
-            break;
-        }
-    }
+    roll_up_until_clean(store, &tenant).await;
     for res in [Resolution::FiveMinutes, Resolution::Hour] {
         let got = read(store, &tenant, None, res, hour, hour + 3_600_000).await;
         let mut want: Vec<(UnixMs, SeriesKey, BucketStats)> = Vec::new();

@@ -1,12 +1,22 @@
-//! What the ingest benches share: the request bodies they post (the same
-//! data on every back end, so the figures compare) and fresh batch ids.
+//! What the ingest benches share: a collector on a loopback port, the
+//! request bodies they post (the same data on every back end, so the
+//! figures compare) and fresh batch ids.
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::atomic::AtomicU64;
 use vitals::Sketch;
-use vitals_collector::now_ms;
+use vitals_collector::{Collector, CollectorConfig, now_ms};
+
+/// Opens a collector on `config` and serves its API on a loopback port.
+pub async fn serve(config: CollectorConfig) -> (Collector, std::net::SocketAddr) {
+    let collector = Collector::open(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, collector.router()).into_future());
+    (collector, addr)
+}
 
 /// Where [`with_id`] puts a batch id in a body template.
 pub const ID_SLOT: &str = "BATCHID_0000000000000000";

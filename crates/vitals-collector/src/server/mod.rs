@@ -284,7 +284,7 @@ impl Collector {
             .keys
             .lookup(&*self.inner.store, key)
             .await
-            .map_err(store_unavailable)?
+            .map_err(ApiError::store_unavailable)?
             .ok_or_else(|| {
                 unauthorized("unknown API key; create one with `vitals collector keys create`")
             })?;
@@ -367,7 +367,7 @@ impl Collector {
             .store
             .ingest(write)
             .await
-            .map_err(store_unavailable)?;
+            .map_err(ApiError::store_unavailable)?;
         let status = match outcome {
             IngestOutcome::Stored => {
                 self.inner.ingested.get(&[endpoint]).add(requests);
@@ -393,14 +393,6 @@ impl Collector {
         // Leave an hour of the minute retention for the rollup to read the data.
         self.inner.retention.minute_ms - 3_600_000
     }
-}
-
-fn store_unavailable(e: StoreError) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        format!("the store failed; retry later: {e}"),
-    )
 }
 
 /// The two ingest bodies, as the shared ingest path sees them.

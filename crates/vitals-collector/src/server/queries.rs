@@ -15,7 +15,7 @@
 //!
 //! See [`crate::custom_metrics`] for the exact rules.
 
-use super::{Collector, MAX_QUERY_LEN, MAX_RECENT, now_ms, store_unavailable};
+use super::{Collector, MAX_QUERY_LEN, MAX_RECENT, now_ms};
 use crate::custom_metrics;
 use crate::error::ApiError;
 use crate::model::{
@@ -108,7 +108,7 @@ async fn read_totals(
         .store
         .read_buckets(bucket_query(tenant, service, w, SeriesSelect::Totals))
         .await
-        .map_err(store_unavailable)
+        .map_err(ApiError::store_unavailable)
 }
 
 /// The window (`window=`, default 1 h) and step (`step=`) of a series
@@ -135,7 +135,7 @@ async fn known_service(
         .store
         .services(tenant.into())
         .await
-        .map_err(store_unavailable)?
+        .map_err(ApiError::store_unavailable)?
         .into_iter()
         .find(|s| s.service == service)
         .ok_or_else(|| {
@@ -209,7 +209,7 @@ pub(super) async fn services(
             .store
             .services(tenant.clone())
             .await
-            .map_err(store_unavailable)?;
+            .map_err(ApiError::store_unavailable)?;
         let buckets = read_totals(c, &tenant, None, &w).await?;
         let mut by: BTreeMap<&str, Vec<&Bucket>> = BTreeMap::new();
         for b in &buckets {
@@ -303,7 +303,7 @@ pub(super) async fn routes(
                 SeriesSelect::Routes,
             ))
             .await
-            .map_err(store_unavailable)?;
+            .map_err(ApiError::store_unavailable)?;
         let list = query::routes(sums, &w);
         Ok(json!({ "service": service, "window": WindowInfo::from(&w), "routes": list }))
     })
@@ -368,7 +368,7 @@ pub(super) async fn recent(
             .store
             .recent_samples(tenant.clone(), service.clone(), limit)
             .await
-            .map_err(store_unavailable)?;
+            .map_err(ApiError::store_unavailable)?;
         Ok(json!({ "service": service, "requests": samples }))
     })
     .await
@@ -406,7 +406,7 @@ async fn read_custom(
             end_ms: w.to_ms + 1,
         })
         .await
-        .map_err(store_unavailable)
+        .map_err(ApiError::store_unavailable)
 }
 
 pub(super) async fn custom_list(

@@ -176,6 +176,25 @@ return 1
 "#;
 
 /// A length-prefixed key part, so arbitrary names never run into each other.
+/// The minutes, `[first, last_end)`, of the whole `res` periods that start
+/// in `[max(start_ms, split), end_ms)`: the periods a read merges from hot
+/// minutes rather than takes from the store's rollups. `None` when no
+/// period starts there.
+fn merged_span(
+    res: Resolution,
+    split: UnixMs,
+    start_ms: UnixMs,
+    end_ms: UnixMs,
+) -> Option<(UnixMs, UnixMs)> {
+    let from = start_ms.max(split);
+    let first = if res.floor(from) == from {
+        from
+    } else {
+        res.floor(from).saturating_add(res.millis())
+    };
+    (first < end_ms).then(|| (first, res.floor(end_ms - 1).saturating_add(res.millis())))
+}
+
 fn part(s: &str) -> String {
     format!("{}:{s}", s.len())
 }
@@ -847,14 +866,7 @@ impl Inner {
             cold.end_ms = q.end_ms.min(split);
             out = self.store.read_buckets(cold).await?;
         }
-        let from = q.start_ms.max(split);
-        let first = if res.floor(from) == from {
-            from
-        } else {
-            res.floor(from).saturating_add(res.millis())
-        };
-        if first < q.end_ms {
-            let last_end = res.floor(q.end_ms - 1).saturating_add(res.millis());
+        if let Some((first, last_end)) = merged_span(res, split, q.start_ms, q.end_ms) {
             let minutes = self
                 .read_minutes(
                     &BucketQuery {

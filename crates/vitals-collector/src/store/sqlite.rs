@@ -743,6 +743,22 @@ fn route_sums_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<RouteS
         .collect())
 }
 
+/// Deletes `period`'s rows from `table` (`buckets` or `custom_points`),
+/// before a rollup writes their replacement.
+fn clear_period(tx: &Connection, table: &str, period: &DirtyPeriod) -> StoreResult<()> {
+    tx.prepare_cached(&format!(
+        "DELETE FROM {table} WHERE resolution = ?1 AND tenant = ?2 AND start_ms = ?3"
+    ))
+    .map_err(db)?
+    .execute(params![
+        period.resolution.code(),
+        period.tenant,
+        period.start_ms
+    ])
+    .map_err(db)?;
+    Ok(())
+}
+
 fn read_buckets_sync(conn: &Connection, q: &BucketQuery) -> StoreResult<Vec<Bucket>> {
     let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, SeriesKey, BucketStats)> {
         let stats = stats_from_row(r, 6)?;
@@ -841,16 +857,7 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db)?;
-            tx.prepare_cached(
-                "DELETE FROM custom_points WHERE resolution = ?1 AND tenant = ?2 AND start_ms = ?3",
-            )
-            .map_err(db)?
-            .execute(params![
-                period.resolution.code(),
-                period.tenant,
-                period.start_ms
-            ])
-            .map_err(db)?;
+            clear_period(&tx, "custom_points", &period)?;
             for p in &points {
                 let mut p = p.clone();
                 p.resolution = period.resolution;
@@ -901,16 +908,7 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db)?;
-            tx.prepare_cached(
-                "DELETE FROM buckets WHERE resolution = ?1 AND tenant = ?2 AND start_ms = ?3",
-            )
-            .map_err(db)?
-            .execute(params![
-                period.resolution.code(),
-                period.tenant,
-                period.start_ms
-            ])
-            .map_err(db)?;
+            clear_period(&tx, "buckets", &period)?;
             for b in &buckets {
                 let mut b = b.clone();
                 b.tenant.clone_from(&period.tenant);

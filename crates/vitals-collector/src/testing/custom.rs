@@ -305,20 +305,7 @@ pub(super) async fn rollups_equal_merge_of_parts(store: &dyn Store) {
             }
         }
     }
-    for _ in 0..100 {
-        rollup::rollup_pass(store).await.expect("rollup pass");
-        let left = store
-            .dirty_periods(Resolution::FiveMinutes, i64::MAX, 100_000)
-            .await
-            .expect("dirty");
-        let left_h = store
-            .dirty_periods(Resolution::Hour, i64::MAX, 100_000)
-            .await
-            .expect("dirty");
-        if !left.iter().chain(&left_h).any(|p| p.tenant == tenant) {
-            break;
-        }
-    }
+    super::roll_up_until_clean(store, &tenant).await;
     for res in [Resolution::FiveMinutes, Resolution::Hour] {
         let got = read_custom(store, &tenant, None, None, res, hour, hour + 3_600_000).await;
         let mut want: std::collections::BTreeMap<(UnixMs, CustomKey), CustomStats> =

@@ -3,7 +3,7 @@
 //! bare), the script operations that merge them, and the reads that split
 //! at the hot boundary like buckets do.
 
-use super::{Inner, Ops, SEP, rerr};
+use super::{Inner, Ops, SEP, merged_span, rerr};
 use crate::model::{
     CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, Resolution, UnixMs,
 };
@@ -188,14 +188,7 @@ impl Inner {
             cold.end_ms = q.end_ms.min(split);
             out = self.store.read_custom(cold).await?;
         }
-        let from = q.start_ms.max(split);
-        let first = if res.floor(from) == from {
-            from
-        } else {
-            res.floor(from).saturating_add(res.millis())
-        };
-        if first < q.end_ms {
-            let last_end = res.floor(q.end_ms - 1).saturating_add(res.millis());
+        if let Some((first, last_end)) = merged_span(res, split, q.start_ms, q.end_ms) {
             let minutes = self
                 .read_custom_minutes(
                     &CustomQuery {
