@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path as UrlPath, Query};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -24,18 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
 
-async fn ws(upgrade: WebSocketUpgrade, tracked: RouteMetrics) -> Response {
-    upgrade.on_upgrade(move |socket| async move {
-        let mut socket = tracked.websocket(socket);
-        while let Some(Ok(msg)) = socket.recv().await {
-            if matches!(msg, axum::extract::ws::Message::Close(_))
-                || socket.send(msg).await.is_err()
-            {
-                break;
-            }
-        }
-    })
-}
+mod common;
 
 async fn sse(Query(q): Query<HashMap<String, u64>>, tracked: RouteMetrics) -> impl IntoResponse {
     let n = q.get("n").copied().unwrap_or(3).min(100);
@@ -87,7 +75,7 @@ fn app(metrics: &ServerMetrics) -> Router {
             "/fail",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed on purpose") }),
         )
-        .route("/ws", get(ws))
+        .route("/ws", get(common::ws_echo))
         .route("/sse", get(sse))
         .route(
             "/job",

@@ -4,10 +4,8 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::response::sse::{Event as SseFrame, Sse};
 use axum::routing::get;
 use base64::Engine as _;
@@ -27,19 +25,6 @@ use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener
 
 mod common;
 use common::{eventually, value};
-
-async fn ws(upgrade: WebSocketUpgrade, tracked: RouteMetrics) -> Response {
-    upgrade.on_upgrade(move |socket| async move {
-        let mut socket = tracked.websocket(socket);
-        while let Some(Ok(msg)) = socket.recv().await {
-            if matches!(msg, axum::extract::ws::Message::Close(_))
-                || socket.send(msg).await.is_err()
-            {
-                break;
-            }
-        }
-    })
-}
 
 async fn sse(
     Query(q): Query<HashMap<String, u64>>,
@@ -61,7 +46,7 @@ fn app(metrics: &ServerMetrics) -> Router {
             "/fail",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "no") }),
         )
-        .route("/ws", get(ws))
+        .route("/ws", get(common::ws_echo))
         .route("/sse", get(sse))
         .merge(metrics.endpoints())
         .layer(metrics.layer())

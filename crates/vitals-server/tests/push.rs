@@ -19,7 +19,6 @@ use vitals::Registry;
 use vitals::wire::{IngestBatch, RouteAggregate};
 use vitals_server::{ConnectionInfo, PushConfig, ServerMetrics, TrackedListener};
 
-#[allow(dead_code)] // shared helpers: this file uses only some
 mod common;
 use common::value;
 

@@ -22,7 +22,6 @@ use vitals::Registry;
 use vitals::wire::IngestBatch;
 use vitals_server::{PushConfig, PushError, ServerMetrics};
 
-#[allow(dead_code)] // shared helpers: this file uses only some
 mod common;
 use common::value;
 

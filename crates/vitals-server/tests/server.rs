@@ -3,10 +3,8 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum::response::sse::{Event, Sse};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
@@ -23,19 +21,6 @@ use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener
 
 mod common;
 use common::{eventually, value};
-
-async fn ws(upgrade: WebSocketUpgrade, tracked: RouteMetrics) -> Response {
-    upgrade.on_upgrade(move |socket| async move {
-        let mut socket = tracked.websocket(socket);
-        while let Some(Ok(msg)) = socket.recv().await {
-            if matches!(msg, axum::extract::ws::Message::Close(_))
-                || socket.send(msg).await.is_err()
-            {
-                break;
-            }
-        }
-    })
-}
 
 async fn sse(
     Query(q): Query<HashMap<String, u64>>,
@@ -92,7 +77,7 @@ fn app(metrics: &ServerMetrics) -> Router {
                 axum::body::Body::from_stream(chunks)
             }),
         )
-        .route("/ws", get(ws))
+        .route("/ws", get(common::ws_echo))
         .route("/sse", get(sse))
         .nest("/api", api)
         .merge(metrics.endpoints())

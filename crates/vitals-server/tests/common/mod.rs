@@ -1,4 +1,9 @@
 //! Helpers shared by the black-box tests.
+#![allow(dead_code)] // each test binary uses its own share of them
+
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::response::Response;
+use vitals_server::RouteMetrics;
 
 use std::time::Duration;
 use vitals::snapshot::Value;
@@ -26,4 +31,17 @@ pub async fn eventually(registry: &Registry, check: impl Fn(&Snapshot) -> bool) 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     registry.snapshot()
+}
+
+/// A tracked WebSocket route that echoes every message until the client
+/// closes.
+pub async fn ws_echo(upgrade: WebSocketUpgrade, tracked: RouteMetrics) -> Response {
+    upgrade.on_upgrade(move |socket| async move {
+        let mut socket = tracked.websocket(socket);
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) || socket.send(msg).await.is_err() {
+                break;
+            }
+        }
+    })
 }
