@@ -175,7 +175,6 @@ redis.call('ZADD', KEYS[6], ARGV[2], ARGV[3])
 return 1
 "#;
 
-/// A length-prefixed key part, so arbitrary names never run into each other.
 /// The minutes, `[first, last_end)`, of the whole `res` periods that start
 /// in `[max(start_ms, split), end_ms)`: the periods a read merges from hot
 /// minutes rather than takes from the store's rollups. `None` when no
@@ -195,6 +194,7 @@ fn merged_span(
     (first < end_ms).then(|| (first, res.floor(end_ms - 1).saturating_add(res.millis())))
 }
 
+/// A length-prefixed key part, so arbitrary names never run into each other.
 fn part(s: &str) -> String {
     format!("{}:{s}", s.len())
 }
