@@ -237,6 +237,32 @@ async fn flush_failures_are_counted_and_nothing_is_lost_when_the_store_recovers(
     assert_eq!(minute_total(&*durable, late, late + 60_000).await, (2, 0));
     assert_eq!(minute_total(&*durable, 0, i64::MAX).await, (5, 1));
 
+    // Redis's persistence, as the gauge reports it, matches its settings.
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let setting = |name: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            let pair: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query_async(&mut conn)
+                .await
+                .expect("CONFIG GET");
+            pair.get(1).cloned().unwrap_or_default()
+        }
+    };
+    let aof = setting("appendonly").await == "yes"
+        && ["always", "everysec"].contains(&setting("appendfsync").await.as_str());
+    assert_eq!(
+        sample(&tc.metrics_text().await, "vitals_collector_hot_durable"),
+        if aof { 1.0 } else { 0.0 },
+        "appendonly/appendfsync as Redis reports them"
+    );
+
     tc.stop().await;
     hot.clear().await.expect("clear");
 }

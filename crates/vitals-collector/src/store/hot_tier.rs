@@ -37,10 +37,12 @@
 //!   undercount those minutes.)
 //!
 //! Redis must be durable enough for "accepted" to mean "kept" (AOF with
-//! `appendfsync everysec` or `always`). Clocks of collectors sharing one
+//! `appendfsync everysec` or `always`). The hot tier reads those settings
+//! at start and every flush pass, warns when they fall short, and reports
+//! them as `vitals_collector_hot_durable`. Clocks of collectors sharing one
 //! Redis should agree within seconds: a skew shifts `B` between them.
 
-use super::hot_tier_metrics::{HotTierCollector, HotTierMetrics};
+use super::hot_tier_metrics::{Durability, HotTierCollector, HotTierMetrics};
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::model::{
     Bucket, BucketQuery, BucketStats, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome,
@@ -525,6 +527,7 @@ impl HotTier {
             seal: redis::Script::new(SEAL_LUA),
             metrics: Arc::default(),
         });
+        inner.check_durability().await;
         let flusher = inner.config.flush_interval.map(|every| {
             let weak = Arc::downgrade(&inner);
             tokio::spawn(async move {
@@ -1081,11 +1084,41 @@ impl Inner {
 
     /// [`flush_due`](Self::flush_due), counted in the metrics, which then
     /// learn how old the oldest data still waiting in Redis is.
+    /// Reads Redis's persistence settings into the `hot_durable` gauge,
+    /// and warns when they cannot keep what the collector acknowledges
+    /// (once, and again whenever they change).
+    async fn check_durability(&self) {
+        let mut conn = self.conn.clone();
+        type Setting = HashMap<String, String>;
+        let answer: Result<(Setting, Setting), _> = redis::pipe()
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendfsync")
+            .query_async(&mut conn)
+            .await;
+        let durability = match &answer {
+            Ok((only, fsync)) => Durability::of(
+                only.get("appendonly").map(String::as_str),
+                fsync.get("appendfsync").map(String::as_str),
+            ),
+            Err(_) => Durability::Unknown,
+        };
+        if self.metrics.set_durability(&durability) {
+            if let Durability::NotDurable(why) = &durability {
+                eprintln!("vitals collector: warning: the hot tier is not durable: {why}");
+            }
+        }
+    }
+
     async fn flush_pass(&self, now: UnixMs) -> StoreResult<FlushReport> {
         let result = self.flush_due(now).await;
         if result.is_err() {
             self.metrics.pass_failed();
         }
+        self.check_durability().await;
         // Best effort: with Redis down the last known value stays.
         let mut conn = self.conn.clone();
         type Oldest = Vec<(String, i64)>;

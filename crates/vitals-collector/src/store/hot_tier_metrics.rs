@@ -16,6 +16,42 @@ use vitals::{FamilyInfo, Labels, MetricKind, Unit, Visitor};
 /// No data is waiting (or none was seen yet).
 const NOTHING_WAITING: i64 = i64::MAX;
 
+/// Redis's persistence is not known (yet, or `CONFIG GET` is refused).
+const DURABILITY_UNKNOWN: i64 = -1;
+
+/// Whether Redis keeps what it acknowledged across its own restart, read
+/// from its `appendonly` and `appendfsync` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// AOF on, fsynced every second or on every write.
+    Durable,
+    /// What would be lost, in words, for the operator.
+    NotDurable(String),
+    /// Redis refused `CONFIG GET` (managed services often do).
+    Unknown,
+}
+
+impl Durability {
+    /// Judges `CONFIG GET appendonly` / `appendfsync` answers (`None`: not
+    /// answered).
+    pub(crate) fn of(appendonly: Option<&str>, appendfsync: Option<&str>) -> Durability {
+        match (appendonly, appendfsync) {
+            (Some("yes"), Some("always" | "everysec")) => Durability::Durable,
+            (Some("yes"), Some(other)) => Durability::NotDurable(format!(
+                "Redis writes its append-only file but leaves fsync to the OS (appendfsync {other}): \
+                 a machine crash loses acknowledged batches; set appendfsync everysec or always"
+            )),
+            (Some("no"), _) => Durability::NotDurable(
+                "Redis keeps no append-only file (appendonly no): a Redis restart loses every \
+                 acknowledged batch not yet flushed to the store; set appendonly yes with \
+                 appendfsync everysec or always"
+                    .into(),
+            ),
+            _ => Durability::Unknown,
+        }
+    }
+}
+
 /// Counters shared by the hot tier's ingest path and flusher. Relaxed
 /// atomics: each is an independent figure, read only by scrapes.
 #[derive(Debug)]
@@ -27,6 +63,8 @@ pub(crate) struct HotTierMetrics {
     /// Start of the oldest unflushed minute, or the seal time of the oldest
     /// snapshot not yet in the store, as of the last flush pass (ms).
     oldest_unflushed_ms: AtomicI64,
+    /// 1 durable, 0 not, [`DURABILITY_UNKNOWN`] unknown.
+    durable: AtomicI64,
 }
 
 impl Default for HotTierMetrics {
@@ -37,6 +75,7 @@ impl Default for HotTierMetrics {
             flushed_snapshots: AtomicU64::new(0),
             flushed_buckets: AtomicU64::new(0),
             oldest_unflushed_ms: AtomicI64::new(NOTHING_WAITING),
+            durable: AtomicI64::new(DURABILITY_UNKNOWN),
         }
     }
 }
@@ -65,6 +104,16 @@ impl HotTierMetrics {
     pub(crate) fn set_oldest_unflushed(&self, since: Option<UnixMs>) {
         self.oldest_unflushed_ms
             .store(since.unwrap_or(NOTHING_WAITING), Ordering::Relaxed);
+    }
+
+    /// Records Redis's persistence as last read; `true` when it changed.
+    pub(crate) fn set_durability(&self, d: &Durability) -> bool {
+        let v = match d {
+            Durability::Durable => 1,
+            Durability::NotDurable(_) => 0,
+            Durability::Unknown => DURABILITY_UNKNOWN,
+        };
+        self.durable.swap(v, Ordering::Relaxed) != v
     }
 
     /// Seconds since the oldest waiting data's time, at `now` (0 when
@@ -124,5 +173,55 @@ impl vitals::Collector for HotTierCollector {
             kind: MetricKind::Gauge,
         });
         visitor.float_gauge(&Labels::empty(), m.age_seconds(crate::now_ms()));
+        visitor.family(&FamilyInfo {
+            name: "vitals_collector_hot_durable",
+            help: "Whether Redis keeps acknowledged batches across its own restart, from its appendonly and appendfsync settings: 1 yes (AOF, fsync everysec or always), 0 no, -1 unknown (CONFIG GET refused); re-read every flush pass",
+            unit: None,
+            kind: MetricKind::Gauge,
+        });
+        visitor.gauge(&Labels::empty(), m.durable.load(Ordering::Relaxed));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_fsynced_append_only_file_is_durable() {
+        assert_eq!(
+            Durability::of(Some("yes"), Some("everysec")),
+            Durability::Durable
+        );
+        assert_eq!(
+            Durability::of(Some("yes"), Some("always")),
+            Durability::Durable
+        );
+        for (only, fsync, names) in [
+            (Some("yes"), Some("no"), "appendfsync no"),
+            (Some("no"), Some("everysec"), "appendonly no"),
+            (Some("no"), None, "appendonly no"),
+        ] {
+            match Durability::of(only, fsync) {
+                Durability::NotDurable(why) => assert!(why.contains(names), "{why}"),
+                other => panic!("{only:?}/{fsync:?}: {other:?}"),
+            }
+        }
+        assert_eq!(Durability::of(None, None), Durability::Unknown);
+        assert_eq!(Durability::of(Some("maybe"), None), Durability::Unknown);
+    }
+
+    #[test]
+    fn the_gauge_reports_the_last_reading_and_changes() {
+        let m = HotTierMetrics::default();
+        assert_eq!(m.durable.load(Ordering::Relaxed), DURABILITY_UNKNOWN);
+        assert!(m.set_durability(&Durability::NotDurable("x".into())));
+        assert!(
+            !m.set_durability(&Durability::NotDurable("x".into())),
+            "unchanged"
+        );
+        assert_eq!(m.durable.load(Ordering::Relaxed), 0);
+        assert!(m.set_durability(&Durability::Durable));
+        assert_eq!(m.durable.load(Ordering::Relaxed), 1);
     }
 }
