@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod external;
 
 /// A body, its headers, the status and reason it must get.
 type HostileCase = (
@@ -104,7 +105,59 @@ fn check_figures(got: &Value, raw: &[&Raw], t: f64, what: &str) {
 
 #[tokio::test]
 async fn per_request_records_are_aggregated_exactly() {
-    let tc = TestCollector::start(memory_config()).await;
+    records_are_aggregated_exactly_on(memory_config()).await;
+}
+
+/// The same figures from PostgreSQL: the store's sketches and counts
+/// reach the query API unchanged.
+#[tokio::test]
+async fn per_request_records_are_aggregated_exactly_on_postgres() {
+    let Some(schema) = external::TestSchema::create("api_exact").await else {
+        return;
+    };
+    records_are_aggregated_exactly_on(CollectorConfig {
+        store: schema.url(),
+        ..Default::default()
+    })
+    .await;
+    schema.drop().await;
+}
+
+/// The same figures from the Redis hot tier, which answers these recent
+/// minutes by itself.
+#[tokio::test]
+async fn per_request_records_are_aggregated_exactly_on_the_redis_hot_tier() {
+    let Some(url) = external::redis_url().await else {
+        return;
+    };
+    let prefix = format!("{}:", external::random_name("vitals_test_api_exact"));
+    records_are_aggregated_exactly_on(CollectorConfig {
+        cache: Some(format!("{url}/?prefix={prefix}")),
+        ..memory_config()
+    })
+    .await;
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert!(!keys.is_empty(), "the data went through Redis");
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .expect("del");
+}
+
+/// Posts 3,000 known records in two batches to a collector on `config`
+/// and checks every query's figures against the raw data.
+async fn records_are_aggregated_exactly_on(config: CollectorConfig) {
+    let tc = TestCollector::start(config).await;
     let now = now_ms();
     let raw = raw_requests(1, 3000);
     let (first, second) = raw.split_at(1700);
@@ -217,6 +270,7 @@ async fn per_request_records_are_aggregated_exactly() {
     assert_eq!(s["service"], "api");
     assert_eq!(s["requests"], json!(3000));
     assert!(s["health"].is_string());
+    tc.stop().await;
 }
 
 #[tokio::test]
