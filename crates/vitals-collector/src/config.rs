@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 /// Default store URL.
 pub const DEFAULT_STORE: &str = "sqlite://vitals.db";
+/// Longest `stale_after_secs` accepted: the longest query window (400
+/// days); a service silent for longer has no data left to show anyway.
+pub const MAX_STALE_AFTER_SECS: u64 = 400 * 86_400;
 
 /// Everything the collector can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +88,13 @@ impl CollectorConfig {
                 {
                     return Err(format!("{name}.{what} must be a positive number, got {v}"));
                 }
+            }
+            if let Some(secs) = p.stale_after_secs
+                && !(1..=MAX_STALE_AFTER_SECS).contains(&secs)
+            {
+                return Err(format!(
+                    "{name}.stale_after_secs must be 1 to {MAX_STALE_AFTER_SECS} (400 days), got {secs}"
+                ));
             }
         }
         Ok(())
@@ -476,5 +486,17 @@ mod tests {
         let err =
             CollectorConfig::from_toml("[defaults]\napdex_t_ms = -1.0").expect_err("negative");
         assert!(err.contains("positive"), "{err}");
+        for bad in ["0", "34560001", "9223372036854775807"] {
+            let err =
+                CollectorConfig::from_toml(&format!("[services.api]\nstale_after_secs = {bad}"))
+                    .expect_err(bad);
+            assert!(err.contains("api.stale_after_secs must be 1 to"), "{err}");
+        }
+        let c = CollectorConfig::from_toml(
+            "[defaults]\nstale_after_secs = 60\n[services.api]\nstale_after_secs = 34560000",
+        )
+        .expect("in range");
+        assert_eq!(c.policy("api").stale_after_secs, MAX_STALE_AFTER_SECS);
+        assert_eq!(c.policy("other").stale_after_secs, 60);
     }
 }

@@ -230,15 +230,21 @@ fn check_aggregate(r: &RouteAggregate, limits: &Limits) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Distinct routes per (tenant, service), to fold routes beyond the limit
-/// into [`OVERFLOW_ROUTE`], and distinct custom series per (tenant,
-/// service), to drop values of series beyond
-/// [`Limits::max_custom_series_per_service`]. Owned by the collector,
-/// shared by request tasks behind mutexes held only for set lookups. After
-/// a restart a service's sets are seeded from the last hour of its minute
-/// buckets and custom points.
+/// Distinct services per tenant, to refuse services beyond
+/// [`Limits::max_services_per_tenant`]; distinct routes per (tenant,
+/// service), to fold routes beyond the limit into [`OVERFLOW_ROUTE`]; and
+/// distinct custom series per (tenant, service), to drop values of series
+/// beyond [`Limits::max_custom_series_per_service`]. Owned by the
+/// collector, shared by request tasks behind mutexes held only for set
+/// lookups (never across a store read).
+///
+/// The sets start empty in a new process: a tenant's service set is seeded
+/// from the store's service list the first time the tenant sends, so the
+/// limit holds across restarts; a service's route and custom series sets
+/// are seeded from the last hour of its minute buckets and custom points.
 #[derive(Debug, Default)]
 pub struct RouteLimiter {
+    services: Mutex<HashMap<String, HashSet<String>>>,
     seen: Mutex<HashMap<String, HashMap<String, HashSet<String>>>>,
     custom: Mutex<CustomSeen>,
 }
@@ -247,8 +253,9 @@ pub struct RouteLimiter {
 type CustomSeen = HashMap<(String, String), HashSet<(String, String)>>;
 
 impl RouteLimiter {
-    /// Makes sure `service` of `tenant` is known: seeds its routes from
-    /// the store the first time; refuses a service past the tenant's limit.
+    /// Makes sure `service` of `tenant` is known: counts it against the
+    /// tenant's service limit (refusing a service past it), then seeds its
+    /// routes and custom series from the store the first time.
     pub async fn admit_service(
         &self,
         store: &dyn Store,
@@ -257,21 +264,11 @@ impl RouteLimiter {
         now: UnixMs,
         limits: &Limits,
     ) -> Result<(), ApiError> {
+        self.count_service(store, tenant, service, limits).await?;
         {
             let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(services) = seen.get(tenant) {
-                if services.contains_key(service) {
-                    return Ok(());
-                }
-                if services.len() >= limits.max_services_per_tenant {
-                    return Err(ApiError::bad_request(
-                        "too_many_services",
-                        format!(
-                            "tenant has {} services, the limit; data for new service {service:?} is refused",
-                            services.len()
-                        ),
-                    ));
-                }
+            if seen.get(tenant).is_some_and(|s| s.contains_key(service)) {
+                return Ok(());
             }
         }
         let recent = store
@@ -316,6 +313,54 @@ impl RouteLimiter {
                 routes.insert(b.key.route);
             }
         }
+        Ok(())
+    }
+
+    /// Counts `service` among `tenant`'s services, or refuses it when the
+    /// tenant already has [`Limits::max_services_per_tenant`] others. The
+    /// first call for a tenant reads its services from the store, so a
+    /// restarted collector knows the services stored before. The check and
+    /// the insert happen under one lock, so concurrent first batches of
+    /// new services cannot pass the limit together.
+    async fn count_service(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        service: &str,
+        limits: &Limits,
+    ) -> Result<(), ApiError> {
+        let loaded = self
+            .services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(tenant);
+        if !loaded {
+            let stored = store
+                .services(tenant.into())
+                .await
+                .map_err(ApiError::store_unavailable)?;
+            self.services
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(tenant.into())
+                .or_insert_with(|| stored.into_iter().map(|s| s.service).collect());
+        }
+        let mut services = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        let known = services.entry(tenant.into()).or_default();
+        if known.contains(service) {
+            return Ok(());
+        }
+        let max = limits.max_services_per_tenant;
+        if known.len() >= max {
+            return Err(ApiError::bad_request(
+                "too_many_services",
+                format!(
+                    "the tenant has {} services, at its limit of {max} (limits.max_services_per_tenant); data for new service {service:?} is refused: send it under an existing service or raise the limit",
+                    known.len()
+                ),
+            ));
+        }
+        known.insert(service.into());
         Ok(())
     }
 

@@ -893,3 +893,615 @@ async fn a_batch_counted_against_another_apdex_t_is_re_read_from_its_sketch() {
         "{text}"
     );
 }
+
+/// A `/v1/requests` body of one route's requests, given as (status, duration).
+fn status_durations(service: &str, batch_id: &str, list: &[(u16, f64)], now: i64) -> Value {
+    let requests: Vec<Value> = list
+        .iter()
+        .enumerate()
+        .map(|(i, (status, d))| {
+            json!({"method": "GET", "route": "/work", "status": status, "duration_ms": d,
+                   "timestamp_ms": now - 1000 - i as i64})
+        })
+        .collect();
+    json!({"service": service, "batch_id": batch_id, "requests": requests})
+}
+
+/// Apdex of raw (status, duration) pairs against `t`, the plain way:
+/// satisfied at most T, tolerating at most 4T, errors frustrated.
+fn exact_apdex(list: &[(u16, f64)], t: f64) -> f64 {
+    let ok = list.iter().filter(|(s, _)| *s < 500);
+    let sat = ok.clone().filter(|(_, d)| *d <= t).count() as f64;
+    let tol = ok.filter(|(_, d)| *d > t && *d <= 4.0 * t).count() as f64;
+    (sat + tol / 2.0) / list.len() as f64
+}
+
+#[tokio::test]
+async fn health_follows_each_services_own_policy() {
+    // Defaults differ from the built-in values (T 500 ms, p95 1 s, 5 %,
+    // 50 %), and `slow` has its own T and objective.
+    let config = CollectorConfig::from_toml(
+        r#"
+        store = "sqlite::memory:"
+        [defaults]
+        apdex_t_ms = 300.0
+        objective_p95_ms = 2000.0
+        degraded_error_rate = 0.1
+        down_error_rate = 0.4
+        [services.slow]
+        apdex_t_ms = 100.0
+        objective_p95_ms = 200.0
+        [services.sleepy]
+        stale_after_secs = 1
+        "#,
+    )
+    .expect("valid config");
+    let tc = TestCollector::start(config).await;
+    let now = now_ms();
+
+    // Sent first: it must go quiet for over a second.
+    let sleepy: Vec<(u16, f64)> = (0..20).map(|i| (200, 5.0 + f64::from(i))).collect();
+    let (s, b) = tc
+        .post(
+            "/v1/requests",
+            &status_durations("sleepy", "z", &sleepy, now),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let sleepy_sent = std::time::Instant::now();
+
+    // 5 % errors: degraded under the built-in 5 %, healthy under the
+    // configured 10 %. Durations on T and 4T exactly (satisfied,
+    // tolerating) and just past 4T (frustrated).
+    let mut fine: Vec<(u16, f64)> = vec![(200, 300.0), (200, 1200.0), (200, 1200.5)];
+    fine.extend((0..5).map(|_| (503, 20.0)));
+    fine.extend((0..92).map(|i| (200, 1.0 + f64::from(i) * 2.7)));
+    // Exactly at the degraded error rate.
+    let mut flaky: Vec<(u16, f64)> = (0..10).map(|_| (500, 10.0)).collect();
+    flaky.extend((0..90).map(|i| (200, 10.0 + f64::from(i))));
+    // Fewer errors than `fine`, but a p95 near 800 ms: over its own
+    // 200 ms objective, under the default 2 s and the built-in 1 s.
+    // Errors are fast yet frustrated; T and 4T (100, 400) exactly.
+    let mut slow: Vec<(u16, f64)> = vec![
+        (503, 5.0),
+        (500, 5.0),
+        (200, 100.0),
+        (200, 400.0),
+        (200, 400.5),
+        (404, 0.0),
+    ];
+    slow.extend((0..50).map(|i| (200, 1.0 + f64::from(i) * 1.9)));
+    slow.extend((0..26).map(|i| (200, 101.0 + f64::from(i) * 11.5)));
+    slow.extend((0..18).map(|i| (200, 600.0 + f64::from(i) * 15.0)));
+    // Exactly at the down error rate.
+    let mut broken: Vec<(u16, f64)> = (0..40).map(|_| (502, 3.0)).collect();
+    broken.extend((0..60).map(|_| (200, 3.0)));
+    let scenarios: [(&str, &Vec<(u16, f64)>); 4] = [
+        ("fine", &fine),
+        ("flaky", &flaky),
+        ("slow", &slow),
+        ("broken", &broken),
+    ];
+    for (service, list) in scenarios {
+        // In two batches, so the figures are merged ones.
+        let (a, b) = list.split_at(list.len() / 2);
+        for (i, part) in [a, b].into_iter().enumerate() {
+            let (s, body) = tc
+                .post(
+                    "/v1/requests",
+                    &status_durations(service, &format!("{service}-{i}"), part, now),
+                )
+                .await;
+            assert_eq!(s, 200, "{body}");
+        }
+    }
+    let slow_durations: Vec<f64> = slow.iter().map(|r| r.1).collect();
+    let slow_p95 = exact_quantile(&slow_durations, 0.95);
+    assert!(
+        slow_p95 > 700.0 && slow_p95 < 1000.0,
+        "the scenario is what it says: {slow_p95}"
+    );
+
+    /// What a service's health answer must say.
+    struct Expected<'a> {
+        service: &'a str,
+        health: &'a str,
+        reasons: &'a [&'a str],
+        apdex_t_ms: f64,
+        objective_p95_ms: f64,
+        raw: &'a [(u16, f64)],
+    }
+    let by_default = |service, health, reasons, raw| Expected {
+        service,
+        health,
+        reasons,
+        apdex_t_ms: 300.0,
+        objective_p95_ms: 2000.0,
+        raw,
+    };
+    let want = [
+        by_default("fine", "healthy", &[], &fine),
+        by_default("flaky", "degraded", &["error rate 10.0 % ≥ 10.0 %"], &flaky),
+        Expected {
+            service: "slow",
+            health: "degraded",
+            // Checked apart: the p95 in it comes from the sketch.
+            reasons: &[],
+            apdex_t_ms: 100.0,
+            objective_p95_ms: 200.0,
+            raw: &slow,
+        },
+        by_default("broken", "down", &["error rate 40.0 % ≥ 40.0 %"], &broken),
+    ];
+    let overview = tc.get_ok("/v1/services?window=15m").await;
+    let listed = overview["services"].as_array().unwrap();
+    assert_eq!(listed.len(), 5, "{overview}");
+    for w in &want {
+        let service = w.service;
+        let stats = tc
+            .get_ok(&format!("/v1/services/{service}/stats?window=15m"))
+            .await;
+        let entry = listed
+            .iter()
+            .find(|s| s["service"] == service)
+            .unwrap_or_else(|| panic!("{service} in {overview}"));
+        for (what, got) in [("stats", &stats), ("overview", entry)] {
+            let what = format!("{service} {what}");
+            assert_eq!(got["health"], w.health, "{what}: {got}");
+            if service == "slow" {
+                let r = got["health_reasons"].as_array().unwrap();
+                assert_eq!(r.len(), 1, "{what}: {got}");
+                let r = r[0].as_str().unwrap();
+                assert!(
+                    r.starts_with("p95 ") && r.ends_with(" ms > objective 200 ms"),
+                    "{what}: {r}"
+                );
+            } else {
+                assert_eq!(got["health_reasons"], json!(w.reasons), "{what}");
+            }
+            assert_eq!(got["apdex_t_ms"], json!(w.apdex_t_ms), "{what}");
+            assert_eq!(got["objective_p95_ms"], json!(w.objective_p95_ms), "{what}");
+            assert_eq!(got["requests"], json!(w.raw.len()), "{what}");
+            // Exact counts against the service's own T.
+            assert_close(
+                &got["apdex"],
+                exact_apdex(w.raw, w.apdex_t_ms),
+                1e-12,
+                &format!("{what}: apdex"),
+            );
+        }
+    }
+    // The overridden T really is the one used: under the default T the
+    // score would differ.
+    assert!((exact_apdex(&slow, 100.0) - exact_apdex(&slow, 300.0)).abs() > 0.1);
+    let slow_stats = tc.get_ok("/v1/services/slow/stats?window=15m").await;
+    assert_close(&slow_stats["p95_ms"], slow_p95, 0.01, "slow p95");
+
+    // `sleepy` goes stale once more than its 1 s passes without data;
+    // the others (300 s) stay fresh.
+    let wait = std::time::Duration::from_millis(1100).saturating_sub(sleepy_sent.elapsed());
+    tokio::time::sleep(wait).await;
+    let overview = tc.get_ok("/v1/services?window=15m").await;
+    for s in overview["services"].as_array().unwrap() {
+        let (health, reasons) = (&s["health"], &s["health_reasons"]);
+        if s["service"] == "sleepy" {
+            assert_eq!(health, "down", "{s}");
+            assert_eq!(reasons, &json!(["no data for over 1 s"]), "{s}");
+            assert_eq!(s["requests"], json!(20), "its data is still there");
+        } else {
+            assert!(
+                !reasons.to_string().contains("no data"),
+                "fresh services are not stale: {s}"
+            );
+        }
+    }
+    let stats = tc.get_ok("/v1/services/sleepy/stats?window=15m").await;
+    assert_eq!(stats["health"], "down", "{stats}");
+    assert_eq!(stats["health_reasons"], json!(["no data for over 1 s"]));
+    // New data revives it.
+    let (s, b) = tc
+        .post(
+            "/v1/requests",
+            &status_durations("sleepy", "z2", &sleepy, now_ms()),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let stats = tc.get_ok("/v1/services/sleepy/stats?window=15m").await;
+    assert_eq!(stats["health"], "healthy", "{stats}");
+}
+
+/// A one-record `/v1/requests` body for `service`.
+fn one_record(service: &str, batch_id: &str) -> Value {
+    json!({"service": service, "batch_id": batch_id,
+           "requests": [{"method": "GET", "route": "/a", "status": 200, "duration_ms": 1.0}]})
+}
+
+/// The tenant's services listed by `GET /v1/services`, with their requests.
+async fn listed_services(tc: &TestCollector) -> Vec<(String, u64)> {
+    let overview = tc.get_ok("/v1/services?window=15m").await;
+    overview["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap().to_string(),
+                s["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn services_past_the_tenant_limit_are_refused_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CollectorConfig {
+        store: format!("sqlite://{}", dir.path().join("vitals.db").display()),
+        limits: Limits {
+            max_services_per_tenant: 3,
+            ..Limits::default()
+        },
+        ..Default::default()
+    };
+    let tc = TestCollector::start(config.clone()).await;
+    for s in ["s0", "s1", "s2"] {
+        let (status, b) = tc.post("/v1/requests", &one_record(s, s)).await;
+        assert_eq!(status, 200, "{b}");
+    }
+    let refused = |status: u16, b: &Value, service: &str| {
+        assert_eq!(
+            (status, b["reason"].as_str()),
+            (400, Some("too_many_services")),
+            "{b}"
+        );
+        let e = b["error"].as_str().unwrap();
+        assert!(
+            e.contains(&format!("{service:?}")) && e.contains("max_services_per_tenant"),
+            "says which service and which limit: {e}"
+        );
+    };
+    let (status, b) = tc.post("/v1/requests", &one_record("s3", "s3")).await;
+    refused(status, &b, "s3");
+    let batch = json!({"batch_id": "agg", "service": "s4", "start_unix_ms": now_ms(), "interval_ms": 10_000,
+        "routes": [{"method": "GET", "route": "/a", "status_class": 2, "count": 1, "satisfied": 1}]});
+    let (status, b) = tc.post("/v1/ingest", &batch).await;
+    refused(status, &b, "s4");
+    // Known services still take data; another tenant has its own limit.
+    let (status, b) = tc.post("/v1/requests", &one_record("s1", "again")).await;
+    assert_eq!(status, 200, "{b}");
+    let globex = tc
+        .collector
+        .create_key("globex", vitals_collector::Role::Ingest)
+        .await
+        .unwrap();
+    let body = serde_json::to_vec(&one_record("s3", "g")).unwrap();
+    let (status, b) = tc
+        .request("POST", "/v1/requests", Some(&globex), &[], body)
+        .await;
+    assert_eq!(status, 200, "{b}");
+
+    let text = tc.metrics_text().await;
+    assert_eq!(
+        metric_value(
+            &text,
+            r#"vitals_rejected_total{reason="too_many_services"}"#
+        ),
+        2,
+        "{text}"
+    );
+    for endpoint in ["requests", "ingest"] {
+        assert_eq!(
+            metric_value(
+                &text,
+                &format!(
+                    r#"vitals_collector_batches_total{{endpoint="{endpoint}",outcome="rejected"}}"#
+                )
+            ),
+            1,
+            "{endpoint}: {text}"
+        );
+    }
+    // The refused batches did not land; the accepted ones did.
+    let want: Vec<(String, u64)> = vec![("s0".into(), 1), ("s1".into(), 2), ("s2".into(), 1)];
+    assert_eq!(listed_services(&tc).await, want);
+    for s in ["s3", "s4"] {
+        let (status, b) = tc.get(&format!("/v1/services/{s}/stats")).await;
+        assert_eq!(
+            (status, b["reason"].as_str()),
+            (404, Some("unknown_service"))
+        );
+    }
+    drop(tc.stop().await);
+
+    // A new process on the same file knows the tenant's services.
+    let tc = TestCollector::start(config).await;
+    let (status, b) = tc.post("/v1/requests", &one_record("s3", "s3-after")).await;
+    refused(status, &b, "s3");
+    let (status, b) = tc.post("/v1/requests", &one_record("s0", "s0-after")).await;
+    assert_eq!(status, 200, "{b}");
+    let (status, b) = tc.post("/v1/requests", &one_record("s5", "s5-after")).await;
+    refused(status, &b, "s5");
+    let text = tc.metrics_text().await;
+    assert_eq!(
+        metric_value(
+            &text,
+            r#"vitals_rejected_total{reason="too_many_services"}"#
+        ),
+        2,
+        "{text}"
+    );
+    let want: Vec<(String, u64)> = vec![("s0".into(), 2), ("s1".into(), 2), ("s2".into(), 1)];
+    assert_eq!(listed_services(&tc).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_new_services_cannot_pass_the_limit_together() {
+    let config = CollectorConfig {
+        limits: Limits {
+            max_services_per_tenant: 3,
+            ..Limits::default()
+        },
+        ..memory_config()
+    };
+    let tc = std::sync::Arc::new(TestCollector::start(config).await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let tc = tc.clone();
+        tasks.spawn(async move {
+            let service = format!("new-{i}");
+            let (status, b) = tc.post("/v1/requests", &one_record(&service, "1")).await;
+            (status, b["reason"].as_str().map(str::to_string))
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(a) = tasks.join_next().await {
+        answers.push(a.unwrap());
+    }
+    let accepted = answers.iter().filter(|a| a.0 == 200).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a == &&(400, Some("too_many_services".to_string())))
+        .count();
+    assert_eq!((accepted, refused), (3, 21), "{answers:?}");
+    assert_eq!(listed_services(&tc).await.len(), 3);
+    let text = tc.metrics_text().await;
+    assert_eq!(
+        metric_value(
+            &text,
+            r#"vitals_rejected_total{reason="too_many_services"}"#
+        ),
+        21,
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn sampled_requests_past_the_batch_limit_refuse_the_batch() {
+    let config = CollectorConfig {
+        limits: Limits {
+            max_samples_per_batch: 5,
+            samples_per_request_batch: 3,
+            ..Limits::default()
+        },
+        ..memory_config()
+    };
+    let tc = TestCollector::start(config).await;
+    let now = now_ms();
+    let batch = |id: &str, samples: usize| {
+        let requests: Vec<Value> = (0..samples)
+            .map(|i| json!({"timestamp_unix_ms": now - 1000 + i as i64, "method": "GET",
+                            "path": format!("/a/{i}"), "route": "/a/{id}", "status": 200, "duration_ms": 2.0}))
+            .collect();
+        json!({"batch_id": id, "service": "api", "start_unix_ms": now - 10_000, "interval_ms": 10_000,
+               "routes": [{"method": "GET", "route": "/a/{id}", "status_class": 2, "count": 7, "satisfied": 7}],
+               "requests": requests})
+    };
+    // One sample over: the whole batch is refused, aggregates included
+    // (nothing is half-taken or silently cut).
+    let (status, b) = tc.post("/v1/ingest", &batch("over", 6)).await;
+    assert_eq!(
+        (status, b["reason"].as_str()),
+        (413, Some("batch_too_large")),
+        "{b}"
+    );
+    let e = b["error"].as_str().unwrap();
+    assert!(
+        e.contains("6 sampled requests") && e.contains("limit of 5"),
+        "{e}"
+    );
+    let (status, _) = tc.get("/v1/services/api/stats").await;
+    assert_eq!(status, 404, "the refused batch stored nothing");
+    let text = tc.metrics_text().await;
+    assert_eq!(
+        metric_value(&text, r#"vitals_rejected_total{reason="batch_too_large"}"#),
+        1,
+        "{text}"
+    );
+    // At the limit: stored whole.
+    let (status, b) = tc.post("/v1/ingest", &batch("at", 5)).await;
+    assert_eq!(status, 200, "{b}");
+    let stats = tc.get_ok("/v1/services/api/stats?window=15m").await;
+    assert_eq!(stats["requests"], json!(7));
+    let recent = tc.get_ok("/v1/services/api/recent?limit=100").await;
+    assert_eq!(recent["requests"].as_array().unwrap().len(), 5);
+
+    // A records body is not refused for its size in samples: all its
+    // records count, and only its last `samples_per_request_batch` are
+    // kept as samples.
+    let requests: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({"method": "GET", "route": "/r", "path": format!("/r?i={i}"), "status": 200,
+                        "duration_ms": 1.0, "timestamp_ms": now - 500 + i})
+        })
+        .collect();
+    let (status, b) = tc
+        .post(
+            "/v1/requests",
+            &json!({"service": "rec", "requests": requests}),
+        )
+        .await;
+    assert_eq!((status, b["requests"].as_u64()), (200, Some(10)), "{b}");
+    let recent = tc.get_ok("/v1/services/rec/recent?limit=100").await;
+    let paths: Vec<&str> = recent["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/r?i=9", "/r?i=8", "/r?i=7"]);
+    let text = tc.metrics_text().await;
+    assert_eq!(
+        metric_value(&text, r#"vitals_rejected_total{reason="batch_too_large"}"#),
+        1,
+        "keeping fewer samples is no refusal: {text}"
+    );
+}
+
+/// 100 000 distinct routes for one service, each batch within every
+/// limit: half as aggregates, half as per-request records, all through
+/// HTTP (under 4 s in a debug build here). The service keeps its first
+/// `max_routes_per_service` routes; the rest fold into one overflow series
+/// and every request still counts.
+#[tokio::test]
+async fn a_hundred_thousand_routes_over_many_batches_fold_into_overflow() {
+    let tc = TestCollector::start(memory_config()).await;
+    let limits = Limits::default();
+    let per_batch = limits
+        .max_routes_per_batch
+        .min(limits.max_records_per_batch);
+    let max_routes = limits.max_routes_per_service;
+    let now = now_ms();
+    let (mut sent, mut sent_errors, mut overflowed) = (0u64, 0u64, 0u64);
+    // Requests and errors per kept route, to compare series by series.
+    let mut kept: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    // Bodies are written as text: building 100 000 `serde_json::Value`s
+    // would take longer than the collector takes to ingest them.
+    let sketch_json: Vec<Vec<String>> = (0..100)
+        .map(|v| {
+            (0..=3)
+                .map(|count| {
+                    let mut sk = Sketch::new();
+                    for _ in 0..count {
+                        sk.record(1.0 + f64::from(v));
+                    }
+                    serde_json::to_string(&sk).unwrap()
+                })
+                .collect()
+        })
+        .collect();
+    let mut route_no = 0usize;
+    for b in 0..10 {
+        let mut counts = Vec::with_capacity(per_batch);
+        let mut body = String::with_capacity(per_batch * 160);
+        let path = if b < 5 {
+            body.push_str(&format!(
+                r#"{{"batch_id":"agg-{b}","service":"wide","start_unix_ms":{},"interval_ms":10000,"routes":["#,
+                now - 30_000
+            ));
+            for j in 0..per_batch {
+                let i = route_no + j;
+                let count = 1 + (i % 3) as u64;
+                let errors = if i % 7 == 0 { count } else { 0 };
+                counts.push((format!("/r{i}"), count, errors));
+                body.push_str(&format!(
+                    r#"{}{{"method":"GET","route":"/r{i}","status_class":{},"count":{count},"errors":{errors},"satisfied":{},"duration_ms":{}}}"#,
+                    if j == 0 { "" } else { "," },
+                    if errors > 0 { 5 } else { 2 },
+                    count - errors,
+                    sketch_json[i % 100][count as usize],
+                ));
+            }
+            "/v1/ingest"
+        } else {
+            body.push_str(&format!(
+                r#"{{"batch_id":"rec-{b}","service":"wide","requests":["#
+            ));
+            for j in 0..per_batch {
+                let i = route_no + j;
+                let status = if i % 7 == 0 { 500 } else { 200 };
+                counts.push((format!("/r{i}"), 1, u64::from(status == 500)));
+                body.push_str(&format!(
+                    r#"{}{{"method":"GET","route":"/r{i}","status":{status},"duration_ms":{},"timestamp_ms":{}}}"#,
+                    if j == 0 { "" } else { "," },
+                    i % 100,
+                    now - 20_000
+                ));
+            }
+            "/v1/requests"
+        };
+        body.push_str("]}");
+        route_no += per_batch;
+        let (status, answer) = tc.post_raw(path, body.into_bytes(), &[]).await;
+        assert_eq!(status, 200, "batch {b}: {answer}");
+        let batch_requests: u64 = counts.iter().map(|c| c.1).sum();
+        assert_eq!(answer["requests"], json!(batch_requests), "batch {b}");
+        overflowed += answer["overflowed"].as_u64().unwrap();
+        sent += batch_requests;
+        sent_errors += counts.iter().map(|c| c.2).sum::<u64>();
+        for (route, n, e) in counts {
+            if kept.len() < max_routes || kept.contains_key(&route) {
+                kept.insert(route, (n, e));
+            }
+        }
+    }
+    assert_eq!(route_no, 100_000);
+    assert_eq!(overflowed, (100_000 - max_routes) as u64);
+    // A route already kept still has its own series afterwards; a new one
+    // still folds.
+    for (route, id) in [("/r5", "late-1"), ("/brand-new", "late-2")] {
+        let body = json!({"service": "wide", "batch_id": id, "requests": [
+            {"method": "GET", "route": route, "status": 200, "duration_ms": 1.0}]});
+        let (status, answer) = tc.post("/v1/requests", &body).await;
+        assert_eq!(status, 200, "{answer}");
+        let folded = u64::from(route == "/brand-new");
+        assert_eq!(answer["overflowed"], json!(folded), "{route}");
+        overflowed += folded;
+        sent += 1;
+    }
+    if let Some(k) = kept.get_mut("/r5") {
+        k.0 += 1;
+    }
+
+    let routes = tc.get_ok("/v1/services/wide/routes?window=15m").await;
+    let list = routes["routes"].as_array().unwrap();
+    assert_eq!(list.len(), max_routes + 1, "kept routes and one overflow");
+    let (mut total, mut errors) = (0u64, 0u64);
+    let (mut kept_total, mut kept_errors) = (0u64, 0u64);
+    for r in list {
+        let route = r["route"].as_str().unwrap();
+        let (n, e) = (
+            r["requests"].as_u64().unwrap(),
+            r["errors"].as_u64().unwrap(),
+        );
+        total += n;
+        errors += e;
+        if route == "__overflow__" {
+            continue;
+        }
+        assert_eq!(kept.get(route), Some(&(n, e)), "{route}");
+        kept_total += n;
+        kept_errors += e;
+    }
+    assert_eq!((total, errors), (sent, sent_errors), "every request counts");
+    let overflow = list.iter().find(|r| r["route"] == "__overflow__").unwrap();
+    assert_eq!(
+        (overflow["requests"].as_u64(), overflow["errors"].as_u64()),
+        (Some(sent - kept_total), Some(sent_errors - kept_errors))
+    );
+    let stats = tc.get_ok("/v1/services/wide/stats?window=15m").await;
+    assert_eq!(
+        (stats["requests"].as_u64(), stats["errors"].as_u64()),
+        (Some(sent), Some(sent_errors))
+    );
+    let text = tc.metrics_text().await;
+    assert_eq!(
+        metric_value(&text, "vitals_collector_route_overflow_total"),
+        overflowed,
+        "{text}"
+    );
+    assert_eq!(
+        metric_value(&text, r#"vitals_rejected_total{reason="route_overflow"}"#),
+        11,
+        "one counted refusal per batch that folded routes: {text}"
+    );
+}

@@ -231,6 +231,8 @@ pub(super) async fn services(
                     "p95_ms": f.p95_ms,
                     "apdex": f.apdex,
                     "last_seen_ms": s.last_seen_ms,
+                    "apdex_t_ms": policy.apdex_t_ms,
+                    "objective_p95_ms": policy.objective_p95_ms,
                     "health": health,
                     "health_reasons": reasons,
                 })
