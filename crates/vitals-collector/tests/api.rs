@@ -839,3 +839,80 @@ async fn a_batch_counted_against_another_apdex_t_is_re_read_from_its_sketch() {
         "{text}"
     );
 }
+
+/// `timestamp` (the design's name) is read as `timestamp_ms`: records sent
+/// with it land in their own minute, not in the minute they arrived.
+#[tokio::test]
+async fn records_with_timestamp_land_in_its_minute() {
+    let tc = TestCollector::start(memory_config()).await;
+    let now = now_ms();
+    let then = now - 30 * 60_000;
+    let rec = |ts: Option<(&str, i64)>| {
+        let mut r = json!({"method": "GET", "route": "/a", "status": 200, "duration_ms": 2.0});
+        if let Some((field, t)) = ts {
+            r[field] = json!(t);
+        }
+        r
+    };
+    let body = json!({"service": "api", "requests": [
+        rec(Some(("timestamp", then))),
+        rec(Some(("timestamp", then + 1))),
+        rec(Some(("timestamp", then + 2))),
+        rec(Some(("timestamp_ms", then + 3))),
+        rec(None),
+    ]});
+    let (s, b) = tc.post("/v1/requests", &body).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["requests"], json!(5));
+
+    // Only the record without a timestamp is in the last 15 minutes.
+    let recent = tc.get_ok("/v1/services/api/stats?window=15m").await;
+    assert_eq!(recent["requests"], json!(1), "{recent}");
+    let wider = tc.get_ok("/v1/services/api/stats?window=45m").await;
+    assert_eq!(wider["requests"], json!(5), "{wider}");
+
+    let ts = tc
+        .get_ok("/v1/services/api/timeseries?metric=requests&step=1m&window=1h")
+        .await;
+    let points = ts["points"].as_array().unwrap();
+    let at = |t: i64| {
+        points
+            .iter()
+            .find(|p| p["t"] == json!(t))
+            .and_then(|p| p["value"].as_f64())
+            .unwrap_or(0.0)
+    };
+    let minute = then - then.rem_euclid(60_000);
+    assert_eq!(
+        at(minute),
+        4.0,
+        "the four timestamped records in their minute: {ts}"
+    );
+    // The untimestamped record is in its arrival minute (the last or, at a
+    // minute's turn, the one before), nowhere near `then`.
+    let total: f64 = points.iter().filter_map(|p| p["value"].as_f64()).sum();
+    assert_eq!(total, 5.0, "{ts}");
+    let arrived = at(now - now.rem_euclid(60_000)) + at(now - now.rem_euclid(60_000) + 60_000);
+    assert_eq!(arrived, 1.0, "{ts}");
+
+    // Both names in one record: refused, not one silently winning.
+    let both = json!({"service": "api", "requests": [
+        {"method": "GET", "route": "/a", "status": 200, "duration_ms": 2.0,
+         "timestamp": then, "timestamp_ms": now}]});
+    let (s, b) = tc.post("/v1/requests", &both).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (400, Some("invalid_json")),
+        "{b}"
+    );
+    assert!(
+        b["error"].as_str().unwrap().contains("duplicate field"),
+        "{b}"
+    );
+    let text = tc.metrics_text().await;
+    assert_eq!(
+        metric_value(&text, r#"vitals_rejected_total{reason="invalid_json"}"#),
+        1,
+        "{text}"
+    );
+}
