@@ -1505,3 +1505,264 @@ async fn a_hundred_thousand_routes_over_many_batches_fold_into_overflow() {
         "one counted refusal per batch that folded routes: {text}"
     );
 }
+
+/// One exchange with the collector, keeping the answer's headers (the
+/// shared helper keeps only status and body).
+async fn exchange(
+    tc: &TestCollector,
+    method: &str,
+    path: &str,
+    key: &str,
+) -> (u16, hyper::HeaderMap, Value) {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{}", tc.addr, path))
+        .header("authorization", format!("Bearer {key}"))
+        .body(Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
+        .await
+        .expect("answer in time")
+        .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        Value::String(format!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+    });
+    (status, headers, body)
+}
+
+/// What the router refuses before any handler runs (wrong method, a path
+/// segment that is not UTF-8, a service name no service can have, an
+/// unknown path) is the same JSON error as every other refusal, with a
+/// specific reason, and counted.
+#[tokio::test]
+async fn router_refusals_are_json_errors_and_counted() {
+    let tc = TestCollector::start(memory_config()).await;
+    let (ik, rk) = (tc.ingest_key.clone(), tc.read_key.clone());
+    let now = now_ms();
+    let body = json!({"service": "café", "requests": [
+        {"method": "GET", "route": "/a", "status": 200, "duration_ms": 1.0, "timestamp_ms": now}]});
+    let (s, b) = tc.post("/v1/requests", &body).await;
+    assert_eq!(s, 200, "{b}");
+
+    let max = Limits::default().max_name_len;
+    let long = "x".repeat(max + 1);
+    let longest = "x".repeat(max);
+    let cases: Vec<(&str, String, &str, u16, &str)> = vec![
+        ("GET", "/v1/ingest".into(), &ik, 405, "method_not_allowed"),
+        ("PUT", "/v1/requests".into(), &ik, 405, "method_not_allowed"),
+        (
+            "POST",
+            "/v1/services/café/stats".replace('é', "%C3%A9"),
+            &rk,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "DELETE",
+            "/v1/services".into(),
+            &rk,
+            405,
+            "method_not_allowed",
+        ),
+        ("POST", "/metrics".into(), &rk, 405, "method_not_allowed"),
+        ("GET", "/v1/services/%FF/stats".into(), &rk, 400, "bad_path"),
+        (
+            "GET",
+            "/v1/services/%C3%28/timeseries".into(),
+            &rk,
+            400,
+            "bad_path",
+        ),
+        (
+            "GET",
+            "/v1/services/api/custom/%FF%FE".into(),
+            &rk,
+            400,
+            "bad_path",
+        ),
+        (
+            "GET",
+            format!("/v1/services/{long}/stats"),
+            &rk,
+            400,
+            "service_too_long",
+        ),
+        (
+            "GET",
+            format!("/v1/services/{long}/custom/m"),
+            &rk,
+            400,
+            "service_too_long",
+        ),
+        (
+            "GET",
+            "/v1/services/a%00b/recent".into(),
+            &rk,
+            400,
+            "invalid_service",
+        ),
+        (
+            "GET",
+            "/v1/services/a%C2%85b/routes".into(),
+            &rk,
+            400,
+            "invalid_service",
+        ),
+        // At the limit the name is fine, just unknown.
+        (
+            "GET",
+            format!("/v1/services/{longest}/stats"),
+            &rk,
+            404,
+            "unknown_service",
+        ),
+        ("GET", "/v2/nothing".into(), &rk, 404, "not_found"),
+    ];
+    for (method, path, key, want_status, want_reason) in &cases {
+        let (status, headers, answer) = exchange(&tc, method, path, key).await;
+        let what = format!("{method} {path}");
+        assert_eq!(
+            (status, answer["reason"].as_str()),
+            (*want_status, Some(*want_reason)),
+            "{what}: {answer}"
+        );
+        assert_eq!(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{what}"
+        );
+        assert!(
+            answer["error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty() && e.len() < 1000),
+            "{what}: a short readable error: {answer}"
+        );
+        if *want_status == 405 {
+            let allow = headers
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let wanted = if path.starts_with("/v1/ingest") || path.starts_with("/v1/requests") {
+                "POST"
+            } else {
+                "GET"
+            };
+            assert!(
+                allow.split(',').any(|m| m.trim() == wanted),
+                "{what}: Allow {allow:?}"
+            );
+        }
+    }
+    // The error names what was wrong.
+    let (_, _, a) = exchange(&tc, "GET", "/v1/ingest", &ik).await;
+    assert!(a["error"].as_str().unwrap().contains("GET"), "{a}");
+
+    // A well-encoded segment still decodes: "caf%C3%A9" is "café".
+    let stats = tc.get_ok("/v1/services/caf%C3%A9/stats?window=15m").await;
+    assert_eq!(
+        (stats["service"].as_str(), stats["requests"].as_u64()),
+        (Some("café"), Some(1))
+    );
+
+    let text = tc.metrics_text().await;
+    for (reason, n) in [
+        ("method_not_allowed", 6),
+        ("bad_path", 3),
+        ("service_too_long", 2),
+        ("invalid_service", 2),
+        ("unknown_service", 1),
+        ("not_found", 1),
+    ] {
+        assert_eq!(
+            metric_value(
+                &text,
+                &format!("vitals_rejected_total{{reason=\"{reason}\"}}")
+            ),
+            n,
+            "{reason}:\n{text}"
+        );
+    }
+}
+
+/// `timestamp` (the design's name) is read as `timestamp_ms`: records sent
+/// with it land in their own minute, not in the minute they arrived.
+#[tokio::test]
+async fn records_with_timestamp_land_in_its_minute() {
+    let tc = TestCollector::start(memory_config()).await;
+    let now = now_ms();
+    let then = now - 30 * 60_000;
+    let rec = |ts: Option<(&str, i64)>| {
+        let mut r = json!({"method": "GET", "route": "/a", "status": 200, "duration_ms": 2.0});
+        if let Some((field, t)) = ts {
+            r[field] = json!(t);
+        }
+        r
+    };
+    let body = json!({"service": "api", "requests": [
+        rec(Some(("timestamp", then))),
+        rec(Some(("timestamp", then + 1))),
+        rec(Some(("timestamp", then + 2))),
+        rec(Some(("timestamp_ms", then + 3))),
+        rec(None),
+    ]});
+    let (s, b) = tc.post("/v1/requests", &body).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["requests"], json!(5));
+
+    // Only the record without a timestamp is in the last 15 minutes.
+    let recent = tc.get_ok("/v1/services/api/stats?window=15m").await;
+    assert_eq!(recent["requests"], json!(1), "{recent}");
+    let wider = tc.get_ok("/v1/services/api/stats?window=45m").await;
+    assert_eq!(wider["requests"], json!(5), "{wider}");
+
+    let ts = tc
+        .get_ok("/v1/services/api/timeseries?metric=requests&step=1m&window=1h")
+        .await;
+    let points = ts["points"].as_array().unwrap();
+    let at = |t: i64| {
+        points
+            .iter()
+            .find(|p| p["t"] == json!(t))
+            .and_then(|p| p["value"].as_f64())
+            .unwrap_or(0.0)
+    };
+    let minute = then - then.rem_euclid(60_000);
+    assert_eq!(
+        at(minute),
+        4.0,
+        "the four timestamped records in their minute: {ts}"
+    );
+    // The untimestamped record is in its arrival minute (the last or, at a
+    // minute's turn, the one before), nowhere near `then`.
+    let total: f64 = points.iter().filter_map(|p| p["value"].as_f64()).sum();
+    assert_eq!(total, 5.0, "{ts}");
+    let arrived = at(now - now.rem_euclid(60_000)) + at(now - now.rem_euclid(60_000) + 60_000);
+    assert_eq!(arrived, 1.0, "{ts}");
+
+    // Both names in one record: refused, not one silently winning.
+    let both = json!({"service": "api", "requests": [
+        {"method": "GET", "route": "/a", "status": 200, "duration_ms": 2.0,
+         "timestamp": then, "timestamp_ms": now}]});
+    let (s, b) = tc.post("/v1/requests", &both).await;
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (400, Some("invalid_json")),
+        "{b}"
+    );
+    assert!(
+        b["error"].as_str().unwrap().contains("duplicate field"),
+        "{b}"
+    );
+    let text = tc.metrics_text().await;
+    assert_eq!(
+        metric_value(&text, r#"vitals_rejected_total{reason="invalid_json"}"#),
+        1,
+        "{text}"
+    );
+}

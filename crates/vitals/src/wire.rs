@@ -206,8 +206,11 @@ pub struct RequestRecord {
     #[serde(default)]
     pub caller: Option<String>,
     /// When the request happened, in milliseconds since the Unix epoch;
-    /// the collector uses its arrival time when absent.
-    #[serde(default)]
+    /// the collector uses its arrival time when absent. Also read from
+    /// `timestamp` (the name the design uses), so a sender using it does
+    /// not silently get the arrival time; a record giving both is refused
+    /// as a duplicate field.
+    #[serde(default, alias = "timestamp")]
     pub timestamp_ms: Option<u64>,
     /// W3C trace id, if known.
     #[serde(default)]
@@ -266,8 +269,9 @@ pub struct RequestRecordRef<'a> {
     /// The calling service, if known.
     #[serde(default, borrow, deserialize_with = "borrow_opt")]
     pub caller: Option<Cow<'a, str>>,
-    /// When the request happened, in milliseconds since the Unix epoch.
-    #[serde(default)]
+    /// When the request happened, in milliseconds since the Unix epoch;
+    /// also read from `timestamp` (see [`RequestRecord::timestamp_ms`]).
+    #[serde(default, alias = "timestamp")]
     pub timestamp_ms: Option<u64>,
     /// W3C trace id, if known.
     #[serde(default, borrow, deserialize_with = "borrow_opt")]
@@ -410,6 +414,52 @@ mod tests {
                 owned.map_err(|e| e.to_string()).err(),
                 "{body}"
             );
+        }
+    }
+
+    /// `timestamp` is read as `timestamp_ms` by both forms; a record with
+    /// both is refused (by both, with the same error) rather than one
+    /// silently winning.
+    #[test]
+    fn timestamp_is_an_alias_of_timestamp_ms() {
+        for (body, want) in [
+            (
+                r#"{"service":"s","requests":[{"method":"GET","status":200,"duration_ms":1,"timestamp":1700000000123}]}"#,
+                Some(1_700_000_000_123),
+            ),
+            (
+                r#"{"service":"s","requests":[{"method":"GET","status":200,"duration_ms":1,"timestamp_ms":1700000000123}]}"#,
+                Some(1_700_000_000_123),
+            ),
+            (
+                r#"{"service":"s","requests":[{"method":"GET","status":200,"duration_ms":1}]}"#,
+                None,
+            ),
+        ] {
+            let owned: RequestBatch = serde_json::from_str(body).expect("owned parses");
+            let view: RequestBatchRef<'_> = serde_json::from_str(body).expect("view parses");
+            assert_eq!(owned.requests[0].timestamp_ms, want, "{body}");
+            assert_eq!(view.requests[0].timestamp_ms, want, "{body}");
+            assert_eq!(view.to_owned_batch(), owned, "{body}");
+        }
+        // Written back, the owned record uses the canonical name.
+        let owned: RequestBatch = serde_json::from_str(
+            r#"{"service":"s","requests":[{"method":"GET","status":200,"duration_ms":1,"timestamp":5}]}"#,
+        )
+        .expect("parses");
+        let text = serde_json::to_string(&owned).expect("serializes");
+        assert!(text.contains(r#""timestamp_ms":5"#), "{text}");
+
+        for body in [
+            r#"{"service":"s","requests":[{"method":"GET","status":200,"duration_ms":1,"timestamp":5,"timestamp_ms":6}]}"#,
+            r#"{"service":"s","requests":[{"method":"GET","status":200,"duration_ms":1,"timestamp_ms":5,"timestamp":5}]}"#,
+            r#"{"service":"s","requests":[{"method":"GET","status":200,"duration_ms":1,"timestamp":5,"timestamp":6}]}"#,
+        ] {
+            let owned = serde_json::from_str::<RequestBatch>(body).map_err(|e| e.to_string());
+            let view = serde_json::from_str::<RequestBatchRef<'_>>(body).map_err(|e| e.to_string());
+            let err = owned.clone().expect_err(body);
+            assert!(err.contains("duplicate field `timestamp_ms`"), "{err}");
+            assert_eq!(view.err(), owned.err(), "{body}");
         }
     }
 }

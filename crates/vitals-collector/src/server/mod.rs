@@ -1,6 +1,7 @@
 //! The collector's HTTP API: ingest, queries and its own `/metrics`, over
 //! one [`Store`], with the rollup and retention jobs in the background.
-//! The query handlers live in `queries.rs`.
+//! The query handlers live in `queries.rs`; the router's own refusals
+//! (unknown path, wrong method, unreadable path segment) in `refusals.rs`.
 //!
 //! Routes: `POST /v1/ingest` (aggregated batches, with custom metrics),
 //! `POST /v1/requests` (per-request records); read keys:
@@ -10,6 +11,7 @@
 //! `/v1/connections`; plus `/metrics` and `/healthz`.
 
 mod queries;
+mod refusals;
 
 use crate::auth::{self, KeyCache, MAX_KEY_LEN};
 use crate::config::CollectorConfig;
@@ -235,7 +237,9 @@ impl Collector {
             .route("/v1/connections", get(queries::connections))
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
-            .fallback(not_found)
+            // After every route: it applies to the routes added before it.
+            .method_not_allowed_fallback(refusals::method_not_allowed)
+            .fallback(refusals::not_found)
             .with_state(self.clone())
     }
 
@@ -516,12 +520,4 @@ async fn metrics(State(c): State<Collector>, headers: HeaderMap) -> Response {
         c.inner.registry.render(format),
     )
         .into_response()
-}
-
-async fn not_found(State(c): State<Collector>) -> Response {
-    c.fail(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint; see /v1/services, /v1/ingest, /v1/requests",
-    ))
 }

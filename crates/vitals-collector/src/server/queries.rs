@@ -15,6 +15,7 @@
 //!
 //! See [`crate::custom_metrics`] for the exact rules.
 
+use super::refusals::{ApiPath, check_path_service};
 use super::{Collector, MAX_QUERY_LEN, MAX_RECENT, now_ms};
 use crate::custom_metrics;
 use crate::error::ApiError;
@@ -22,7 +23,7 @@ use crate::model::{
     Bucket, BucketQuery, CustomPoint, CustomQuery, Role, SeriesSelect, ServiceRecord, UnixMs,
 };
 use crate::query::{self, Figures, Metric, Window};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -125,12 +126,15 @@ fn stepped_window(c: &Collector, p: &BTreeMap<String, String>) -> Result<(Window
     Ok((w, step))
 }
 
-/// Finds a service of the tenant, or a 404.
+/// Finds a service of the tenant, or a 404; a name no service can have
+/// (too long, control characters) is a 400. Every per-service handler
+/// calls this, so it is where the `{service}` path segment is checked.
 async fn known_service(
     c: &Collector,
     tenant: &str,
     service: &str,
 ) -> Result<ServiceRecord, ApiError> {
+    check_path_service(service, c.inner.config.limits.max_name_len)?;
     c.inner
         .store
         .services(tenant.into())
@@ -246,7 +250,7 @@ pub(super) async fn services(
 pub(super) async fn stats(
     State(c): State<Collector>,
     headers: HeaderMap,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
     answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
@@ -289,7 +293,7 @@ pub(super) async fn stats(
 pub(super) async fn routes(
     State(c): State<Collector>,
     headers: HeaderMap,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
     answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
@@ -315,7 +319,7 @@ pub(super) async fn routes(
 pub(super) async fn timeseries(
     State(c): State<Collector>,
     headers: HeaderMap,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
     answer(
@@ -344,7 +348,7 @@ pub(super) async fn timeseries(
 pub(super) async fn recent(
     State(c): State<Collector>,
     headers: HeaderMap,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
     answer(&c, &headers, q, &["limit"], |c, tenant, p| async move {
@@ -414,7 +418,7 @@ async fn read_custom(
 pub(super) async fn custom_list(
     State(c): State<Collector>,
     headers: HeaderMap,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
     answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
@@ -430,7 +434,7 @@ pub(super) async fn custom_list(
 pub(super) async fn custom_series(
     State(c): State<Collector>,
     headers: HeaderMap,
-    Path((service, name)): Path<(String, String)>,
+    ApiPath((service, name)): ApiPath<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
     answer(
