@@ -404,19 +404,11 @@ impl PushLoop {
             Delivery::Retry(failure, after) => {
                 self.counters.failures[failure as usize].inc();
                 self.counters.retries.inc();
-                Some(after.unwrap_or_else(|| self.backoff(attempts)))
+                Some(retry_wait(&self.config, attempts, after))
             }
         };
         self.counters.queued.set(self.queue.len() as i64);
         wait
-    }
-
-    /// Full jitter: uniform in `[0, min(max, base · 2^(attempts-1))]`.
-    fn backoff(&self, attempts: u32) -> Duration {
-        let base = self.config.backoff_base.as_secs_f64();
-        let cap = self.config.backoff_max.as_secs_f64();
-        let ceiling = (base * 2f64.powi(attempts.saturating_sub(1).min(30) as i32)).min(cap);
-        Duration::from_secs_f64(rand::random_range(0.0..=ceiling))
     }
 
     fn request(&self, body: Bytes, gzip: bool) -> Option<Request<Full<Bytes>>> {
@@ -461,6 +453,34 @@ impl PushLoop {
             pending: self.queue.len() as u64,
         }
     }
+}
+
+/// How long to wait before sending a batch again after its `attempts`-th
+/// failed attempt: the collector's `Retry-After` when it gave one (already
+/// capped at [`MAX_RETRY_AFTER`]), else [`full_jitter`] backoff.
+fn retry_wait(config: &PushConfig, attempts: u32, retry_after: Option<Duration>) -> Duration {
+    retry_after.unwrap_or_else(|| {
+        let cap = backoff_cap(config.backoff_base, config.backoff_max, attempts);
+        full_jitter(cap, rand::random_range(0.0..=1.0))
+    })
+}
+
+/// The longest wait after the `attempts`-th failed attempt:
+/// `min(max, base · 2^(attempts-1))`, so `base` after the first failure,
+/// doubling with each further one up to `max` (0 attempts counts as 1).
+fn backoff_cap(base: Duration, max: Duration, attempts: u32) -> Duration {
+    // 2^30 × even 1 ms is past any sensible `max`; stops overflow.
+    let doublings = attempts.saturating_sub(1).min(30) as i32;
+    let cap = (base.as_secs_f64() * 2f64.powi(doublings)).min(max.as_secs_f64());
+    Duration::from_secs_f64(cap)
+}
+
+/// "Full jitter" (AWS architecture blog): the wait is `cap × unit` for a
+/// uniform random `unit` in `[0, 1]`, so retries of many clients that
+/// failed together spread over the whole window instead of arriving at
+/// once. `unit` outside `[0, 1]` is clamped.
+fn full_jitter(cap: Duration, unit: f64) -> Duration {
+    cap.mul_f64(unit.clamp(0.0, 1.0))
 }
 
 /// The JSON body, gzip-compressed when at least [`GZIP_MIN_BYTES`].
@@ -540,6 +560,87 @@ mod tests {
         assert_eq!(v("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(v("-1"), None);
         assert_eq!(v("soon"), None);
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn backoff_cap_doubles_per_attempt_up_to_the_maximum() {
+        let caps: Vec<Duration> = (1..=10)
+            .map(|n| backoff_cap(MS(250), MS(30_000), n))
+            .collect();
+        assert_eq!(
+            caps,
+            [
+                250, 500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000
+            ]
+            .map(MS)
+        );
+        assert_eq!(backoff_cap(MS(250), MS(30_000), 0), MS(250));
+        // Far past the doubling limit: the maximum, no overflow or panic.
+        assert_eq!(backoff_cap(MS(250), MS(30_000), u32::MAX), MS(30_000));
+        assert_eq!(backoff_cap(MS(1), MS(3_600_000), 200), MS(3_600_000));
+    }
+
+    #[test]
+    fn full_jitter_spans_zero_to_the_cap() {
+        let cap = MS(8000);
+        assert_eq!(full_jitter(cap, 0.0), Duration::ZERO);
+        assert_eq!(full_jitter(cap, 1.0), cap);
+        assert_eq!(full_jitter(cap, 0.25), MS(2000));
+        assert_eq!(full_jitter(cap, -3.0), Duration::ZERO);
+        assert_eq!(full_jitter(cap, 7.0), cap);
+    }
+
+    /// Many real draws stay inside `[0, cap]` for every attempt, differ
+    /// from each other, and fill both halves of the window: a constant or
+    /// "equal jitter" (`cap/2 + …`) backoff fails this.
+    #[test]
+    fn retry_waits_are_random_within_the_cap() {
+        let config = PushConfig::new("http://127.0.0.1:1", "k")
+            .unwrap()
+            .backoff(MS(100), MS(1600));
+        for attempts in 1..=8 {
+            let cap = backoff_cap(MS(100), MS(1600), attempts);
+            let waits: Vec<Duration> = (0..200)
+                .map(|_| retry_wait(&config, attempts, None))
+                .collect();
+            assert!(waits.iter().all(|w| *w <= cap), "{attempts}: {waits:?}");
+            let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
+            assert!(distinct.len() > 150, "{attempts}: {distinct:?}");
+            let low = waits.iter().filter(|w| **w < cap / 2).count();
+            // 200 fair coin flips: outside 40..=160 has odds below 1e-15.
+            assert!(
+                (40..=160).contains(&low),
+                "{attempts}: {low} of 200 below cap/2"
+            );
+        }
+        // The mean grows with the cap (about cap/2).
+        let mean = |attempts| {
+            (0..400)
+                .map(|_| retry_wait(&config, attempts, None).as_secs_f64())
+                .sum::<f64>()
+                / 400.0
+        };
+        let (first, fifth) = (mean(1), mean(5));
+        assert!(first < 0.1 && fifth > 0.5, "means {first} s, {fifth} s");
+    }
+
+    #[test]
+    fn retry_after_wins_over_backoff() {
+        let config = PushConfig::new("http://127.0.0.1:1", "k")
+            .unwrap()
+            .backoff(MS(100), MS(200));
+        for attempts in [1, 5, 50] {
+            for after in [
+                Duration::ZERO,
+                MS(150),
+                Duration::from_secs(120),
+                MAX_RETRY_AFTER,
+            ] {
+                assert_eq!(retry_wait(&config, attempts, Some(after)), after);
+            }
+        }
     }
 
     #[test]

@@ -341,8 +341,10 @@ impl PushConfig {
         self
     }
 
-    /// Backoff between retries: the n-th retry waits a random time up to
-    /// `min(max, base · 2^n)` (defaults 250 ms and 30 s).
+    /// Backoff between retries ("full jitter"): the wait before the n-th
+    /// retry (n from 1) is a uniform random time from 0 to
+    /// `min(max, base · 2^(n-1))` (defaults 250 ms and 30 s), unless the
+    /// collector's `Retry-After` says how long.
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
         self.backoff_base = base.max(Duration::from_millis(1));
         self.backoff_max = max.max(self.backoff_base);
@@ -413,6 +415,32 @@ fn default_instance() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defaults the docs and README promise.
+    #[test]
+    fn defaults() {
+        assert_eq!(DEFAULT_INTERVAL, Duration::from_secs(10));
+        let c = PushConfig::new("http://127.0.0.1:7070", "k").unwrap();
+        assert_eq!(c.interval, Duration::from_secs(10));
+        assert_eq!(
+            (c.backoff_base, c.backoff_max, c.max_attempts),
+            (Duration::from_millis(250), Duration::from_secs(30), 10)
+        );
+        assert_eq!(c.request_timeout, Duration::from_secs(5));
+        assert_eq!(
+            (c.sample_size, c.queue_capacity, c.service.as_str()),
+            (100, 30, "unknown")
+        );
+        // The bounds `interval` clamps to.
+        assert_eq!(
+            c.clone().interval(Duration::ZERO).interval,
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            c.interval(Duration::from_secs(86_400)).interval,
+            MAX_INTERVAL
+        );
+    }
 
     #[test]
     fn config_validates_url_and_key() {
