@@ -52,11 +52,25 @@ async fn create_key(config: &std::path::Path, role: &str) -> String {
 /// Starts `vitals collector` with the listen address from the environment
 /// and everything else from the config file; returns it and its address.
 async fn start(config: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["collector", "--config"])
+    start_with(config, &[], &[]).await
+}
+
+/// As [`start`], with more flags and variables.
+async fn start_with(
+    config: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["collector", "--config"])
         .arg(config)
+        .args(args)
         .env("VITALS_LISTEN", "127.0.0.1:0")
-        .env_remove("VITALS_STORE")
+        .env_remove("VITALS_STORE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -245,7 +259,28 @@ async fn help_documents_every_flag_and_its_variable() {
         .await
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    for flag in [
+    // Every option in the help, whatever it is: its line names the flag,
+    // and its description (the deeper-indented lines after it) the variable.
+    let mut options: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let t = line.trim_start();
+        let flag = if t.starts_with("--") {
+            t.split_whitespace().next()
+        } else if t.starts_with('-') && t.contains(", --") {
+            t.split(", ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+        } else {
+            None
+        };
+        match (flag, options.last_mut()) {
+            (Some(f), _) if line.starts_with("  ") => options.push((f.to_string(), String::new())),
+            (None, Some((_, doc))) if line.starts_with("          ") => doc.push_str(t),
+            _ => {}
+        }
+    }
+    let flags: Vec<&str> = options.iter().map(|(f, _)| f.as_str()).collect();
+    for want in [
         "--listen",
         "--store",
         "--cache",
@@ -255,16 +290,35 @@ async fn help_documents_every_flag_and_its_variable() {
         "--apdex-t-ms",
         "--max-body-bytes",
         "--max-routes-per-service",
+        "--hot-window",
     ] {
-        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+        assert!(
+            flags.contains(&want),
+            "{want} not found in {flags:?}:\n{help}"
+        );
     }
-    for var in [
-        "VITALS_LISTEN",
-        "VITALS_STORE",
-        "VITALS_CACHE",
-        "VITALS_CONFIG",
+    assert!(options.len() >= 21, "{flags:?}");
+    for (flag, doc) in &options {
+        if flag == "--help" {
+            continue;
+        }
+        assert!(doc.len() > 10, "{flag} is not described:\n{help}");
+        assert!(
+            doc.contains("[env: VITALS_"),
+            "{flag} has no variable in --help: {doc}"
+        );
+    }
+    // The rule for every key of the file, with the keys no flag has.
+    for want in [
+        "VITALS_<SECTION>_<KEY>",
+        "VITALS_LIMITS_<KEY>",
+        "max_routes_per_batch",
+        "max_future_ms",
+        "VITALS_DEFAULTS_<KEY>",
+        "stale_after_secs",
+        "VITALS_SERVICES='checkout = { apdex_t_ms = 300 }'",
     ] {
-        assert!(help.contains(var), "{var} missing from --help");
+        assert!(help.contains(want), "{want} not in --help:\n{help}");
     }
     let out = Command::new(BIN)
         .args([
@@ -294,6 +348,224 @@ async fn help_documents_every_flag_and_its_variable() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("listne"),
         "a typo in the config is named"
+    );
+}
+
+/// `n` records for `service`, the first `errors` of them answered 500.
+fn records(service: &str, n: usize, errors: usize, now: i64) -> Value {
+    let requests: Vec<Value> = (0..n)
+        .map(|i| {
+            let status = if i < errors { 500 } else { 200 };
+            json!({"method": "GET", "route": "/r", "status": status, "duration_ms": 5.0, "timestamp_ms": now})
+        })
+        .collect();
+    json!({"service": service, "requests": requests})
+}
+
+#[tokio::test]
+async fn every_setting_comes_from_a_variable_over_the_file_and_under_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vitals.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"sqlite://{}\"\n\
+             [limits]\nmax_records_per_batch = 15\n\
+             [defaults]\ndown_error_rate = 0.9\n\
+             [services.checkout]\napdex_t_ms = 200.0\nobjective_p95_ms = 900.0\n",
+            dir.path().join("vitals.db").display()
+        ),
+    )
+    .unwrap();
+    let ingest = create_key(&config, "ingest").await;
+    let read = create_key(&config, "read").await;
+    let (mut child, addr) = start_with(
+        &config,
+        &["--apdex-t-ms", "250"],
+        &[
+            // None of these has a flag; each beats the file's value.
+            ("VITALS_LIMITS_MAX_RECORDS_PER_BATCH", "10"),
+            ("VITALS_DEFAULTS_DOWN_ERROR_RATE", "0.08"),
+            ("VITALS_SERVICES", "checkout = { apdex_t_ms = 300 }"),
+            // The flag beats this one.
+            ("VITALS_DEFAULTS_APDEX_T_MS", "400"),
+        ],
+    )
+    .await;
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let now = now_ms();
+    let post = |body: Value| {
+        let (client, url, key) = (&client, format!("http://{addr}/v1/requests"), &ingest);
+        async move { call(client, "POST", url, key, Some(&body)).await }
+    };
+    let stats = |service: &str| {
+        call(
+            &client,
+            "GET",
+            format!("http://{addr}/v1/services/{service}/stats?window=15m"),
+            &read,
+            None,
+        )
+    };
+
+    // The variable's limit, not the file's 15.
+    let (status, body) = post(records("api", 12, 0, now)).await.unwrap();
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["reason"], "batch_too_large", "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("limit of 10"),
+        "{body}"
+    );
+    let (status, body) = post(records("api", 10, 2, now)).await.unwrap();
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("stored")),
+        "{body}"
+    );
+    let (status, body) = post(records("checkout", 5, 0, now)).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    let (status, api) = stats("api").await.unwrap();
+    assert_eq!(status, 200, "{api}");
+    assert_eq!(
+        api["apdex_t_ms"], 250.0,
+        "the flag over the variable: {api}"
+    );
+    // 20 % errors: down from the variable's 8 %, where the file's 90 %
+    // would have left it degraded.
+    assert_eq!(api["health"], "down", "{api}");
+    let (status, checkout) = stats("checkout").await.unwrap();
+    assert_eq!(status, 200, "{checkout}");
+    assert_eq!(
+        checkout["apdex_t_ms"], 300.0,
+        "VITALS_SERVICES over the file: {checkout}"
+    );
+    assert_eq!(
+        checkout["objective_p95_ms"], 900.0,
+        "the file's other keys of the service stay: {checkout}"
+    );
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+#[test]
+fn a_mistyped_or_bad_variable_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ok.toml");
+    std::fs::write(&file, "[limits]\nmax_count = 5\n").unwrap();
+    // (variables, what the error must say)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case<'_>] = &[
+        (
+            &[("VITALS_LIMITS_MAX_ROUTES_PER_BATHC", "5")],
+            &[
+                "VITALS_LIMITS_MAX_ROUTES_PER_BATHC",
+                "max_routes_per_bathc",
+                "its keys are",
+                "max_routes_per_batch",
+            ],
+        ),
+        (
+            &[("VITALS_LIMITS_MAX_COUNT", "lots")],
+            &["VITALS_LIMITS_MAX_COUNT", "\"lots\"", "limits.max_count"],
+        ),
+        (
+            &[("VITALS_DEFAULTS_STALE_AFTER_SECS", "-5")],
+            &["VITALS_DEFAULTS_STALE_AFTER_SECS", "-5"],
+        ),
+        (
+            &[("VITALS_SERVICES", "checkout = { apdex = 3 }")],
+            &["VITALS_SERVICES", "apdex", "services.checkout"],
+        ),
+        (
+            &[("VITALS_SERVICES", "checkout = { apdex_t_ms = 0 }")],
+            &[
+                "services.checkout.apdex_t_ms",
+                "positive",
+                "VITALS_SERVICES",
+            ],
+        ),
+        (
+            &[("VITALS_DEFAULTS_DEGRADED_ERROR_RATE", "-1")],
+            &[
+                "defaults.degraded_error_rate",
+                "positive",
+                "VITALS_DEFAULTS_DEGRADED_ERROR_RATE",
+            ],
+        ),
+        (
+            &[("VITALS_HOT_TIER_FLUSH_GRACE", "2m")],
+            &[
+                "hot_tier.flush_grace",
+                "\"2m\"",
+                "VITALS_HOT_TIER_FLUSH_GRACE",
+            ],
+        ),
+        (
+            &[
+                ("VITALS_HOT_WINDOW", "5m"),
+                ("VITALS_HOT_TIER_WINDOW", "10m"),
+            ],
+            &["VITALS_HOT_WINDOW and VITALS_HOT_TIER_WINDOW", "keep one"],
+        ),
+    ];
+    // Each refused before anything opens (the store URL is bad too, but
+    // never reached), also by `keys create`, which reads the same settings.
+    for (env, want) in cases {
+        for args in [
+            &["collector", "--store", "nowhere://x", "--config"][..],
+            &[
+                "collector",
+                "keys",
+                "create",
+                "--tenant",
+                "t",
+                "--role",
+                "read",
+                "--config",
+            ],
+        ] {
+            if args[1] == "keys" && env[0].0 == "VITALS_HOT_WINDOW" {
+                continue; // a flag pair of the collector's own
+            }
+            let mut cmd = std::process::Command::new(BIN);
+            cmd.args(args)
+                .arg(&file)
+                .env_remove("RUST_BACKTRACE")
+                .env("VITALS_STORE", "postgres://u:hunter2@127.0.0.1:1/db");
+            for (k, v) in *env {
+                cmd.env(k, v);
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{env:?} {args:?} was accepted");
+            for w in *want {
+                assert!(
+                    stderr.contains(w),
+                    "{env:?} {args:?}: {w:?} not in {stderr}"
+                );
+            }
+            assert!(!stderr.contains("hunter2"), "{stderr}");
+            assert!(!stderr.contains("nowhere"), "{stderr}");
+        }
+    }
+    // The same variable set right goes through to the store, which fails.
+    let out = std::process::Command::new(BIN)
+        .args(["collector", "--store", "nowhere://x", "--config"])
+        .arg(&file)
+        .env_remove("RUST_BACKTRACE")
+        .env("VITALS_LIMITS_MAX_ROUTES_PER_BATCH", "5")
+        .env("VITALS_LIMITS_MAX_COUNT", "7")
+        .env("VITALS_HOT_WINDOW", "5m")
+        .env("VITALS_HOT_TIER_WINDOW", "5m")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("nowhere://x") && !stderr.contains("VITALS_"),
+        "{stderr}"
     );
 }
 
@@ -443,6 +715,24 @@ fn store_passwords_never_reach_the_output() {
         assert!(
             !stderr.contains("hunter2") && !stdout.contains("hunter2"),
             "{args:?} leaked the password: {stderr}"
+        );
+    }
+    // Nor does --help, which shows other variables' values.
+    for args in [
+        &["collector", "--help"][..],
+        &["collector", "keys", "create", "--help"],
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env("VITALS_STORE", "postgres://vitals:hunter2@127.0.0.1:1/db")
+            .env("VITALS_CACHE", "redis://:hunter2@127.0.0.1:1/")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("VITALS_STORE"), "{stdout}");
+        assert!(
+            !stdout.contains("hunter2"),
+            "{args:?} leaked the password: {stdout}"
         );
     }
 }

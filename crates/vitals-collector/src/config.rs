@@ -1,6 +1,11 @@
 //! The collector's configuration: what `vitals collector` reads from its
 //! flags, environment and `--config` TOML file. Every field has a default,
-//! so an empty file (or none) is a working configuration.
+//! so an empty file (or none) is a working configuration; every key has a
+//! variable too ([`environment`]).
+
+pub mod environment;
+
+pub use environment::ConfigError;
 
 use crate::rollup::Retention;
 use crate::store::HotTierConfig;
@@ -74,9 +79,11 @@ impl CollectorConfig {
                 self.rollup_interval_secs
             ));
         }
-        for (name, p) in std::iter::once(("defaults", &self.defaults))
-            .chain(self.services.iter().map(|(k, v)| (k.as_str(), v)))
-        {
+        for (name, p) in std::iter::once(("defaults".to_owned(), &self.defaults)).chain(
+            self.services
+                .iter()
+                .map(|(k, v)| (format!("services.{k}"), v)),
+        ) {
             for (what, v) in [
                 ("apdex_t_ms", p.apdex_t_ms),
                 ("objective_p95_ms", p.objective_p95_ms),

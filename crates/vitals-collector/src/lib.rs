@@ -23,7 +23,9 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{CollectorConfig, HotTierSettings, Limits, RetentionConfig, ServicePolicy};
+pub use config::{
+    CollectorConfig, ConfigError, HotTierSettings, Limits, RetentionConfig, ServicePolicy,
+};
 pub use error::ApiError;
 pub use model::{
     Bucket, BucketQuery, BucketStats, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord,
