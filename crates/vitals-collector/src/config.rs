@@ -60,6 +60,11 @@ impl Default for CollectorConfig {
     }
 }
 
+/// Built-in error rate from which a service is degraded.
+const DEGRADED_ERROR_RATE: f64 = 0.05;
+/// Built-in error rate from which a service is down.
+const DOWN_ERROR_RATE: f64 = 0.5;
+
 impl CollectorConfig {
     /// Parses a TOML configuration; unknown keys are errors, so a typo is
     /// reported instead of silently ignored.
@@ -96,6 +101,34 @@ impl CollectorConfig {
                     return Err(format!("{name}.{what} must be a positive number, got {v}"));
                 }
             }
+            for (what, v) in [
+                ("degraded_error_rate", p.degraded_error_rate),
+                ("down_error_rate", p.down_error_rate),
+            ] {
+                if let Some(v) = v
+                    && v > 1.0
+                {
+                    return Err(format!(
+                        "{name}.{what} is a fraction of requests, at most 1, got {v}"
+                    ));
+                }
+            }
+            let (degraded, down) = match name.strip_prefix("services.") {
+                Some(service) => {
+                    let r = self.policy(service);
+                    (r.degraded_error_rate, r.down_error_rate)
+                }
+                None => (
+                    p.degraded_error_rate.unwrap_or(DEGRADED_ERROR_RATE),
+                    p.down_error_rate.unwrap_or(DOWN_ERROR_RATE),
+                ),
+            };
+            if degraded > down {
+                return Err(format!(
+                    "{name}: degraded_error_rate {degraded} is above down_error_rate {down}, \
+                     so a service would be down before it is degraded"
+                ));
+            }
             if let Some(secs) = p.stale_after_secs
                 && !(1..=MAX_STALE_AFTER_SECS).contains(&secs)
             {
@@ -117,8 +150,8 @@ impl CollectorConfig {
         ResolvedPolicy {
             apdex_t_ms: pick(|p| p.apdex_t_ms, vitals::wire::DEFAULT_APDEX_T_MS),
             objective_p95_ms: pick(|p| p.objective_p95_ms, 1000.0),
-            degraded_error_rate: pick(|p| p.degraded_error_rate, 0.05),
-            down_error_rate: pick(|p| p.down_error_rate, 0.5),
+            degraded_error_rate: pick(|p| p.degraded_error_rate, DEGRADED_ERROR_RATE),
+            down_error_rate: pick(|p| p.down_error_rate, DOWN_ERROR_RATE),
             stale_after_secs: own
                 .and_then(|p| p.stale_after_secs)
                 .or(self.defaults.stale_after_secs)
@@ -505,5 +538,38 @@ mod tests {
         .expect("in range");
         assert_eq!(c.policy("api").stale_after_secs, MAX_STALE_AFTER_SECS);
         assert_eq!(c.policy("other").stale_after_secs, 60);
+    }
+
+    #[test]
+    fn error_rates_are_fractions_and_degraded_comes_before_down() {
+        for (toml, want) in [
+            (
+                "[defaults]\ndown_error_rate = 1.5",
+                "defaults.down_error_rate is a fraction of requests, at most 1, got 1.5",
+            ),
+            (
+                "[services.api]\ndegraded_error_rate = 2.0",
+                "services.api.degraded_error_rate is a fraction of requests",
+            ),
+            // Above the built-in down rate (0.5).
+            (
+                "[defaults]\ndegraded_error_rate = 0.6",
+                "defaults: degraded_error_rate 0.6 is above down_error_rate 0.5",
+            ),
+            // A service's own rate against the defaults' other one.
+            (
+                "[defaults]\ndown_error_rate = 0.2\n[services.api]\ndegraded_error_rate = 0.3",
+                "services.api: degraded_error_rate 0.3 is above down_error_rate 0.2",
+            ),
+        ] {
+            let err = CollectorConfig::from_toml(toml).expect_err(toml);
+            assert!(err.contains(want), "{toml}: {err}");
+        }
+        let c = CollectorConfig::from_toml(
+            "[defaults]\ndegraded_error_rate = 0.5\ndown_error_rate = 0.5\n\
+             [services.api]\ndegraded_error_rate = 0.01\ndown_error_rate = 1.0",
+        )
+        .expect("equal rates and a rate of 1 are fine");
+        assert_eq!(c.policy("api").down_error_rate, 1.0);
     }
 }
