@@ -3,7 +3,10 @@
 //! The decision is taken when a request starts (one atomic add and, past the
 //! reservoir size, one random draw), so only sampled requests copy their
 //! path and trace id, and only they take the reservoir's mutex when they
-//! end. A request still running when its interval closes is left out.
+//! end. A request still running when its interval closes (a slow one, most
+//! likely) competes again, as a request of the interval it ends in, where
+//! its aggregates are counted too; without that, `/recent` would miss the
+//! slow requests people look for there.
 
 use super::aggregate::{Ended, duration_ms};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -65,11 +68,18 @@ impl Sampler {
             return;
         }
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        // A request that started in an earlier interval has no slot now.
-        if self.epoch.load(Relaxed) != p.epoch {
-            return;
-        }
-        if let Some(slot) = slots.get_mut(p.slot) {
+        // A request that started in an earlier interval has no slot now: it
+        // draws again in this one (the epoch cannot move while the lock is
+        // held, since `take` moves it under the lock).
+        let slot = if self.epoch.load(Relaxed) == p.epoch {
+            p.slot
+        } else {
+            match self.reserve() {
+                Some((_, slot)) => slot,
+                None => return,
+            }
+        };
+        if let Some(slot) = slots.get_mut(slot) {
             *slot = Some(vitals::wire::RequestSample {
                 timestamp_unix_ms: p.timestamp_unix_ms,
                 method: e.method.to_owned(),
@@ -90,5 +100,69 @@ impl Sampler {
         let mut out: Vec<_> = slots.iter_mut().filter_map(Option::take).collect();
         out.sort_by_key(|s| s.timestamp_unix_ms);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(ms: f64) -> Ended<'static> {
+        Ended {
+            method: "GET",
+            route: "/slow",
+            status: 200,
+            error: false,
+            elapsed_secs: ms / 1000.0,
+            timed: true,
+        }
+    }
+
+    fn pending(s: &Sampler, path: &str) -> PendingSample {
+        let (epoch, slot) = s.reserve().expect("room in the reservoir");
+        PendingSample {
+            epoch,
+            slot,
+            timestamp_unix_ms: 1,
+            path: path.into(),
+            trace_id: None,
+        }
+    }
+
+    #[test]
+    fn a_request_running_across_intervals_is_sampled_where_it_ends() {
+        let s = Sampler::new(4);
+        let slow = pending(&s, "/slow");
+        let quick = pending(&s, "/quick");
+        s.store(quick, &ended(1.0), None);
+        let first = s.take();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert_eq!(first[0].path, "/quick");
+        // Ends in the next interval, which has room: it is kept there.
+        s.store(slow, &ended(12_000.0), None);
+        let second = s.take();
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert_eq!(second[0].path, "/slow");
+        assert_eq!(second[0].duration_ms, 12_000.0);
+    }
+
+    #[test]
+    fn a_late_request_draws_like_any_request_of_its_interval() {
+        // One slot, taken by the interval's own first request; the late
+        // request is the interval's second, so algorithm R keeps it with
+        // probability 1/2, never always and never not at all.
+        let mut late_kept = 0;
+        for _ in 0..2000 {
+            let s = Sampler::new(1);
+            let slow = pending(&s, "/slow");
+            let _ = s.take();
+            let own = pending(&s, "/own");
+            s.store(own, &ended(1.0), None);
+            s.store(slow, &ended(12_000.0), None);
+            let kept = s.take();
+            assert_eq!(kept.len(), 1, "one slot: {kept:?}");
+            late_kept += usize::from(kept[0].path == "/slow");
+        }
+        assert!((800..=1200).contains(&late_kept), "{late_kept} of 2000");
     }
 }
