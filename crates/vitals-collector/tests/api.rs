@@ -136,16 +136,7 @@ async fn per_request_records_are_aggregated_exactly_on_the_redis_hot_tier() {
         ..memory_config()
     })
     .await;
-    let mut conn = redis::Client::open(url.as_str())
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
+    let (keys, mut conn) = external::redis_keys(&url, &prefix).await;
     assert!(!keys.is_empty(), "the data went through Redis");
     let _: () = redis::cmd("DEL")
         .arg(&keys)

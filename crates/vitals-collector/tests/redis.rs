@@ -602,16 +602,7 @@ async fn collector_open_puts_the_hot_tier_in_front_of_the_store() {
     let stats = tc.get_ok("/v1/services/api/stats?window=15m").await;
     assert_eq!(stats["requests"], json!(1), "{stats}");
     // The write went to Redis under the prefix, not straight to the store.
-    let mut conn = redis::Client::open(url.as_str())
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
+    let (keys, _) = external::redis_keys(&url, &prefix).await;
     assert!(
         keys.iter().any(|k| k.starts_with(&format!("{prefix}q:"))),
         "{keys:?}"

@@ -190,6 +190,24 @@ pub async fn redis_url() -> Option<String> {
     }
 }
 
+/// The Redis keys under `prefix`, and a connection to delete them with.
+pub async fn redis_keys(
+    url: &str,
+    prefix: &str,
+) -> (Vec<String>, redis::aio::MultiplexedConnection) {
+    let mut conn = redis::Client::open(url)
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    (keys, conn)
+}
+
 /// A string of at most `max` bytes repeating `pattern` (whole chars only).
 pub fn fill(pattern: &str, max: usize) -> String {
     let mut out = String::new();
