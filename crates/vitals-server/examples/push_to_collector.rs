@@ -1,161 +1,108 @@
-//! An instrumented server that pushes its request aggregates to a collector.
+//! Push to a collector: the layer aggregates each interval's requests and
+//! a background task sends them, with the app's own counter riding along,
+//! to a collector; an outgoing call is tagged with this service as caller.
 //!
-//! ```text
-//! cargo run -p vitals-server --example push_to_collector -- \
-//!     --listen 127.0.0.1:3000 --collector http://127.0.0.1:7070 \
-//!     --key INGEST_KEY --service checkout [--interval-ms 10000] \
-//!     [--ca-cert collector-ca.pem]
-//! ```
+//! Run: `cargo run -p vitals-server --example push_to_collector -- --listen 127.0.0.1:3000 --collector http://127.0.0.1:7070 --key $INGEST --service checkout --interval-ms 2000`
 //!
-//! `--collector https://…` works too (feature `push-tls`, on by default);
-//! `--ca-cert` adds a private CA (PEM) to the trusted roots.
+//! with a collector running, started first (it prints the keys as `INGEST=…`
+//! and `READ=…`): `cargo run -p vitals-collector --example embedded_collector -- --listen 127.0.0.1:7070`.
+//! `--collector https://…` works too (default feature `push-tls`), and
+//! `--ca-cert ca.pem` trusts a private CA.
 //!
-//! - `GET /users/{id}` JSON, `GET /slow?ms=N` (at most 60 000), `GET /fail` (500)
-//! - `GET /checkout`: calls this server's `/users/1` through a hyper-util
-//!   client wrapped in `CallerLayer`, so the collector sees the call as
-//!   coming from `--service`
-//! - `GET /metrics`, `GET /debug/metrics`; push counters are
-//!   `vitals_push_batches_total{result}`, `vitals_push_dropped_total{reason}`,
-//!   `vitals_push_retries_total`, `vitals_push_failures_total{reason}`
-//! - the app's own `checkouts_total{result}` counter rides along with each
-//!   batch as a custom metric (`PushConfig::push_metrics`): see it with
-//!   `GET /v1/services/{service}/custom` on the collector
-//!
+//! Send traffic (`curl 127.0.0.1:3000/checkout`, `curl 127.0.0.1:3000/fail`,
+//! `curl '127.0.0.1:3000/slow?ms=800'`), wait an interval, then ask the
+//! collector, with `-H "Authorization: Bearer $READ"`:
+//! `127.0.0.1:7070/v1/services/checkout/stats?window=15m` (rates, errors,
+//! Apdex, percentiles), `…/routes`, `…/recent` (sampled requests),
+//! `…/custom` (`checkouts_total{result}`) and `/v1/connections` (the
+//! `/checkout` call to `/users/1`: caller and callee `checkout`). This
+//! server's `curl 127.0.0.1:3000/metrics | grep vitals_push` counts batches.
 //! Ctrl-C stops serving, then the last interval is pushed (5 s at most).
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use clap::Parser;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::time::Duration;
-use tower::{Layer, Service, ServiceExt};
-use vitals_server::{
-    CallerLayer, ConnectionInfo, PushConfig, ServerMetrics, TrackedListener, push::CallerService,
-};
+use tower::{Layer, ServiceExt};
+use vitals_server::push::CallerService;
+use vitals_server::{CallerLayer, ConnectionInfo, PushConfig, ServerMetrics, TrackedListener};
 
-const MAX_SLOW_MS: u64 = 60_000;
+type Error = Box<dyn std::error::Error + Send + Sync>;
 
-type Outgoing = CallerService<Client<HttpConnector, Empty<bytes::Bytes>>>;
+/// An instrumented server pushing its request aggregates to a collector.
+#[derive(Parser)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: String,
+    /// The collector's base URL, `http://` or `https://`.
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    collector: String,
+    /// An ingest key of the collector.
+    #[arg(
+        long,
+        env = "VITALS_INGEST_KEY",
+        hide_env_values = true,
+        default_value = "dev-key"
+    )]
+    key: String,
+    /// The service name the batches (and outgoing calls) carry.
+    #[arg(long, default_value = "demo")]
+    service: String,
+    /// Push interval in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    interval_ms: u64,
+    /// A PEM file of a private CA to trust for an `https://` collector.
+    #[arg(long)]
+    ca_cert: Option<std::path::PathBuf>,
+}
 
 #[derive(Clone)]
 struct AppState {
-    client: Outgoing,
+    /// An HTTP client whose requests carry this service as the caller.
+    client: CallerService<Client<HttpConnector, Empty<bytes::Bytes>>>,
     own_url: String,
     checkouts: vitals::CounterVec,
 }
 
+/// `GET /checkout`: calls `/users/1` on this server, counts the outcome.
 async fn checkout(State(state): State<AppState>) -> (StatusCode, String) {
-    let request = http::Request::get(format!("{}/users/1", state.own_url))
-        .body(Empty::new())
-        .map_err(|e| e.to_string());
-    let mut client = state.client.clone();
-    let answer = match request {
-        Ok(r) => match client.ready().await {
-            Ok(c) => c.call(r).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        },
-        Err(e) => Err(e),
-    };
+    let answer = get_user(&state).await;
     let result = if answer.is_ok() { "ok" } else { "failed" };
     state.checkouts.get(&[result]).inc();
     match answer {
-        Ok(res) => {
-            let status = res.status();
-            let body = res
-                .into_body()
-                .collect()
-                .await
-                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                .unwrap_or_default();
-            (
-                StatusCode::OK,
-                format!("users/1 answered {status}: {body}\n"),
-            )
-        }
+        Ok(body) => (StatusCode::OK, format!("users/1 answered {body}\n")),
         Err(e) => (StatusCode::BAD_GATEWAY, format!("call failed: {e}\n")),
     }
 }
 
-fn app(state: AppState) -> Router {
-    Router::new()
-        .route(
-            "/users/{id}",
-            get(|Path(id): Path<u64>| async move { format!("{{\"id\":{id}}}\n") }),
-        )
-        .route(
-            "/slow",
-            get(|Query(q): Query<HashMap<String, u64>>| async move {
-                let ms = q.get("ms").copied().unwrap_or(100).min(MAX_SLOW_MS);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                format!("slept {ms} ms\n")
-            }),
-        )
-        .route(
-            "/fail",
-            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed on purpose\n") }),
-        )
-        .route("/checkout", get(checkout))
-        .with_state(state)
+async fn user(Path(id): Path<u64>) -> String {
+    format!("{{\"id\":{id}}}\n")
 }
 
-struct Args {
-    listen: String,
-    collector: String,
-    key: String,
-    service: String,
-    interval_ms: u64,
-    ca_cert: Option<String>,
+/// `GET /slow?ms=N`: slow requests lower the Apdex score.
+async fn slow(Query(q): Query<HashMap<String, u64>>) -> String {
+    let ms = q.get("ms").copied().unwrap_or(100).min(60_000);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    format!("slept {ms} ms\n")
 }
 
-const USAGE: &str = "usage: push_to_collector [--listen ADDR] [--collector URL] [--key KEY] \
-[--service NAME] [--interval-ms N] [--ca-cert PEM_FILE]
-  defaults: --listen 127.0.0.1:3000 --collector http://127.0.0.1:7070 --key dev-key \
---service demo --interval-ms 10000";
-
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut a = Args {
-        listen: "127.0.0.1:3000".into(),
-        collector: "http://127.0.0.1:7070".into(),
-        key: "dev-key".into(),
-        service: "demo".into(),
-        interval_ms: 10_000,
-        ca_cert: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            return Ok(None);
-        }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value; try --help"))?;
-        match flag.as_str() {
-            "--listen" => a.listen = value,
-            "--collector" => a.collector = value,
-            "--key" => a.key = value,
-            "--service" => a.service = value,
-            "--ca-cert" => a.ca_cert = Some(value),
-            "--interval-ms" => {
-                a.interval_ms = value
-                    .parse()
-                    .map_err(|_| format!("--interval-ms wants milliseconds, got {value:?}"))?;
-            }
-            other => return Err(format!("unknown argument {other:?}; try --help")),
-        }
-    }
-    Ok(Some(a))
+async fn get_user(state: &AppState) -> Result<String, Error> {
+    let request = http::Request::get(format!("{}/users/1", state.own_url)).body(Empty::new())?;
+    let body = state.client.clone().oneshot(request).await?.into_body();
+    Ok(String::from_utf8_lossy(&body.collect().await?.to_bytes()).into_owned())
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // Errors as sentences (`?` in main would print their Debug form).
-    match run().await {
+    // Errors as sentences (`?` out of main would print their Debug form).
+    match run(Args::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("push_to_collector: {e}");
@@ -164,14 +111,11 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let Some(args) = parse_args()? else {
-        return Ok(());
-    };
+async fn run(args: Args) -> Result<(), Error> {
     let push = PushConfig::new(&args.collector, &args.key)?
         .service(&args.service)
         .interval(Duration::from_millis(args.interval_ms))
-        .push_metrics(["checkouts_total"]);
+        .push_metrics(["checkouts_total"]); // the app's own families to send along
     let push = match &args.ca_cert {
         None => push,
         #[cfg(feature = "push-tls")]
@@ -196,19 +140,29 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         own_url: format!("http://{addr}"),
         checkouts,
     };
-    let app = metrics.instrument(app(state));
+    let app = Router::new()
+        .route("/users/{id}", get(user))
+        .route("/slow", get(slow))
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed\n") }),
+        )
+        .route("/checkout", get(checkout))
+        .with_state(state);
+    let app = metrics.instrument(app);
     println!(
         "listening on http://{addr}, pushing to {} every {} ms as {:?}",
         args.collector, args.interval_ms, args.service
     );
-    let signal = async {
+
+    let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<ConnectionInfo>(),
     )
-    .with_graceful_shutdown(metrics.shutdown_signal(signal))
+    .with_graceful_shutdown(metrics.shutdown_signal(ctrl_c))
     .await?;
     metrics.shutdown_finished();
     if let Some(report) = metrics.finish_push(Duration::from_secs(5)).await {

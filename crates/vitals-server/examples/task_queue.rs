@@ -1,99 +1,104 @@
-//! A small in-process job queue with worker tasks, instrumented with
-//! `TaskTracker`, served with the endpoints so `/debug/metrics` (its
-//! `tasks` section), `/debug/events?types=task` and `/metrics` show it.
+//! Task-queue metrics for a job system: worker tasks take jobs from two
+//! queues, and a `TaskQueue` handle per queue records each job's steps
+//! (enqueued, started, completed, failed, retried) and run time.
 //!
-//! ```text
-//! cargo run -p vitals-server --example task_queue -- --listen 127.0.0.1:3000
-//! curl -s localhost:3000/debug/metrics | jq .tasks
-//! curl -N 'localhost:3000/debug/events?types=task'
-//! ```
+//! Run: `cargo run -p vitals-server --example task_queue -- --listen 127.0.0.1:3000 --workers 3 --rate 20`
 //!
-//! A producer enqueues about 20 jobs a second on two queues; three workers
-//! run them (10–200 ms each): most complete, some fail, some are retried
-//! (up to 3 attempts). `POST /enqueue?queue=emails&n=50` adds a burst
-//! (at most 1000). Runs until Ctrl-C.
+//! A producer enqueues `--rate` jobs a second (two on `emails` for one on
+//! `thumbnails`); each run takes 10–200 ms, one in ten fails, two in ten
+//! are retried (3 attempts at most). Then look at:
+//! - `curl -s 127.0.0.1:3000/debug/metrics | jq .tasks`: per queue, the
+//!   counts, rates, in flight and duration percentiles
+//! - `curl -N '127.0.0.1:3000/debug/events?types=task'`: each step, live
+//! - `curl -s 127.0.0.1:3000/metrics | grep '^task_'`: `task_*{queue}`
+//! - `curl -X POST '127.0.0.1:3000/enqueue?queue=thumbnails&n=500'`: a burst
+//!   (at most 1000) to watch the queue drain on <http://127.0.0.1:3000/debug/>
 
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::post;
+use clap::Parser;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
 use vitals_server::{ConnectionInfo, ServerMetrics, TaskQueue, TrackedListener};
 
-const WORKERS: usize = 3;
-/// Jobs waiting at most; a full queue refuses new ones (the producer and
-/// `/enqueue` say so) instead of growing without bound.
-const QUEUE_CAPACITY: usize = 10_000;
+/// Jobs waiting at most: a full queue refuses new ones instead of growing.
+const CAPACITY: usize = 10_000;
 const MAX_BURST: u32 = 1000;
 const MAX_ATTEMPTS: u32 = 3;
 
-/// One unit of work.
-struct Job {
-    id: u64,
-    attempt: u32,
-    queue: TaskQueue,
+/// A small in-process job queue with metrics.
+#[derive(Parser)]
+struct Args {
+    /// Address to serve `/metrics`, `/debug/…` and `POST /enqueue` on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: String,
+    /// Worker tasks running the jobs.
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Jobs the producer enqueues per second (0: only `/enqueue`).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    rate: u32,
 }
 
-/// A cheap deterministic "random" number per job (no RNG dependency).
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x
-}
-
+/// The queues; a job in the channel is the queue it was put on.
 #[derive(Clone)]
 struct Queues {
-    tx: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<TaskQueue>,
     emails: TaskQueue,
     thumbnails: TaskQueue,
-    next_id: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Queues {
-    /// Puts a new job on `queue`; false if the queue is full.
+    /// Puts a job on `queue`; false when the channel is full.
     fn enqueue(&self, queue: &TaskQueue) -> bool {
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let job = Job {
-            id,
-            attempt: 1,
-            queue: queue.clone(),
+        let accepted = self.jobs.try_send(queue.clone()).is_ok();
+        if accepted {
+            queue.enqueued();
+        }
+        accepted
+    }
+}
+
+async fn worker(jobs: Arc<Mutex<mpsc::Receiver<TaskQueue>>>) {
+    loop {
+        // `let … else` drops the lock before the job runs (`while let` would not).
+        let Some(queue) = jobs.lock().await.recv().await else {
+            return;
         };
-        match self.tx.try_send(job) {
-            Ok(()) => {
-                queue.enqueued();
-                true
+        let mut attempt = 1;
+        loop {
+            let task = queue.start(); // a guard: dropped without an end, it counts as failed
+            tokio::time::sleep(Duration::from_millis(rand::random_range(10..200))).await;
+            match rand::random_range(0..10) {
+                0 => break task.fail(),
+                1 | 2 if attempt < MAX_ATTEMPTS => {
+                    task.retry(); // the next attempt is a new `start`
+                    attempt += 1;
+                }
+                _ => break task.complete(),
             }
-            Err(_) => false,
         }
     }
 }
 
-async fn worker(rx: Arc<Mutex<mpsc::Receiver<Job>>>, tx: mpsc::Sender<Job>) {
-    loop {
-        let Some(mut job) = rx.lock().await.recv().await else {
-            return;
+async fn producer(queues: Queues, rate: u32) {
+    if rate == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    for n in 1u64.. {
+        tick.tick().await;
+        let queue = if n % 3 == 0 {
+            &queues.thumbnails
+        } else {
+            &queues.emails
         };
-        let task = job.queue.start();
-        let roll = mix(job.id * 31 + u64::from(job.attempt));
-        tokio::time::sleep(Duration::from_millis(10 + roll % 190)).await;
-        match roll % 10 {
-            0 => task.fail(),
-            1 | 2 if job.attempt < MAX_ATTEMPTS => match tx.try_reserve() {
-                Ok(slot) => {
-                    task.retry();
-                    job.attempt += 1;
-                    slot.send(job);
-                }
-                // No room to put it back: the job fails instead.
-                Err(_) => task.fail(),
-            },
-            _ => task.complete(),
+        if !queues.enqueue(queue) {
+            eprintln!("queue full: job dropped");
         }
     }
 }
@@ -104,24 +109,17 @@ struct Burst {
     n: Option<u32>,
 }
 
+/// `POST /enqueue?queue=emails&n=50`: a burst of jobs.
 async fn enqueue(State(q): State<Queues>, Query(b): Query<Burst>) -> (StatusCode, String) {
     let queue = match b.queue.as_deref() {
         None | Some("emails") => &q.emails,
         Some("thumbnails") => &q.thumbnails,
         Some(other) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("unknown queue {other:?}: emails or thumbnails\n"),
-            );
+            let msg = format!("unknown queue {other:?}: emails or thumbnails\n");
+            return (StatusCode::BAD_REQUEST, msg);
         }
     };
-    let n = b.n.unwrap_or(10);
-    if n > MAX_BURST {
-        return (
-            StatusCode::BAD_REQUEST,
-            format!("n is {n}; at most {MAX_BURST}\n"),
-        );
-    }
+    let n = b.n.unwrap_or(10).min(MAX_BURST);
     let accepted = (0..n).filter(|_| q.enqueue(queue)).count();
     (
         StatusCode::ACCEPTED,
@@ -131,77 +129,35 @@ async fn enqueue(State(q): State<Queues>, Query(b): Query<Burst>) -> (StatusCode
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let mut listen = "127.0.0.1:3000".to_owned();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => match args.next() {
-                Some(a) => listen = a,
-                None => {
-                    return Err(std::io::Error::other(
-                        "--listen needs an address, e.g. 127.0.0.1:3000",
-                    ));
-                }
-            },
-            "--help" | "-h" => {
-                println!("usage: task_queue [--listen ADDR]   (default 127.0.0.1:3000)");
-                return Ok(());
-            }
-            other => {
-                return Err(std::io::Error::other(format!(
-                    "unknown argument {other:?}; try --help"
-                )));
-            }
-        }
-    }
+    let args = Args::parse();
     let metrics = ServerMetrics::new().map_err(std::io::Error::other)?;
-    let tasks = metrics.tasks();
-    let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    let (tx, rx) = mpsc::channel(CAPACITY);
     let queues = Queues {
-        tx: tx.clone(),
-        emails: tasks.queue("emails"),
-        thumbnails: tasks.queue("thumbnails"),
-        next_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        jobs: tx,
+        emails: metrics.tasks().queue("emails"),
+        thumbnails: metrics.tasks().queue("thumbnails"),
     };
     let rx = Arc::new(Mutex::new(rx));
-    for _ in 0..WORKERS {
-        tokio::spawn(worker(rx.clone(), tx.clone()));
+    for _ in 0..args.workers {
+        tokio::spawn(worker(rx.clone()));
     }
-    let producer = queues.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(50));
-        let mut n = 0u64;
-        loop {
-            tick.tick().await;
-            n += 1;
-            let queue = if n % 3 == 0 {
-                &producer.thumbnails
-            } else {
-                &producer.emails
-            };
-            if !producer.enqueue(queue) {
-                eprintln!("queue full: job dropped");
-            }
-        }
-    });
+    tokio::spawn(producer(queues.clone(), args.rate));
 
     let app = Router::new()
         .route("/enqueue", post(enqueue))
         .with_state(queues);
     let app = metrics.instrument(app);
-    let listener = TrackedListener::bind(&listen, &metrics).await?;
-    eprintln!(
-        "task queue demo on http://{} (Ctrl-C stops it)",
-        axum::serve::Listener::local_addr(&listener)?
-    );
-    let signal = async {
+    let listener = TrackedListener::bind(&args.listen, &metrics).await?;
+    let addr = axum::serve::Listener::local_addr(&listener)?;
+    eprintln!("task queue demo on http://{addr} (Ctrl-C stops it)");
+    let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<ConnectionInfo>(),
     )
-    .with_graceful_shutdown(metrics.shutdown_signal(signal))
+    .with_graceful_shutdown(metrics.shutdown_signal(ctrl_c))
     .await?;
     metrics.shutdown_finished();
     Ok(())
