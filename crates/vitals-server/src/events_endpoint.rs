@@ -195,7 +195,7 @@ async fn events(State(state): State<Arc<EventsState>>, RawQuery(query): RawQuery
     // Not an application SSE session: keep its bytes out of the SSE figures.
     response
         .extensions_mut()
-        .insert(crate::layer::OwnEventStream);
+        .insert(crate::record::layer::OwnEventStream);
     response
 }
 

@@ -65,45 +65,38 @@
 //! Metric names are the contract in DESIGN.md ("Server metrics").
 
 mod auth;
-mod connection;
 mod dashboard;
 mod endpoints;
 mod events_endpoint;
-mod extract;
 mod history;
-mod layer;
-mod lifespan;
+mod labels;
 mod metrics;
 mod process;
-mod protocol_errors;
 pub mod push;
+mod record;
 mod runtime;
-mod sse;
-mod tasks;
-mod websocket;
 mod window;
 
 pub use auth::MAX_AUTHORIZATION_LEN;
-pub use connection::{ConnectionInfo, ConnectionState, TrackedIo, TrackedListener};
 pub use endpoints::{DEFAULT_WINDOW, MAX_QUERY_LEN, router};
 pub use events_endpoint::{
     DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS, EVENTS_SUBSCRIBER,
 };
-pub use extract::RouteMetrics;
 pub use history::{DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL};
-pub use layer::{
-    HttpMetrics, HttpMetricsLayer, MeteredBody, OTHER_METHOD, ResponseFuture, UNMATCHED,
-    method_label,
-};
+pub use labels::{OTHER_METHOD, UNMATCHED, method_label};
 pub use metrics::{ServerMetrics, ServerMetricsBuilder};
 pub use process::ProcessCollector;
 pub use push::{
     CallerLayer, FlushReport, PushClient, PushConfig, PushError, parse_traceparent, set_caller,
 };
+pub use record::connection::{ConnectionInfo, ConnectionState, TrackedIo, TrackedListener};
+pub use record::extract::RouteMetrics;
+pub use record::in_flight::MeteredBody;
+pub use record::layer::{HttpMetrics, HttpMetricsLayer, ResponseFuture};
+pub use record::sse::TrackedEventStream;
+pub use record::tasks::{RunningTask, TaskQueue, TaskTracker};
+pub use record::websocket::{TrackedWebSocket, WsMessage};
 pub use runtime::RuntimeCollector;
-pub use sse::TrackedEventStream;
-pub use tasks::{RunningTask, TaskQueue, TaskTracker};
-pub use websocket::{TrackedWebSocket, WsMessage};
 
 impl ServerMetrics {
     /// The tower layer recording HTTP metrics; add it with `Router::layer`.

@@ -77,7 +77,7 @@ pub(crate) struct Handles {
     pub(crate) push: Option<Arc<crate::push::Aggregator>>,
     pub(crate) push_client: Option<crate::push::PushClient>,
     // Task queues.
-    pub(crate) tasks: crate::tasks::TaskFamilies,
+    pub(crate) tasks: crate::record::tasks::TaskFamilies,
     // The debug endpoints.
     pub(crate) debug: DebugOptions,
     pub(crate) credentials: crate::auth::Credentials,
@@ -386,7 +386,7 @@ impl ServerMetricsBuilder {
                 secs("sse_session_duration_seconds", "SSE stream length").buckets(SESSION_BUCKETS),
                 route,
             )?,
-            tasks: crate::tasks::TaskFamilies::register(r, &opts)?,
+            tasks: crate::record::tasks::TaskFamilies::register(r, &opts)?,
             debug: DebugOptions {
                 events_heartbeat: self
                     .events_heartbeat

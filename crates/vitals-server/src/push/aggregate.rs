@@ -37,7 +37,7 @@ static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparen
 /// Route of the series that takes keys past the `max_series` limit (as
 /// `/debug/metrics` names the overflow series).
 const OVERFLOW_ROUTE: &str = "overflow";
-const OVERFLOW_METHOD: &str = crate::OTHER_METHOD;
+const OVERFLOW_METHOD: &str = crate::labels::OTHER_METHOD;
 
 /// Counters of refused or folded push inputs: `vitals_push_rejected_total{reason}`.
 struct Rejections {

@@ -1,8 +1,8 @@
 //! Connection tracking: a listener wrapper for `axum::serve` and an IO
 //! wrapper for any accept loop, counting connections, bytes and idle time.
 
+use super::protocol_errors::WriteSniffer;
 use crate::ServerMetrics;
-use crate::protocol_errors::WriteSniffer;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
