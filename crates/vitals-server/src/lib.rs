@@ -65,19 +65,20 @@
 //! Metric names are the contract in DESIGN.md ("Server metrics").
 
 mod auth;
+mod collect;
 mod dashboard;
 mod endpoints;
 mod events_endpoint;
 mod history;
 mod labels;
 mod metrics;
-mod process;
 pub mod push;
 mod record;
-mod runtime;
 mod window;
 
 pub use auth::MAX_AUTHORIZATION_LEN;
+pub use collect::process::ProcessCollector;
+pub use collect::runtime::RuntimeCollector;
 pub use endpoints::{DEFAULT_WINDOW, MAX_QUERY_LEN, router};
 pub use events_endpoint::{
     DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS, EVENTS_SUBSCRIBER,
@@ -85,7 +86,6 @@ pub use events_endpoint::{
 pub use history::{DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL};
 pub use labels::{OTHER_METHOD, UNMATCHED, method_label};
 pub use metrics::{ServerMetrics, ServerMetricsBuilder};
-pub use process::ProcessCollector;
 pub use push::{
     CallerLayer, FlushReport, PushClient, PushConfig, PushError, parse_traceparent, set_caller,
 };
@@ -96,7 +96,6 @@ pub use record::layer::{HttpMetrics, HttpMetricsLayer, ResponseFuture};
 pub use record::sse::TrackedEventStream;
 pub use record::tasks::{RunningTask, TaskQueue, TaskTracker};
 pub use record::websocket::{TrackedWebSocket, WsMessage};
-pub use runtime::RuntimeCollector;
 
 impl ServerMetrics {
     /// The tower layer recording HTTP metrics; add it with `Router::layer`.

@@ -97,27 +97,6 @@ const SESSION_BUCKETS: &[f64] = &[
     0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
 ];
 
-/// `server_uptime_seconds`, read at scrape time.
-struct Uptime {
-    name: String,
-    started: Instant,
-}
-
-impl vitals::Collector for Uptime {
-    fn collect(&self, visitor: &mut dyn vitals::Visitor) {
-        visitor.family(&vitals::FamilyInfo {
-            name: &self.name,
-            help: "Seconds since the server started",
-            unit: Some(Unit::Seconds),
-            kind: vitals::MetricKind::Gauge,
-        });
-        visitor.float_gauge(
-            &vitals::Labels::empty(),
-            self.started.elapsed().as_secs_f64(),
-        );
-    }
-}
-
 /// Configures and builds [`ServerMetrics`].
 #[derive(Debug, Clone, Default)]
 pub struct ServerMetricsBuilder {
@@ -415,17 +394,17 @@ impl ServerMetricsBuilder {
             started: Instant::now(),
         };
         if !self.without_process {
-            registry.register_collector(crate::ProcessCollector::new());
+            registry.register_collector(crate::collect::process::ProcessCollector::new());
         }
         if !self.without_runtime {
-            if let Some(runtime) = crate::RuntimeCollector::current() {
+            if let Some(runtime) = crate::collect::runtime::RuntimeCollector::current() {
                 registry.register_collector(runtime);
             }
         }
-        registry.register_collector(Uptime {
-            name: name("server_uptime_seconds"),
-            started: handles.started,
-        });
+        registry.register_collector(crate::collect::uptime::Uptime::new(
+            name("server_uptime_seconds"),
+            handles.started,
+        ));
         let mut handles = handles;
         if let Some(config) = &self.push {
             let aggregator = Arc::new(crate::push::Aggregator::new(config, &registry)?);
