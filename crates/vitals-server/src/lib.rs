@@ -64,26 +64,23 @@
 //!
 //! Metric names are the contract in DESIGN.md ("Server metrics").
 
-mod auth;
 mod collect;
-mod dashboard;
 mod endpoints;
-mod events_endpoint;
-mod history;
 mod labels;
 mod metrics;
 pub mod push;
 mod record;
-mod window;
 
-pub use auth::MAX_AUTHORIZATION_LEN;
 pub use collect::process::ProcessCollector;
 pub use collect::runtime::RuntimeCollector;
-pub use endpoints::{DEFAULT_WINDOW, MAX_QUERY_LEN, router};
-pub use events_endpoint::{
+pub use endpoints::auth::MAX_AUTHORIZATION_LEN;
+pub use endpoints::debug_metrics::DEFAULT_WINDOW;
+pub use endpoints::events::{
     DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS, EVENTS_SUBSCRIBER,
 };
-pub use history::{DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL};
+pub use endpoints::history::{DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL};
+pub use endpoints::query::MAX_QUERY_LEN;
+pub use endpoints::router;
 pub use labels::{OTHER_METHOD, UNMATCHED, method_label};
 pub use metrics::{ServerMetrics, ServerMetricsBuilder};
 pub use push::{

@@ -80,8 +80,8 @@ pub(crate) struct Handles {
     pub(crate) tasks: crate::record::tasks::TaskFamilies,
     // The debug endpoints.
     pub(crate) debug: DebugOptions,
-    pub(crate) credentials: crate::auth::Credentials,
-    pub(crate) history: crate::history::History,
+    pub(crate) credentials: crate::endpoints::auth::Credentials,
+    pub(crate) history: crate::endpoints::history::History,
 }
 
 /// Settings of the `/debug/*` endpoints, fixed at build time.
@@ -109,7 +109,7 @@ pub struct ServerMetricsBuilder {
     events_max_clients: Option<usize>,
     events_buffer: Option<usize>,
     history: Option<(Duration, usize)>,
-    credentials: crate::auth::Credentials,
+    credentials: crate::endpoints::auth::Credentials,
     push: Option<crate::push::PushConfig>,
 }
 
@@ -369,22 +369,22 @@ impl ServerMetricsBuilder {
             debug: DebugOptions {
                 events_heartbeat: self
                     .events_heartbeat
-                    .unwrap_or(crate::events_endpoint::DEFAULT_EVENTS_HEARTBEAT),
+                    .unwrap_or(crate::endpoints::events::DEFAULT_EVENTS_HEARTBEAT),
                 events_max_clients: self
                     .events_max_clients
-                    .unwrap_or(crate::events_endpoint::DEFAULT_EVENTS_MAX_CLIENTS),
+                    .unwrap_or(crate::endpoints::events::DEFAULT_EVENTS_MAX_CLIENTS),
                 events_buffer: self
                     .events_buffer
-                    .unwrap_or(crate::events_endpoint::DEFAULT_EVENTS_BUFFER)
+                    .unwrap_or(crate::endpoints::events::DEFAULT_EVENTS_BUFFER)
                     .max(1),
             },
             credentials: self.credentials,
             history: {
                 let (every, capacity) = self.history.unwrap_or((
-                    crate::history::DEFAULT_HISTORY_INTERVAL,
-                    crate::history::DEFAULT_HISTORY_CAPACITY,
+                    crate::endpoints::history::DEFAULT_HISTORY_INTERVAL,
+                    crate::endpoints::history::DEFAULT_HISTORY_CAPACITY,
                 ));
-                crate::history::History::new(every, capacity)
+                crate::endpoints::history::History::new(every, capacity)
             },
             shutdown_began: std::sync::Mutex::new(None),
             push: None,

@@ -230,8 +230,8 @@ fn saturating_i64(v: usize) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use crate::collect::process::tests::{EXPECTED_LINT, promtool_check, python_openmetrics};
     use super::*;
+    use crate::collect::process::tests::{EXPECTED_LINT, promtool_check, python_openmetrics};
     use vitals::{Format, Registry};
 
     fn runtime(workers: usize) -> tokio::runtime::Runtime {
