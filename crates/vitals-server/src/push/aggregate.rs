@@ -18,6 +18,7 @@
 
 use super::PushConfig;
 use super::caller::{INVALID_CALLER, OVERFLOW_CALLER, parse_traceparent, valid_caller};
+use super::ended::{Ended, duration_ms};
 use super::sample::{PendingSample, Sampler};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -116,19 +117,6 @@ struct Reported {
 pub(crate) struct PushRequest {
     caller: Option<Arc<str>>,
     sample: Option<PendingSample>,
-}
-
-/// How a request ended, as the layer saw it.
-pub(crate) struct Ended<'a> {
-    pub(crate) method: &'static str,
-    pub(crate) route: &'a str,
-    pub(crate) status: u16,
-    /// 5xx or a failed handler or body.
-    pub(crate) error: bool,
-    pub(crate) elapsed_secs: f64,
-    /// False for WebSocket upgrades and event streams, which stay out of
-    /// durations and Apdex, as they do in the latency histograms.
-    pub(crate) timed: bool,
 }
 
 impl Series {
@@ -429,12 +417,6 @@ fn truncate(s: &str, max: usize) -> &str {
 
 fn cap(s: &str, max: usize) -> String {
     truncate(s, max).to_owned()
-}
-
-/// Seconds to milliseconds, at most [`MAX_DURATION_MS`](super::MAX_DURATION_MS).
-#[inline]
-pub(crate) fn duration_ms(secs: f64) -> f64 {
-    (secs * 1000.0).min(super::MAX_DURATION_MS)
 }
 
 pub(crate) fn now_unix_ms() -> u64 {

@@ -28,8 +28,9 @@ use vitals::{Counter, Registry};
 
 /// Most labels of one pushed series (the collector refuses more).
 pub const MAX_CUSTOM_LABELS: usize = 32;
-/// Default most custom series per batch (the collector's default limit).
-pub const DEFAULT_MAX_CUSTOM: usize = 1000;
+/// Default most custom series per batch; set with the other push defaults
+/// beside [`PushConfig`](super::PushConfig).
+pub use super::DEFAULT_MAX_CUSTOM;
 
 /// Which families to push: exact names and name prefixes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

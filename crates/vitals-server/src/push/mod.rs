@@ -86,6 +86,7 @@ mod aggregate;
 mod caller;
 mod client;
 pub mod custom;
+mod ended;
 mod sample;
 #[cfg(feature = "push-tls")]
 mod tls;
@@ -96,7 +97,8 @@ pub use caller::{
 };
 pub use client::{FlushReport, PushClient};
 
-pub(crate) use aggregate::{Aggregator, Ended, PushRequest, Series};
+pub(crate) use aggregate::{Aggregator, PushRequest, Series};
+pub(crate) use ended::Ended;
 
 use std::time::Duration;
 
@@ -111,6 +113,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 30;
 pub const DEFAULT_MAX_SERIES: usize = 2000;
 /// Default most distinct callers; more are aggregated as [`OVERFLOW_CALLER`].
 pub const DEFAULT_MAX_CALLERS: usize = 100;
+/// Default most custom series per batch (the collector's default limit).
+pub const DEFAULT_MAX_CUSTOM: usize = 1000;
 /// Longest sampled path kept, in bytes (longer ones are cut at a character
 /// boundary).
 pub const MAX_SAMPLED_PATH_LEN: usize = 256;
@@ -255,7 +259,7 @@ impl PushConfig {
             #[cfg(feature = "push-tls")]
             tls: tls::TlsSettings::new()?,
             custom: custom::CustomSelection {
-                max: custom::DEFAULT_MAX_CUSTOM,
+                max: DEFAULT_MAX_CUSTOM,
                 ..Default::default()
             },
         })
