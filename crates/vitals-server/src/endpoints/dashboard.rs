@@ -7,7 +7,7 @@
 //! live on `events` when the server has them.
 
 use super::query;
-use crate::ServerMetrics;
+use crate::server_metrics::ServerMetrics;
 use axum::extract::RawQuery;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

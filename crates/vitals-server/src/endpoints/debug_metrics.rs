@@ -1,21 +1,18 @@
 //! `GET /debug/metrics`: the server's figures as JSON, with rates and
-//! percentiles over the last [`DEFAULT_WINDOW`] and an optional `?route=`
+//! percentiles over the last
+//! [`DEFAULT_WINDOW`](crate::builder::DEFAULT_WINDOW) and an optional `?route=`
 //! filter (see the crate docs, "Debug endpoints").
 
 use super::history;
 use super::query::{Query, QueryError};
 use super::window::{Delta, Reading, RouteTotals, TaskTotals, Window};
-use crate::ServerMetrics;
+use crate::server_metrics::ServerMetrics;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 use vitals::Sketch;
-
-/// Default window for rates and percentiles in `/debug/metrics`.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
 /// The metrics and the reads the window is measured between.
 struct DebugState {
@@ -23,13 +20,12 @@ struct DebugState {
     window: Window,
 }
 
-/// The router serving `/debug/metrics`. Rates cover the last
-/// [`DEFAULT_WINDOW`], measured between the reads each request takes (and
-/// one taken now).
+/// The router serving `/debug/metrics`. Rates cover the configured window,
+/// measured between the reads each request takes (and one taken now).
 pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
     let state = Arc::new(DebugState {
         metrics: metrics.clone(),
-        window: Window::new(DEFAULT_WINDOW),
+        window: Window::new(metrics.inner.debug.window),
     });
     state.window.push(Reading::take(metrics));
     axum::Router::new()
@@ -251,8 +247,8 @@ async fn debug_metrics(
             "bytes_sent": sum_family(&m.sse_bytes),
         },
         "workers": {
-            "active": m.workers_active.get(),
-            "spawns_total": m.worker_spawns.get(),
+            "active": m.lifespan.workers_active.get(),
+            "spawns_total": m.lifespan.worker_spawns.get(),
         },
         "tasks": tasks_section(&now, &delta, &state.metrics),
         "routes": routes,

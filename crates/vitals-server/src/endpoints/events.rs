@@ -34,8 +34,8 @@
 
 use super::history;
 use super::query::{Query, QueryError};
-use crate::ServerMetrics;
 use crate::record::layer::OwnEventStream;
+use crate::server_metrics::ServerMetrics;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseFrame, KeepAlive, Sse};
@@ -48,15 +48,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
 use vitals::{Event, LifespanPhase, SharedEvent, Subscription};
 
-/// Default interval of the `: heartbeat` comment.
-pub const DEFAULT_EVENTS_HEARTBEAT: Duration = Duration::from_secs(15);
-/// Default cap on concurrent `/debug/events` clients.
-pub const DEFAULT_EVENTS_MAX_CLIENTS: usize = 16;
-/// Default per-client buffer, in events.
-pub const DEFAULT_EVENTS_BUFFER: usize = 1024;
 /// The subscriber name each client's drops are counted under.
 pub const EVENTS_SUBSCRIBER: &str = "debug_events";
 

@@ -15,7 +15,7 @@
 
 use super::query::{Query, QueryError};
 use super::window::{Delta, Reading, diff};
-use crate::ServerMetrics;
+use crate::server_metrics::{Handles, ServerMetrics};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -25,11 +25,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vitals::Sketch;
-
-/// Default time between two history points.
-pub const DEFAULT_HISTORY_INTERVAL: Duration = Duration::from_secs(1);
-/// Default number of points kept (15 minutes at one per second).
-pub const DEFAULT_HISTORY_CAPACITY: usize = 900;
 
 /// One history point: the state at `t_ms` and what happened in the
 /// interval before it. Field names are the `/debug/history` contract.
@@ -171,7 +166,7 @@ pub(crate) fn ensure_sampler(metrics: &ServerMetrics) {
 }
 
 /// The sampling loop: holds the metrics only while it takes a sample.
-fn sample(weak: Weak<crate::metrics::Handles>, mut previous: Reading, every: Duration) {
+fn sample(weak: Weak<Handles>, mut previous: Reading, every: Duration) {
     let mut next = std::time::Instant::now() + every;
     loop {
         let now = std::time::Instant::now();

@@ -1,7 +1,7 @@
 //! `GET /metrics`: the registry in the format the scraper's `Accept`
 //! header asks for (Prometheus text, OpenMetrics).
 
-use crate::ServerMetrics;
+use crate::server_metrics::ServerMetrics;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};

@@ -7,7 +7,7 @@
 //! Nothing runs in the background, so an idle server pays nothing. Sketches subtract bucket by bucket, so windowed percentiles are
 //! exact to the sketch's 1 %, never averages of percentiles.
 
-use crate::ServerMetrics;
+use crate::server_metrics::ServerMetrics;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -48,7 +48,7 @@ struct Rejections {
     traceparent_invalid: Counter,
 }
 
-/// The shared accumulator; one per [`ServerMetrics`](crate::ServerMetrics)
+/// The shared accumulator; one per [`ServerMetrics`](crate::server_metrics::ServerMetrics)
 /// with push configured.
 pub(crate) struct Aggregator {
     apdex_t_ms: f64,

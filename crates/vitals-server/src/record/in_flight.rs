@@ -5,8 +5,8 @@
 //! is recorded exactly once, here.
 
 use super::connection::{ConnectionInfo, ConnectionState};
-use crate::ServerMetrics;
 use crate::labels::{UNMATCHED, method_label};
+use crate::server_metrics::ServerMetrics;
 use axum::extract::{ConnectInfo, MatchedPath};
 use bytes::Buf;
 use http::{Request, Version};

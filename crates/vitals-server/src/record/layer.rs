@@ -4,7 +4,7 @@
 //! recorded.
 
 use super::in_flight::{InFlight, Kind, MeteredBody, Outcome, RouteCache};
-use crate::ServerMetrics;
+use crate::server_metrics::ServerMetrics;
 use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;

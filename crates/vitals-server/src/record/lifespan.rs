@@ -1,99 +1,111 @@
-//! Start-up and shut-down timing, uptime, and worker accounting.
+//! Start-up and shut-down timing and worker accounting: the
+//! `server_lifespan_*` and `server_worker*` families and the lifespan and
+//! worker events. [`ServerMetrics`](crate::server_metrics::ServerMetrics)
+//! exposes them as `startup_finished`, `shutdown_signal`,
+//! `shutdown_started`, `shutdown_finished`, `worker_spawned` and
+//! `worker_exited`.
 
-use crate::ServerMetrics;
-use std::future::Future;
-use std::sync::PoisonError;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
-use vitals::{Event, LifespanPhase};
+use vitals::{Event, EventBus, FloatGauge, Gauge, LifespanPhase, Options, Registry, Unit};
 
-impl ServerMetrics {
-    /// Records that start-up (binding, loading config, warming caches)
-    /// finished: `server_lifespan_startup_seconds` becomes the time since
-    /// `began`, and a lifespan event is emitted.
-    pub fn startup_finished(&self, began: Instant) {
+/// The lifespan and worker handles, registered with the server metrics.
+pub(crate) struct Lifespan {
+    pub(crate) startup_seconds: FloatGauge,
+    pub(crate) shutdown_seconds: FloatGauge,
+    /// When shut-down started (set once).
+    shutdown_began: Mutex<Option<Instant>>,
+    pub(crate) workers_active: Gauge,
+    pub(crate) worker_spawns: vitals::Counter,
+}
+
+impl Lifespan {
+    /// Registers the families; `opts` applies the namespace and the limit.
+    pub(crate) fn register(
+        r: &Registry,
+        opts: &dyn Fn(&str, &str) -> Options,
+    ) -> Result<Self, vitals::Error> {
+        let secs = |n: &str, help: &str| opts(n, help).unit(Unit::Seconds);
+        // Registered in this order, which is the order of the exposition.
+        Ok(Lifespan {
+            workers_active: r.gauge(opts("server_workers_active", "Worker processes running"))?,
+            worker_spawns: r.counter(opts(
+                "server_worker_spawns_total",
+                "Worker processes started",
+            ))?,
+            startup_seconds: r.float_gauge(secs(
+                "server_lifespan_startup_seconds",
+                "Time the start-up phase took",
+            ))?,
+            shutdown_seconds: r.float_gauge(secs(
+                "server_lifespan_shutdown_seconds",
+                "Time the shut-down phase took",
+            ))?,
+            shutdown_began: Mutex::new(None),
+        })
+    }
+
+    /// Start-up finished: its gauge becomes the time since `began`.
+    pub(crate) fn startup_finished(&self, events: &EventBus, began: Instant) {
         let secs = began.elapsed().as_secs_f64();
-        self.inner.startup_seconds.set(secs);
-        self.events().emit_with(|| Event::Lifespan {
+        self.startup_seconds.set(secs);
+        events.emit_with(|| Event::Lifespan {
             phase: LifespanPhase::Startup,
             duration_secs: secs,
         });
     }
 
-    /// Wraps a shutdown signal for `with_graceful_shutdown`: when `signal`
-    /// completes the shut-down clock starts. Call
-    /// [`shutdown_finished`](Self::shutdown_finished) once `serve` returns.
-    ///
-    /// ```no_run
-    /// # async fn run(metrics: vitals_server::ServerMetrics, listener: vitals_server::TrackedListener, app: axum::Router) -> std::io::Result<()> {
-    /// let signal = async { let _ = tokio::signal::ctrl_c().await; };
-    /// axum::serve(listener, app)
-    ///     .with_graceful_shutdown(metrics.shutdown_signal(signal))
-    ///     .await?;
-    /// metrics.shutdown_finished();
-    /// # Ok(()) }
-    /// ```
-    pub fn shutdown_signal<F>(&self, signal: F) -> impl Future<Output = ()> + Send + 'static
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let metrics = self.clone();
-        async move {
-            signal.await;
-            metrics.shutdown_started();
-        }
-    }
-
-    /// Starts the shut-down clock (done for you by
-    /// [`shutdown_signal`](Self::shutdown_signal)).
-    pub fn shutdown_started(&self) {
-        self.inner
-            .shutdown_began
+    /// Starts the shut-down clock (once; later calls keep the first time).
+    pub(crate) fn shutdown_started(&self, events: &EventBus) {
+        self.shutdown_began
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_or_insert_with(Instant::now);
         // The lock is released: a callback may read the lifespan state.
-        self.events().emit_with(|| Event::Lifespan {
+        events.emit_with(|| Event::Lifespan {
             phase: LifespanPhase::ShutdownStarted,
             duration_secs: 0.0,
         });
     }
 
-    /// Records that shut-down finished: `server_lifespan_shutdown_seconds`
-    /// becomes the time since it started (0 if it never started).
-    pub fn shutdown_finished(&self) {
+    /// Shut-down finished: its gauge becomes the time since it started (0
+    /// if it never started).
+    pub(crate) fn shutdown_finished(&self, events: &EventBus) {
         let began = *self
-            .inner
             .shutdown_began
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let secs = began.map_or(0.0, |b| b.elapsed().as_secs_f64());
-        self.inner.shutdown_seconds.set(secs);
-        self.events().emit_with(|| Event::Lifespan {
+        self.shutdown_seconds.set(secs);
+        events.emit_with(|| Event::Lifespan {
             phase: LifespanPhase::Shutdown,
             duration_secs: secs,
         });
     }
 
-    /// A worker (process or thread) started: counts a spawn and one more
-    /// active worker. Fed by the prefork supervisor.
-    pub fn worker_spawned(&self, worker: u32, pid: Option<u32>) {
-        self.inner.worker_spawns.inc();
-        self.inner.workers_active.inc();
-        self.events()
-            .emit_with(|| Event::WorkerSpawned { worker, pid });
+    /// A worker started: one spawn and one more active worker.
+    pub(crate) fn worker_spawned(&self, events: &EventBus, worker: u32, pid: Option<u32>) {
+        self.worker_spawns.inc();
+        self.workers_active.inc();
+        events.emit_with(|| Event::WorkerSpawned { worker, pid });
     }
 
-    /// A worker exited.
-    pub fn worker_exited(&self, worker: u32, pid: Option<u32>, code: Option<i32>) {
-        self.inner.workers_active.dec();
-        self.events()
-            .emit_with(|| Event::WorkerExited { worker, pid, code });
+    /// A worker exited: one active worker fewer.
+    pub(crate) fn worker_exited(
+        &self,
+        events: &EventBus,
+        worker: u32,
+        pid: Option<u32>,
+        code: Option<i32>,
+    ) {
+        self.workers_active.dec();
+        events.emit_with(|| Event::WorkerExited { worker, pid, code });
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::ServerMetrics;
+    use crate::server_metrics::ServerMetrics;
     use std::time::{Duration, Instant};
 
     #[tokio::test]
