@@ -16,9 +16,10 @@
 //!
 //! The request sample is in [`super::sample`].
 
-use super::PushConfig;
 use super::caller::{INVALID_CALLER, OVERFLOW_CALLER, parse_traceparent, valid_caller};
+use super::config::PushConfig;
 use super::ended::{Ended, duration_ms};
+use super::limits::{MAX_ROUTE_LEN, MAX_SAMPLED_PATH_LEN};
 use super::sample::{PendingSample, Sampler};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -272,7 +273,7 @@ impl Aggregator {
                 epoch,
                 slot,
                 timestamp_unix_ms: now_unix_ms(),
-                path: cap(req.uri().path(), super::MAX_SAMPLED_PATH_LEN),
+                path: cap(req.uri().path(), MAX_SAMPLED_PATH_LEN),
                 trace_id,
             }
         });
@@ -318,7 +319,7 @@ impl Aggregator {
     ) {
         // The collector refuses a batch holding a longer route; cut it here
         // (no allocation), before the lookup, so the key stays stable.
-        e.route = truncate(e.route, super::MAX_ROUTE_LEN);
+        e.route = truncate(e.route, MAX_ROUTE_LEN);
         let class = (e.status / 100).clamp(1, 5) as u8;
         let caller = req.as_ref().and_then(|r| r.caller.as_ref());
         match cache
@@ -492,17 +493,14 @@ mod tests {
         a.finish(&cache, a.begin(&req(None)), ended("/a", 700, 1.0));
         let (routes, samples) = a.take();
         let cut = routes.iter().find(|r| r.route.starts_with("/r")).unwrap();
-        assert_eq!(
-            (cut.route.len(), cut.count),
-            (super::super::MAX_ROUTE_LEN, 2)
-        );
+        assert_eq!((cut.route.len(), cut.count), (super::MAX_ROUTE_LEN, 2));
         let slow = routes
             .iter()
             .find(|r| r.route == "/a" && r.status_class == 2)
             .unwrap();
         let max = slow.duration_ms.quantile(1.0).unwrap();
-        assert!(max <= super::super::MAX_DURATION_MS * 1.01, "{max}");
-        assert_eq!(slow.duration_ms.sum(), super::super::MAX_DURATION_MS);
+        assert!(max <= crate::push::limits::MAX_DURATION_MS * 1.01, "{max}");
+        assert_eq!(slow.duration_ms.sum(), crate::push::limits::MAX_DURATION_MS);
         // Status 700 is aggregated (as 5xx) but not sampled.
         assert_eq!(
             routes.iter().find(|r| r.status_class == 5).unwrap().count,

@@ -1,6 +1,8 @@
 //! A request as it ended, which both the aggregates ([`super::aggregate`])
 //! and the request sample ([`super::sample`]) record.
 
+use super::limits::MAX_DURATION_MS;
+
 /// How a request ended, as the layer saw it.
 pub(crate) struct Ended<'a> {
     pub(crate) method: &'static str,
@@ -14,8 +16,8 @@ pub(crate) struct Ended<'a> {
     pub(crate) timed: bool,
 }
 
-/// Seconds to milliseconds, at most [`MAX_DURATION_MS`](super::MAX_DURATION_MS).
+/// Seconds to milliseconds, at most [`MAX_DURATION_MS`].
 #[inline]
 pub(crate) fn duration_ms(secs: f64) -> f64 {
-    (secs * 1000.0).min(super::MAX_DURATION_MS)
+    (secs * 1000.0).min(MAX_DURATION_MS)
 }
