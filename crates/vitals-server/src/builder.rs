@@ -184,13 +184,17 @@ impl ServerMetricsBuilder {
                 "server_connections_peer_closed_total",
                 "Connections the peer closed while a request was in flight",
             ))?,
-            bytes_sent: r.counter(
-                opts("server_bytes_sent_total", "Bytes written to connections").unit(Unit::Bytes),
-            )?,
-            bytes_received: r.counter(
-                opts("server_bytes_received_total", "Bytes read from connections")
-                    .unit(Unit::Bytes),
-            )?,
+            // The byte counters carry no unit: with one the exposed name
+            // would have to end in `_bytes` (`server_bytes_sent_bytes_total`),
+            // and the contract's names end in `_sent_total` / `_received_total`.
+            bytes_sent: r.counter(opts(
+                "server_bytes_sent_total",
+                "Bytes written to connections",
+            ))?,
+            bytes_received: r.counter(opts(
+                "server_bytes_received_total",
+                "Bytes read from connections",
+            ))?,
             streams_total: r.counter(opts("server_streams_total", "HTTP/2 streams opened"))?,
             streams_active: r.gauge(opts("server_streams_active", "HTTP/2 streams open now"))?,
             lifespan: Lifespan::register(r, &opts)?,
@@ -256,13 +260,11 @@ impl ServerMetricsBuilder {
                 opts(
                     "websocket_bytes_received_total",
                     "WebSocket payload bytes received",
-                )
-                .unit(Unit::Bytes),
+                ),
                 route,
             )?,
             ws_bytes_sent: r.counter_vec(
-                opts("websocket_bytes_sent_total", "WebSocket payload bytes sent")
-                    .unit(Unit::Bytes),
+                opts("websocket_bytes_sent_total", "WebSocket payload bytes sent"),
                 route,
             )?,
             ws_duration: r.histogram_vec(
@@ -287,10 +289,7 @@ impl ServerMetricsBuilder {
                 route,
             )?,
             sse_events: r.counter_vec(opts("sse_events_sent_total", "SSE events sent"), route)?,
-            sse_bytes: r.counter_vec(
-                opts("sse_bytes_sent_total", "SSE bytes sent").unit(Unit::Bytes),
-                route,
-            )?,
+            sse_bytes: r.counter_vec(opts("sse_bytes_sent_total", "SSE bytes sent"), route)?,
             sse_duration: r.histogram_vec(
                 secs("sse_session_duration_seconds", "SSE stream length").buckets(SESSION_BUCKETS),
                 route,

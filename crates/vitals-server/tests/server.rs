@@ -190,7 +190,7 @@ async fn exact_counts_per_route_template() {
     assert!(!text.contains("/users/1\""), "{text}");
     assert!(!text.contains("/no/such/path"), "{text}");
     assert!(value(&snap, "server_connections", &[]).unwrap() >= 1);
-    assert!(value(&snap, "server_bytes_received_bytes", &[]).unwrap() > 0);
+    assert!(value(&snap, "server_bytes_received", &[]).unwrap() > 0);
 }
 
 #[tokio::test]
@@ -343,11 +343,8 @@ async fn websocket_messages_bytes_and_close_code() {
     assert_eq!(value(&snap, "websocket_connections", &route), Some(1));
     assert_eq!(value(&snap, "websocket_messages_received", &route), Some(3));
     assert_eq!(value(&snap, "websocket_messages_sent", &route), Some(3));
-    assert_eq!(
-        value(&snap, "websocket_bytes_received_bytes", &route),
-        Some(12)
-    );
-    assert_eq!(value(&snap, "websocket_bytes_sent_bytes", &route), Some(12));
+    assert_eq!(value(&snap, "websocket_bytes_received", &route), Some(12));
+    assert_eq!(value(&snap, "websocket_bytes_sent", &route), Some(12));
     assert_eq!(
         value(
             &snap,
@@ -409,7 +406,7 @@ async fn sse_events_and_bytes() {
     assert_eq!(value(&snap, "sse_connections", &route), Some(1));
     assert_eq!(value(&snap, "sse_events_sent", &route), Some(5));
     let sent = bytes.load(std::sync::atomic::Ordering::Relaxed) as i128;
-    assert_eq!(value(&snap, "sse_bytes_sent_bytes", &route), Some(sent));
+    assert_eq!(value(&snap, "sse_bytes_sent", &route), Some(sent));
     assert_eq!(
         value(&snap, "sse_session_duration_seconds", &route),
         Some(1)
@@ -606,11 +603,32 @@ async fn metrics_endpoint_negotiates_format_and_namespace_applies() {
         body.contains("# TYPE pagi_server_uptime_seconds gauge"),
         "{body}"
     );
+    // Byte counters are named as the contract says, the unit not doubled.
+    assert!(
+        body.contains("# TYPE pagi_server_bytes_sent counter\n")
+            && body.contains("\npagi_server_bytes_sent_total ")
+            && body.contains("\npagi_server_bytes_received_total "),
+        "{body}"
+    );
+    assert!(!body.contains("_bytes_total"), "{body}");
     let (_, text) = get_body(&s, "/metrics").await;
     assert!(
         text.contains("# TYPE pagi_server_connections_total counter"),
         "{text}"
     );
+    for name in [
+        "pagi_server_bytes_sent_total",
+        "pagi_server_bytes_received_total",
+        "pagi_websocket_bytes_received_total",
+        "pagi_websocket_bytes_sent_total",
+        "pagi_sse_bytes_sent_total",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} counter\n")),
+            "{name}:\n{text}"
+        );
+    }
+    assert!(!text.contains("_bytes_total"), "{text}");
     // Process and runtime figures are read at scrape time (not namespaced:
     // they are the standard names every exporter uses).
     for name in [
