@@ -31,7 +31,10 @@
 //!
 //! ## Debug endpoints
 //!
-//! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics`,
+//! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics` (JSON;
+//! `?route=` keeps one route, the one filter there is: this version has no
+//! per-server or per-worker view, and refuses `?server=` and `?worker=` with
+//! a 400 rather than answer unfiltered),
 //! `/debug/events` (the event bus as SSE, with a `?types=` filter, a
 //! per-client buffer where a slow client loses events, counted, and a cap
 //! on clients answered 503) and `/debug/history` (per-second points of the

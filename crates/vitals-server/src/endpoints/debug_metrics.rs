@@ -39,24 +39,25 @@ struct Filters {
     route: Option<String>,
 }
 
+/// The filters there are, as a 400 lists them.
+const KNOWN_FILTERS: &[&str] = &["route"];
+
+/// Filters a client may still send that this version does not have: a
+/// 400, so nobody mistakes the unfiltered answer for a filtered one.
+const UNAVAILABLE_FILTERS: &[&str] = &["server", "worker"];
+
 fn parse_filters(raw: Option<&str>) -> Result<Filters, QueryError> {
     let query = Query::parse(raw)?;
-    query.each_name_once()?;
-    // This process is server 0; the prefork view adds more.
-    if let Some(server) = query.once("server")? {
-        if server != "0" {
+    for name in UNAVAILABLE_FILTERS {
+        if query.once(name)?.is_some() {
             return Err(QueryError::new(format!(
-                "unknown server {server:?}: this process serves server 0 only"
+                "filter {name:?} is not available in this version: /debug/metrics shows \
+                 this process as a whole; leave {name:?} out"
             ))
-            .with("known_servers", json!([0])));
+            .with("known_filters", KNOWN_FILTERS));
         }
     }
-    if let Some(worker) = query.once("worker")? {
-        return Err(QueryError::new(format!(
-            "unknown worker {worker:?}: this server runs no worker processes"
-        ))
-        .with("known_workers", json!([])));
-    }
+    query.each_name_once()?;
     // Parameters that are not filters (the dashboard's own, say) are
     // accepted as they are.
     Ok(Filters {
@@ -255,4 +256,24 @@ async fn debug_metrics(
         "custom": [],
     });
     axum::Json(body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_route_filter_is_there() {
+        let f = parse_filters(Some("route=%2Fa&live=1")).unwrap();
+        assert_eq!(f.route.as_deref(), Some("/a"));
+        assert!(parse_filters(None).unwrap().route.is_none());
+        for raw in ["server=0", "worker=1", "route=%2Fa&server=1", "worker="] {
+            let refused = parse_filters(Some(raw)).unwrap_err();
+            assert!(
+                refused.message().contains("not available in this version"),
+                "{raw}: {refused:?}"
+            );
+        }
+        assert!(parse_filters(Some("route=a&route=b")).is_err());
+    }
 }
