@@ -7,7 +7,8 @@
   'use strict';
 
   const params = new URLSearchParams(location.search);
-  const FILTER_KEYS = ['route', 'server', 'worker'];
+  // The filters /debug/metrics has; the page forwards these and no others.
+  const FILTER_KEYS = ['route'];
   const DEFAULT_INTERVAL_MS = 1500;
   const LIVE_REFRESH_MIN_MS = 1000; // live: the JSON at most this often
   const LIVE_IDLE_REFRESH_MS = 5000; // live: and at least this often

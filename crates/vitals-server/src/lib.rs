@@ -31,7 +31,10 @@
 //!
 //! ## Debug endpoints
 //!
-//! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics`,
+//! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics` (JSON;
+//! `?route=` keeps one route, the one filter there is: this version has no
+//! per-server or per-worker view, and refuses `?server=` and `?worker=` with
+//! a 400 rather than answer unfiltered),
 //! `/debug/events` (the event bus as SSE, with a `?types=` filter, a
 //! per-client buffer where a slow client loses events, counted, and a cap
 //! on clients answered 503) and `/debug/history` (per-second points of the
@@ -62,65 +65,63 @@
 //! (`task_*{queue}` metrics, `task` events, the `tasks` section of
 //! `/debug/metrics`); see `examples/task_queue.rs`.
 //!
-//! Metric names are the contract in DESIGN.md ("Server metrics").
+//! Metric names are the contract in docs/ARCHITECTURE.md ("Server
+//! metrics"); the JSON of the `/debug/*` endpoints is its "Debug endpoints".
+//!
+//! ## Where things live
+//! - The handle and its API: [`ServerMetrics`] (`server_metrics.rs`, every
+//!   public method in one place) and [`ServerMetricsBuilder`]
+//!   (`builder.rs`: every setting and `DEFAULT_*`, and the registration of
+//!   every metric name).
+//! - Recorded as things happen, `record/`: the layer and one request's
+//!   record ([`HttpMetricsLayer`], [`MeteredBody`]), connections
+//!   ([`TrackedListener`], [`TrackedIo`]) and the protocol errors read off
+//!   the wire, WebSocket and SSE sessions ([`RouteMetrics`],
+//!   [`TrackedWebSocket`], [`TrackedEventStream`]), task queues
+//!   ([`TaskTracker`]), lifespan and workers.
+//! - Read at scrape time, `collect/`: [`ProcessCollector`],
+//!   [`RuntimeCollector`], the uptime gauge.
+//! - Served, `endpoints/`: the [`router`] of `/metrics`, `/debug/metrics`
+//!   (and the rate window behind it), `/debug/events`, `/debug/history`, the
+//!   dashboard (its page is in `assets/`), access control, and the one
+//!   query-string parser they share.
+//! - Pushed, [`push`]: per-interval aggregates sent to a collector.
+//! - Shared label values: [`method_label`], [`UNMATCHED`].
+//!
+//! A request's `route` is followed from [`MatchedPath`] in the layer
+//! (`record/in_flight.rs`) to the `http_server_*` families registered in
+//! `builder.rs`, the exposition (`endpoints/metrics_text.rs`) and the JSON
+//! (`endpoints/window.rs`, `endpoints/debug_metrics.rs`).
+//!
+//! [`MatchedPath`]: axum::extract::MatchedPath
 
-mod auth;
-mod connection;
-mod dashboard;
+mod builder;
+mod collect;
 mod endpoints;
-mod events_endpoint;
-mod extract;
-mod history;
-mod layer;
-mod lifespan;
-mod metrics;
-mod process;
-mod protocol_errors;
+mod labels;
 pub mod push;
-mod runtime;
-mod sse;
-mod tasks;
-mod websocket;
-mod window;
+mod record;
+mod server_metrics;
 
-pub use auth::MAX_AUTHORIZATION_LEN;
-pub use connection::{ConnectionInfo, ConnectionState, TrackedIo, TrackedListener};
-pub use endpoints::{DEFAULT_WINDOW, MAX_QUERY_LEN, router};
-pub use events_endpoint::{
-    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS, EVENTS_SUBSCRIBER,
+pub use builder::{
+    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
+    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW, ServerMetricsBuilder,
 };
-pub use extract::RouteMetrics;
-pub use history::{DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL};
-pub use layer::{
-    HttpMetrics, HttpMetricsLayer, MeteredBody, OTHER_METHOD, ResponseFuture, UNMATCHED,
-    method_label,
-};
-pub use metrics::{ServerMetrics, ServerMetricsBuilder};
-pub use process::ProcessCollector;
+pub use collect::process::ProcessCollector;
+pub use collect::runtime::RuntimeCollector;
+pub use endpoints::auth::MAX_AUTHORIZATION_LEN;
+pub use endpoints::events::EVENTS_SUBSCRIBER;
+pub use endpoints::query::MAX_QUERY_LEN;
+pub use endpoints::router;
+pub use labels::{OTHER_METHOD, UNMATCHED, method_label};
 pub use push::{
     CallerLayer, FlushReport, PushClient, PushConfig, PushError, parse_traceparent, set_caller,
 };
-pub use runtime::RuntimeCollector;
-pub use sse::TrackedEventStream;
-pub use tasks::{RunningTask, TaskQueue, TaskTracker};
-pub use websocket::{TrackedWebSocket, WsMessage};
-
-impl ServerMetrics {
-    /// The tower layer recording HTTP metrics; add it with `Router::layer`.
-    pub fn layer(&self) -> HttpMetricsLayer {
-        HttpMetricsLayer::new(self)
-    }
-
-    /// The `/metrics`, `/debug/metrics`, `/debug/events`, `/debug/history`
-    /// and `/debug/` (the dashboard) router, to `merge` into the app
-    /// (behind the credentials, if the builder set any).
-    pub fn endpoints(&self) -> axum::Router {
-        router(self)
-    }
-
-    /// Merges the endpoints into `app` and adds the layer over everything,
-    /// including the fallback that answers unmatched requests.
-    pub fn instrument(&self, app: axum::Router) -> axum::Router {
-        app.merge(self.endpoints()).layer(self.layer())
-    }
-}
+pub use record::connection::{ConnectionInfo, ConnectionState, TrackedIo, TrackedListener};
+pub use record::extract::RouteMetrics;
+pub use record::in_flight::MeteredBody;
+pub use record::layer::{HttpMetrics, HttpMetricsLayer, ResponseFuture};
+pub use record::sse::TrackedEventStream;
+pub use record::tasks::{RunningTask, TaskQueue, TaskTracker};
+pub use record::websocket::{TrackedWebSocket, WsMessage};
+pub use server_metrics::ServerMetrics;

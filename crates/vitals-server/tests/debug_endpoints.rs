@@ -237,9 +237,9 @@ async fn events_stream_carries_exactly_what_happened_in_order() {
     // The events stream itself is not an application SSE session: its
     // bytes stay out of the SSE figures, while /sse's are there.
     let snap = s.registry.snapshot();
-    assert!(value(&snap, "sse_bytes_sent_bytes", &[("route", "/sse")]).unwrap_or(0) > 0);
+    assert!(value(&snap, "sse_bytes_sent", &[("route", "/sse")]).unwrap_or(0) > 0);
     assert_eq!(
-        value(&snap, "sse_bytes_sent_bytes", &[("route", "/debug/events")]),
+        value(&snap, "sse_bytes_sent", &[("route", "/debug/events")]),
         None
     );
 }

@@ -76,5 +76,5 @@ async fn hyper_util_loop_reports_connections_requests_and_protocol_errors() {
     .await;
     assert_eq!(int(&snap, "server_connections", &[]), Some(2));
     assert_eq!(int(&snap, "server_connections_idle", &[]), Some(0));
-    assert!(int(&snap, "server_bytes_sent_bytes", &[]).unwrap() > 100);
+    assert!(int(&snap, "server_bytes_sent", &[]).unwrap() > 100);
 }

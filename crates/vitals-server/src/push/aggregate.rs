@@ -16,8 +16,10 @@
 //!
 //! The request sample is in [`super::sample`].
 
-use super::PushConfig;
 use super::caller::{INVALID_CALLER, OVERFLOW_CALLER, parse_traceparent, valid_caller};
+use super::config::PushConfig;
+use super::ended::{Ended, duration_ms};
+use super::limits::{MAX_ROUTE_LEN, MAX_SAMPLED_PATH_LEN};
 use super::sample::{PendingSample, Sampler};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -37,7 +39,7 @@ static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparen
 /// Route of the series that takes keys past the `max_series` limit (as
 /// `/debug/metrics` names the overflow series).
 const OVERFLOW_ROUTE: &str = "overflow";
-const OVERFLOW_METHOD: &str = crate::OTHER_METHOD;
+const OVERFLOW_METHOD: &str = crate::labels::OTHER_METHOD;
 
 /// Counters of refused or folded push inputs: `vitals_push_rejected_total{reason}`.
 struct Rejections {
@@ -47,7 +49,7 @@ struct Rejections {
     traceparent_invalid: Counter,
 }
 
-/// The shared accumulator; one per [`ServerMetrics`](crate::ServerMetrics)
+/// The shared accumulator; one per [`ServerMetrics`](crate::server_metrics::ServerMetrics)
 /// with push configured.
 pub(crate) struct Aggregator {
     apdex_t_ms: f64,
@@ -116,19 +118,6 @@ struct Reported {
 pub(crate) struct PushRequest {
     caller: Option<Arc<str>>,
     sample: Option<PendingSample>,
-}
-
-/// How a request ended, as the layer saw it.
-pub(crate) struct Ended<'a> {
-    pub(crate) method: &'static str,
-    pub(crate) route: &'a str,
-    pub(crate) status: u16,
-    /// 5xx or a failed handler or body.
-    pub(crate) error: bool,
-    pub(crate) elapsed_secs: f64,
-    /// False for WebSocket upgrades and event streams, which stay out of
-    /// durations and Apdex, as they do in the latency histograms.
-    pub(crate) timed: bool,
 }
 
 impl Series {
@@ -284,7 +273,7 @@ impl Aggregator {
                 epoch,
                 slot,
                 timestamp_unix_ms: now_unix_ms(),
-                path: cap(req.uri().path(), super::MAX_SAMPLED_PATH_LEN),
+                path: cap(req.uri().path(), MAX_SAMPLED_PATH_LEN),
                 trace_id,
             }
         });
@@ -330,7 +319,7 @@ impl Aggregator {
     ) {
         // The collector refuses a batch holding a longer route; cut it here
         // (no allocation), before the lookup, so the key stays stable.
-        e.route = truncate(e.route, super::MAX_ROUTE_LEN);
+        e.route = truncate(e.route, MAX_ROUTE_LEN);
         let class = (e.status / 100).clamp(1, 5) as u8;
         let caller = req.as_ref().and_then(|r| r.caller.as_ref());
         match cache
@@ -431,12 +420,6 @@ fn cap(s: &str, max: usize) -> String {
     truncate(s, max).to_owned()
 }
 
-/// Seconds to milliseconds, at most [`MAX_DURATION_MS`](super::MAX_DURATION_MS).
-#[inline]
-pub(crate) fn duration_ms(secs: f64) -> f64 {
-    (secs * 1000.0).min(super::MAX_DURATION_MS)
-}
-
 pub(crate) fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -510,17 +493,14 @@ mod tests {
         a.finish(&cache, a.begin(&req(None)), ended("/a", 700, 1.0));
         let (routes, samples) = a.take();
         let cut = routes.iter().find(|r| r.route.starts_with("/r")).unwrap();
-        assert_eq!(
-            (cut.route.len(), cut.count),
-            (super::super::MAX_ROUTE_LEN, 2)
-        );
+        assert_eq!((cut.route.len(), cut.count), (super::MAX_ROUTE_LEN, 2));
         let slow = routes
             .iter()
             .find(|r| r.route == "/a" && r.status_class == 2)
             .unwrap();
         let max = slow.duration_ms.quantile(1.0).unwrap();
-        assert!(max <= super::super::MAX_DURATION_MS * 1.01, "{max}");
-        assert_eq!(slow.duration_ms.sum(), super::super::MAX_DURATION_MS);
+        assert!(max <= crate::push::limits::MAX_DURATION_MS * 1.01, "{max}");
+        assert_eq!(slow.duration_ms.sum(), crate::push::limits::MAX_DURATION_MS);
         // Status 700 is aggregated (as 5xx) but not sampled.
         assert_eq!(
             routes.iter().find(|r| r.status_class == 5).unwrap().count,

@@ -1,14 +1,13 @@
 //! The caller header on both sides: validating what arrives, setting it on
 //! what leaves, and the W3C `traceparent` trace id.
 
-use super::PushError;
+use super::error::PushError;
+use super::limits::MAX_CALLER_LEN;
 use http::{HeaderMap, HeaderValue, Request};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 use vitals::wire::CALLER_HEADER;
 
-/// Longest caller name accepted, in bytes.
-pub const MAX_CALLER_LEN: usize = 64;
 /// Caller recorded when the `x-vitals-caller` header is malformed.
 pub const INVALID_CALLER: &str = "invalid";
 /// Caller recorded once the distinct-caller limit is reached.

@@ -20,7 +20,8 @@
 //! [`PushConfig::max_custom`](super::PushConfig::max_custom) per batch are
 //! left out and counted with `reason="batch_limit"`.
 
-use super::{MAX_NAME_LEN, MAX_ROUTE_LEN};
+use super::config::CustomSelection;
+use super::limits::{MAX_NAME_LEN, MAX_ROUTE_LEN};
 use std::collections::BTreeMap;
 use vitals::visit::{FamilyInfo, HistogramView, Labels, MetricKind, Visitor};
 use vitals::wire::{CustomKind, CustomMetric};
@@ -28,35 +29,21 @@ use vitals::{Counter, Registry};
 
 /// Most labels of one pushed series (the collector refuses more).
 pub const MAX_CUSTOM_LABELS: usize = 32;
-/// Default most custom series per batch (the collector's default limit).
-pub const DEFAULT_MAX_CUSTOM: usize = 1000;
+/// Default most custom series per batch; set with the other push defaults
+/// in [`PushConfig`](super::PushConfig).
+pub use super::config::DEFAULT_MAX_CUSTOM;
 
-/// Which families to push: exact names and name prefixes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct CustomSelection {
-    pub(crate) names: Vec<String>,
-    pub(crate) prefixes: Vec<String>,
-    pub(crate) max: usize,
-}
-
-impl CustomSelection {
-    /// Nothing chosen: the registry is not read at all.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.names.is_empty() && self.prefixes.is_empty()
-    }
-
-    /// Whether family `info` is chosen: by its name, its exposed counter
-    /// name (`<name>_total`), or a prefix of either.
-    fn matches(&self, info: &FamilyInfo<'_>) -> bool {
-        let exposed = exposed_name(info);
-        let chosen = |n: &str| self.names.iter().any(|x| x == n);
-        chosen(info.name)
-            || chosen(&exposed)
-            || self
-                .prefixes
-                .iter()
-                .any(|p| info.name.starts_with(p.as_str()) || exposed.starts_with(p.as_str()))
-    }
+/// Whether family `info` is chosen: by its name, its exposed counter name
+/// (`<name>_total`), or a prefix of either.
+fn chosen(selection: &CustomSelection, info: &FamilyInfo<'_>) -> bool {
+    let exposed = exposed_name(info);
+    let named = |n: &str| selection.names.iter().any(|x| x == n);
+    named(info.name)
+        || named(&exposed)
+        || selection
+            .prefixes
+            .iter()
+            .any(|p| info.name.starts_with(p.as_str()) || exposed.starts_with(p.as_str()))
 }
 
 fn exposed_name(info: &FamilyInfo<'_>) -> String {
@@ -158,7 +145,7 @@ impl CustomVisitor<'_> {
 
 impl Visitor for CustomVisitor<'_> {
     fn family(&mut self, info: &FamilyInfo<'_>) {
-        self.family = self.selection.matches(info).then(|| match info.kind {
+        self.family = chosen(self.selection, info).then(|| match info.kind {
             MetricKind::Histogram => info.name.to_string(),
             _ => exposed_name(info),
         });

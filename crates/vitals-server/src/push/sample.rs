@@ -8,7 +8,7 @@
 //! its aggregates are counted too; without that, `/recent` would miss the
 //! slow requests people look for there.
 
-use super::aggregate::{Ended, duration_ms};
+use super::ended::{Ended, duration_ms};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 

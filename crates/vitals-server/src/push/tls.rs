@@ -2,7 +2,7 @@
 //! provider, Mozilla's roots from `webpki-roots` plus private CAs the user
 //! adds, and telling a TLS failure apart from other connection errors.
 
-use super::PushError;
+use super::error::PushError;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::pki_types::CertificateDer;

@@ -2,7 +2,7 @@
 //! `Stream` + `Sink` of messages) counting messages and bytes per direction,
 //! session length and close codes, labelled by route.
 
-use crate::extract::RouteMetrics;
+use super::extract::RouteMetrics;
 use futures_util::{Sink, Stream};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};

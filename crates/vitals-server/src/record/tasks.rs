@@ -7,7 +7,7 @@
 //! cancelled future, an early `return`) counts as **failed**, so in-flight
 //! never leaks.
 
-use crate::ServerMetrics;
+use crate::server_metrics::ServerMetrics;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -94,17 +94,14 @@ pub struct TaskTracker {
     metrics: ServerMetrics,
 }
 
-impl ServerMetrics {
-    /// The task-queue tracker recording into these metrics (`task_*{queue}`,
-    /// the `tasks` section of `/debug/metrics`, `Task` events).
-    pub fn tasks(&self) -> TaskTracker {
+impl TaskTracker {
+    /// The tracker of `metrics` (see [`ServerMetrics::tasks`]).
+    pub(crate) fn new(metrics: &ServerMetrics) -> Self {
         TaskTracker {
-            metrics: self.clone(),
+            metrics: metrics.clone(),
         }
     }
-}
 
-impl TaskTracker {
     /// The handles for one queue. Resolve it once and keep it: each call
     /// looks the label up (queue names are a small, fixed set; past the
     /// cardinality limit they share the overflow series).

@@ -1,81 +1,36 @@
-//! `GET /metrics`, `GET /debug/metrics` (and, from their own modules,
-//! `/debug/events` and `/debug/history`): a router to merge into the app.
+//! `GET /debug/metrics`: the server's figures as JSON, with rates and
+//! percentiles over the last
+//! [`DEFAULT_WINDOW`](crate::builder::DEFAULT_WINDOW) and an optional `?route=`
+//! filter (see the crate docs, "Debug endpoints").
 
-use crate::ServerMetrics;
-use crate::window::{Reading, RouteTotals, Window};
+use super::history;
+use super::query::{Query, QueryError};
+use super::window::{Delta, Reading, RouteTotals, TaskTotals, Window};
+use crate::server_metrics::ServerMetrics;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
-use vitals::{Format, Sketch};
+use vitals::Sketch;
 
-/// Longest query string `/debug/metrics` accepts.
-pub const MAX_QUERY_LEN: usize = 2048;
-/// Default window for rates and percentiles in `/debug/metrics`.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
-
-pub(crate) struct DebugState {
-    pub(crate) metrics: ServerMetrics,
-    pub(crate) window: Window,
+/// The metrics and the reads the window is measured between.
+struct DebugState {
+    metrics: ServerMetrics,
+    window: Window,
 }
 
-/// Builds the router serving `/metrics`, `/debug/metrics`,
-/// `/debug/events` and `/debug/history`.
-///
-/// Rates in `/debug/metrics` cover the last [`DEFAULT_WINDOW`], measured
-/// between the reads each request takes. The `/debug/history` sampler (one
-/// background thread, off the runtime) starts here. With credentials set on the builder,
-/// every route of this router requires them.
-pub fn router(metrics: &ServerMetrics) -> axum::Router {
+/// The router serving `/debug/metrics`. Rates cover the configured window,
+/// measured between the reads each request takes (and one taken now).
+pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
     let state = Arc::new(DebugState {
         metrics: metrics.clone(),
-        window: Window::new(DEFAULT_WINDOW),
+        window: Window::new(metrics.inner.debug.window),
     });
     state.window.push(Reading::take(metrics));
-    crate::history::ensure_sampler(metrics);
-    let router = axum::Router::new()
-        .route("/metrics", get(metrics_text))
+    axum::Router::new()
         .route("/debug/metrics", get(debug_metrics))
-        .route("/debug/history", get(crate::history::history))
         .with_state(state)
-        .merge(crate::events_endpoint::router(metrics))
-        .merge(crate::dashboard::router(metrics));
-    // Last: the credential check covers every route added above.
-    crate::auth::protect(router, metrics)
-}
-
-async fn metrics_text(State(state): State<Arc<DebugState>>, headers: HeaderMap) -> Response {
-    let accept = match headers.get(header::ACCEPT).map(|v| v.to_str()) {
-        None => "",
-        Some(Ok(v)) if v.len() <= vitals::encode::MAX_ACCEPT_LEN => v,
-        // Unreadable or oversized: answer in the default format, and count it.
-        Some(_) => {
-            state
-                .metrics
-                .registry()
-                .count_rejected("accept_header_invalid");
-            ""
-        }
-    };
-    let format = Format::from_accept(accept);
-    let body = state.metrics.registry().render(format);
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
-}
-
-/// A 400 with a JSON error body, counted as a rejection.
-pub(crate) fn bad_request(state: &DebugState, message: String, extra: Value) -> Response {
-    state
-        .metrics
-        .registry()
-        .count_rejected("debug_query_invalid");
-    let mut body = json!({ "error": message });
-    if let (Some(obj), Value::Object(more)) = (body.as_object_mut(), extra) {
-        obj.extend(more);
-    }
-    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
 /// The filters `/debug/metrics` understands.
@@ -84,54 +39,30 @@ struct Filters {
     route: Option<String>,
 }
 
-/// Why a filter was refused: the message, plus extra JSON fields (the
-/// values that would have been accepted).
-struct FilterError(String, Value);
+/// The filters there are, as a 400 lists them.
+const KNOWN_FILTERS: &[&str] = &["route"];
 
-fn parse_filters(query: Option<&str>) -> Result<Filters, FilterError> {
-    let query = query.unwrap_or("");
-    if query.len() > MAX_QUERY_LEN {
-        return Err(FilterError(
-            format!(
-                "query string is {} bytes; at most {MAX_QUERY_LEN} are accepted",
-                query.len()
-            ),
-            json!({}),
-        ));
-    }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|e| FilterError(format!("query string is not valid: {e}"), json!({})))?;
-    let mut filters = Filters::default();
-    let mut seen = Vec::new();
-    for (key, value) in pairs {
-        if seen.contains(&key) {
-            return Err(FilterError(
-                format!("filter {key:?} is given twice"),
-                json!({}),
-            ));
-        }
-        seen.push(key.clone());
-        match key.as_str() {
-            // This process is server 0; the prefork view adds more.
-            "server" if value != "0" => {
-                return Err(FilterError(
-                    format!("unknown server {value:?}: this process serves server 0 only"),
-                    json!({ "known_servers": [0] }),
-                ));
-            }
-            "worker" => {
-                return Err(FilterError(
-                    format!("unknown worker {value:?}: this server runs no worker processes"),
-                    json!({ "known_workers": [] }),
-                ));
-            }
-            "route" => filters.route = Some(value),
-            // `server=0`, and parameters that are not filters (the
-            // dashboard's own, say), are accepted as they are.
-            _ => {}
+/// Filters a client may still send that this version does not have: a
+/// 400, so nobody mistakes the unfiltered answer for a filtered one.
+const UNAVAILABLE_FILTERS: &[&str] = &["server", "worker"];
+
+fn parse_filters(raw: Option<&str>) -> Result<Filters, QueryError> {
+    let query = Query::parse(raw)?;
+    for name in UNAVAILABLE_FILTERS {
+        if query.once(name)?.is_some() {
+            return Err(QueryError::new(format!(
+                "filter {name:?} is not available in this version: /debug/metrics shows \
+                 this process as a whole; leave {name:?} out"
+            ))
+            .with("known_filters", KNOWN_FILTERS));
         }
     }
-    Ok(filters)
+    query.each_name_once()?;
+    // Parameters that are not filters (the dashboard's own, say) are
+    // accepted as they are.
+    Ok(Filters {
+        route: query.once("route")?.map(str::to_owned),
+    })
 }
 
 /// Sums a per-route family's series whose route passes `wanted` (the
@@ -153,14 +84,14 @@ fn sum_series<M: vitals::Metric>(
 /// The `tasks` section: lifetime counts, in-flight now, and the rate of
 /// finished tasks (completed + failed) and p95 run time over the window,
 /// overall and per queue.
-fn tasks_section(now: &Reading, delta: &crate::window::Delta, metrics: &ServerMetrics) -> Value {
+fn tasks_section(now: &Reading, delta: &Delta, metrics: &ServerMetrics) -> Value {
     let in_flight = &metrics.inner.tasks.in_flight;
     let mut flying = std::collections::BTreeMap::new();
     in_flight.for_each(|values, g| {
         let queue = values.first().map_or("overflow", |v| v.as_ref());
         *flying.entry(queue.to_owned()).or_insert(0i64) += g.get();
     });
-    let mut totals = crate::window::TaskTotals::default();
+    let mut totals = TaskTotals::default();
     let mut recent = Sketch::new();
     let mut recent_finished = 0;
     let mut queues = Vec::new();
@@ -214,10 +145,11 @@ async fn debug_metrics(
     State(state): State<Arc<DebugState>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    crate::history::ensure_sampler(&state.metrics);
+    history::ensure_sampler(&state.metrics);
+    let registry = state.metrics.registry();
     let filters = match parse_filters(query.as_deref()) {
         Ok(f) => f,
-        Err(FilterError(message, extra)) => return bad_request(&state, message, extra),
+        Err(refused) => return refused.respond(registry),
     };
     let now = Reading::take(&state.metrics);
     let delta = state.window.delta(&now);
@@ -225,11 +157,11 @@ async fn debug_metrics(
     if let Some(route) = &filters.route {
         if !now.routes.keys().any(|(_, r)| r == route) {
             let known: Vec<&str> = now.routes.keys().map(|(_, r)| r.as_str()).collect();
-            return bad_request(
-                &state,
-                format!("unknown route {route:?}: no request has been served on it"),
-                json!({ "known_routes": known }),
-            );
+            return QueryError::new(format!(
+                "unknown route {route:?}: no request has been served on it"
+            ))
+            .with("known_routes", known)
+            .respond(registry);
         }
     }
     let wanted = |r: &str| filters.route.as_deref().is_none_or(|f| f == r);
@@ -316,12 +248,32 @@ async fn debug_metrics(
             "bytes_sent": sum_family(&m.sse_bytes),
         },
         "workers": {
-            "active": m.workers_active.get(),
-            "spawns_total": m.worker_spawns.get(),
+            "active": m.lifespan.workers_active.get(),
+            "spawns_total": m.lifespan.worker_spawns.get(),
         },
         "tasks": tasks_section(&now, &delta, &state.metrics),
         "routes": routes,
         "custom": [],
     });
     axum::Json(body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_route_filter_is_there() {
+        let f = parse_filters(Some("route=%2Fa&live=1")).unwrap();
+        assert_eq!(f.route.as_deref(), Some("/a"));
+        assert!(parse_filters(None).unwrap().route.is_none());
+        for raw in ["server=0", "worker=1", "route=%2Fa&server=1", "worker="] {
+            let refused = parse_filters(Some(raw)).unwrap_err();
+            assert!(
+                refused.message().contains("not available in this version"),
+                "{raw}: {refused:?}"
+            );
+        }
+        assert!(parse_filters(Some("route=a&route=b")).is_err());
+    }
 }

@@ -1,8 +1,8 @@
 //! Finding the metrics and the route from inside a handler.
 
-use crate::ServerMetrics;
-use crate::connection::ConnectionInfo;
-use crate::layer::UNMATCHED;
+use super::connection::ConnectionInfo;
+use crate::labels::UNMATCHED;
+use crate::server_metrics::ServerMetrics;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::{StatusCode, request::Parts};
 

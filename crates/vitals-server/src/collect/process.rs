@@ -5,17 +5,11 @@
 //! of small `/proc/self` files each time the registry is rendered or
 //! snapshotted, and keeps no state between scrapes.
 
-use std::path::{Path, PathBuf};
+use super::procfs::{Limit, ProcessStats};
+#[cfg(test)]
+use super::procfs::{parse_max_open_files, parse_stat, status_number};
+use std::path::PathBuf;
 use vitals::{Collector, FamilyInfo, Labels, MetricKind, Unit, Visitor};
-
-/// Clock ticks per second of the time fields in `/proc/<pid>/stat`.
-///
-/// The kernel reports those fields in `USER_HZ` units, not in the kernel's
-/// internal `HZ`: `USER_HZ` is part of the userspace ABI and is 100 on every
-/// mainstream Linux architecture (it is what `sysconf(_SC_CLK_TCK)` returns).
-/// `std` cannot call `sysconf` and the workspace has no `libc` dependency, so
-/// the constant is used rather than adding a dependency for one call.
-const USER_HZ: f64 = 100.0;
 
 /// Exports the standard Prometheus process metrics of the current process,
 /// with the names, types and help texts of the Go client (`client_golang`):
@@ -70,139 +64,77 @@ impl Collector for ProcessCollector {
         if !cfg!(any(target_os = "linux", target_os = "android")) {
             return;
         }
-        ProcessStats::read(&self.proc_root).emit(visitor);
+        render(&ProcessStats::read(&self.proc_root), visitor);
     }
 }
 
-/// One reading of the process figures; `None` where a source was missing.
-#[derive(Debug, Default, Clone, PartialEq)]
-struct ProcessStats {
-    cpu_seconds: Option<f64>,
-    open_fds: Option<u64>,
-    max_fds: Option<Limit>,
-    virtual_bytes: Option<u64>,
-    resident_bytes: Option<u64>,
-    start_time_seconds: Option<f64>,
-    threads: Option<u64>,
-}
-
-/// A resource limit as written in `/proc/<pid>/limits`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Limit {
-    Value(u64),
-    Unlimited,
-}
-
-/// The fields of `/proc/<pid>/stat` that are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stat {
-    /// Field 14: user-mode CPU time, in clock ticks.
-    utime: u64,
-    /// Field 15: kernel-mode CPU time, in clock ticks.
-    stime: u64,
-    /// Field 20.
-    num_threads: u64,
-    /// Field 22: start time in clock ticks after boot.
-    starttime: u64,
-    /// Field 23: virtual memory size in bytes.
-    vsize: u64,
-}
-
-impl ProcessStats {
-    fn read(proc_root: &Path) -> ProcessStats {
-        let read = |rel: &str| std::fs::read_to_string(proc_root.join(rel)).ok();
-        let stat = read("self/stat").as_deref().and_then(parse_stat);
-        let status = read("self/status");
-        let status_field = |key: &str| status.as_deref().and_then(|s| status_number(s, key));
-        let btime = read("stat").as_deref().and_then(parse_btime);
-        ProcessStats {
-            cpu_seconds: stat.map(|s| s.utime.saturating_add(s.stime) as f64 / USER_HZ),
-            open_fds: count_entries(&proc_root.join("self/fd")),
-            max_fds: read("self/limits")
-                .as_deref()
-                .and_then(parse_max_open_files),
-            // stat's vsize is exact bytes (what client_golang reports);
-            // status's VmSize is the same figure in kB.
-            virtual_bytes: stat
-                .map(|s| s.vsize)
-                .or_else(|| status_field("VmSize").map(kib)),
-            // VmRSS is already in kB, which avoids needing the page size
-            // that stat's rss field (in pages) would.
-            resident_bytes: status_field("VmRSS").map(kib),
-            start_time_seconds: stat
-                .zip(btime)
-                .map(|(s, btime)| btime as f64 + s.starttime as f64 / USER_HZ),
-            threads: status_field("Threads").or(stat.map(|s| s.num_threads)),
+/// Writes the families of `stats` that were read (the others are left out).
+fn render(stats: &ProcessStats, visitor: &mut dyn Visitor) {
+    let none = Labels::empty();
+    if let Some(v) = stats.cpu_seconds {
+        float_counter_family(
+            visitor,
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+        );
+        visitor.float_counter(&none, v);
+    }
+    if let Some(v) = stats.open_fds {
+        gauge_family(
+            visitor,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            None,
+        );
+        visitor.gauge(&none, saturating_i64(v));
+    }
+    if let Some(v) = stats.max_fds {
+        gauge_family(
+            visitor,
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            None,
+        );
+        match v {
+            Limit::Value(v) => visitor.gauge(&none, saturating_i64(v)),
+            Limit::Unlimited => visitor.float_gauge(&none, f64::INFINITY),
         }
     }
-
-    fn emit(&self, visitor: &mut dyn Visitor) {
-        let none = Labels::empty();
-        if let Some(v) = self.cpu_seconds {
-            float_counter_family(
-                visitor,
-                "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds.",
-            );
-            visitor.float_counter(&none, v);
-        }
-        if let Some(v) = self.open_fds {
-            gauge_family(
-                visitor,
-                "process_open_fds",
-                "Number of open file descriptors.",
-                None,
-            );
-            visitor.gauge(&none, saturating_i64(v));
-        }
-        if let Some(v) = self.max_fds {
-            gauge_family(
-                visitor,
-                "process_max_fds",
-                "Maximum number of open file descriptors.",
-                None,
-            );
-            match v {
-                Limit::Value(v) => visitor.gauge(&none, saturating_i64(v)),
-                Limit::Unlimited => visitor.float_gauge(&none, f64::INFINITY),
-            }
-        }
-        if let Some(v) = self.virtual_bytes {
-            gauge_family(
-                visitor,
-                "process_virtual_memory_bytes",
-                "Virtual memory size in bytes.",
-                Some(Unit::Bytes),
-            );
-            visitor.gauge(&none, saturating_i64(v));
-        }
-        if let Some(v) = self.resident_bytes {
-            gauge_family(
-                visitor,
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes.",
-                Some(Unit::Bytes),
-            );
-            visitor.gauge(&none, saturating_i64(v));
-        }
-        if let Some(v) = self.start_time_seconds {
-            gauge_family(
-                visitor,
-                "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
-                Some(Unit::Seconds),
-            );
-            visitor.float_gauge(&none, v);
-        }
-        if let Some(v) = self.threads {
-            gauge_family(
-                visitor,
-                "process_threads",
-                "Number of OS threads in the process.",
-                None,
-            );
-            visitor.gauge(&none, saturating_i64(v));
-        }
+    if let Some(v) = stats.virtual_bytes {
+        gauge_family(
+            visitor,
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            Some(Unit::Bytes),
+        );
+        visitor.gauge(&none, saturating_i64(v));
+    }
+    if let Some(v) = stats.resident_bytes {
+        gauge_family(
+            visitor,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            Some(Unit::Bytes),
+        );
+        visitor.gauge(&none, saturating_i64(v));
+    }
+    if let Some(v) = stats.start_time_seconds {
+        gauge_family(
+            visitor,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            Some(Unit::Seconds),
+        );
+        visitor.float_gauge(&none, v);
+    }
+    if let Some(v) = stats.threads {
+        gauge_family(
+            visitor,
+            "process_threads",
+            "Number of OS threads in the process.",
+            None,
+        );
+        visitor.gauge(&none, saturating_i64(v));
     }
 }
 
@@ -230,73 +162,6 @@ pub(crate) fn float_counter_family(visitor: &mut dyn Visitor, name: &str, help: 
 
 fn saturating_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn kib(v: u64) -> u64 {
-    v.saturating_mul(1024)
-}
-
-/// Parses `/proc/<pid>/stat`. The command name (field 2) is in parentheses
-/// and may itself contain spaces and parentheses, so fields are counted from
-/// the last `)`.
-fn parse_stat(text: &str) -> Option<Stat> {
-    let (_, rest) = text.rsplit_once(')')?;
-    // rest[0] is field 3 (state), so field n is rest[n - 3].
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> Option<u64> { fields.get(n.checked_sub(3)?)?.parse().ok() };
-    Some(Stat {
-        utime: field(14)?,
-        stime: field(15)?,
-        num_threads: field(20)?,
-        starttime: field(22)?,
-        vsize: field(23)?,
-    })
-}
-
-/// The leading number of a `Key:\tvalue [kB]` line of `/proc/<pid>/status`.
-fn status_number(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        if k != key {
-            return None;
-        }
-        v.split_whitespace().next()?.parse().ok()
-    })
-}
-
-/// Boot time in seconds since the Unix epoch: the `btime` line of `/proc/stat`.
-fn parse_btime(text: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let mut words = line.split_whitespace();
-        if words.next()? != "btime" {
-            return None;
-        }
-        words.next()?.parse().ok()
-    })
-}
-
-/// The soft limit on the "Max open files" line of `/proc/<pid>/limits`.
-fn parse_max_open_files(text: &str) -> Option<Limit> {
-    text.lines().find_map(|line| {
-        let soft = line
-            .strip_prefix("Max open files")?
-            .split_whitespace()
-            .next()?;
-        if soft == "unlimited" {
-            Some(Limit::Unlimited)
-        } else {
-            soft.parse().ok().map(Limit::Value)
-        }
-    })
-}
-
-/// Number of entries in a directory (for `/proc/self/fd`: the open file
-/// descriptors, including the one used to read the directory, as in
-/// client_golang).
-fn count_entries(dir: &Path) -> Option<u64> {
-    let entries = std::fs::read_dir(dir).ok()?;
-    // A descriptor closed while listing is simply not counted.
-    Some(entries.filter(Result::is_ok).count() as u64)
 }
 
 #[cfg(test)]

@@ -1,70 +1,22 @@
-//! The tower layer: per-route HTTP request metrics.
+//! One request from start to end: the record the layer opens when a
+//! request arrives ([`InFlight`]), the handles it caches per route, and the
+//! response body ([`MeteredBody`]) that closes the record when the body
+//! completes, fails or is dropped (abandoned by the client). Every request
+//! is recorded exactly once, here.
 
-use crate::ServerMetrics;
-use crate::connection::ConnectionInfo;
+use super::connection::{ConnectionInfo, ConnectionState};
+use crate::labels::{UNMATCHED, method_label};
+use crate::server_metrics::ServerMetrics;
 use axum::extract::{ConnectInfo, MatchedPath};
 use bytes::Buf;
-use http::{Method, Request, Response, Version};
+use http::{Request, Version};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
-use tower::{Layer, Service};
 use vitals::Event;
-
-/// Largest body, in bytes, that counts as complete when the headers are
-/// ready if its exact size is known (a buffered JSON or text answer); larger
-/// or streaming bodies are timed until their last frame.
-pub const INLINE_BODY_MAX: u64 = 64 * 1024;
-
-/// Route label for requests no route matched.
-pub const UNMATCHED: &str = "unmatched";
-/// Method label for methods outside the standard set.
-pub const OTHER_METHOD: &str = "_OTHER";
-
-/// A tower layer recording `http_server_*` metrics per method and route.
-///
-/// Add it with `Router::layer`, last (after routes, nests, merges and the
-/// fallback), so that axum's `MatchedPath` (the route template, nested
-/// routers included) is known and unmatched requests pass through it too;
-/// they are labelled `route="unmatched"`. Duration runs until the response body
-/// is complete; WebSocket upgrades and SSE streams are counted but kept out
-/// of the latency histograms.
-#[derive(Debug, Clone)]
-pub struct HttpMetricsLayer {
-    metrics: ServerMetrics,
-}
-
-impl HttpMetricsLayer {
-    /// A layer recording into `metrics`.
-    pub fn new(metrics: &ServerMetrics) -> Self {
-        HttpMetricsLayer {
-            metrics: metrics.clone(),
-        }
-    }
-}
-
-impl<S> Layer<S> for HttpMetricsLayer {
-    type Service = HttpMetrics<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        HttpMetrics {
-            inner,
-            metrics: self.metrics.clone(),
-            cache: Arc::new(RouteCache::default()),
-        }
-    }
-}
-
-/// The service [`HttpMetricsLayer`] produces.
-#[derive(Debug, Clone)]
-pub struct HttpMetrics<S> {
-    inner: S,
-    metrics: ServerMetrics,
-    cache: Arc<RouteCache>,
-}
 
 /// Handles resolved for the first (method, route) this service saw.
 ///
@@ -73,7 +25,7 @@ pub struct HttpMetrics<S> {
 /// their handles skips three label lookups per request. Other combinations
 /// (and other statuses than the cached one) fall back to the lookup.
 #[derive(Debug, Default)]
-struct RouteCache {
+pub(super) struct RouteCache {
     slot: OnceLock<CachedRoute>,
     /// The push series of the first successful (method, route, status
     /// class, caller) seen, when push is on.
@@ -101,25 +53,9 @@ impl RouteCache {
     }
 }
 
-/// The method as a label: one of the standard methods, or `_OTHER`.
-pub fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::CONNECT => "CONNECT",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::PATCH => "PATCH",
-        _ => OTHER_METHOD,
-    }
-}
-
 /// What a response turned out to be, which decides where it is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Normal,
     /// `101 Switching Protocols`: the session is measured by the WebSocket
     /// wrapper, not as a request duration.
@@ -130,7 +66,7 @@ enum Kind {
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     Completed,
     /// The body failed while streaming, or the handler failed.
     Failed,
@@ -139,13 +75,13 @@ enum Outcome {
 }
 
 /// Everything needed to record a request when it ends; records exactly once.
-struct InFlight {
-    metrics: ServerMetrics,
+pub(super) struct InFlight {
+    pub(super) metrics: ServerMetrics,
     cache: Arc<RouteCache>,
     start: Instant,
     method: &'static str,
     route: Option<MatchedPath>,
-    connection: Option<Arc<crate::connection::ConnectionState>>,
+    connection: Option<Arc<ConnectionState>>,
     http2: bool,
     status: Option<http::StatusCode>,
     kind: Kind,
@@ -158,12 +94,56 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn route(&self) -> &str {
+    /// Counts `req` as started (in flight, an HTTP/2 stream, a busy
+    /// connection) and opens its record.
+    #[inline]
+    pub(super) fn start<B>(
+        metrics: &ServerMetrics,
+        cache: Arc<RouteCache>,
+        req: &Request<B>,
+    ) -> InFlight {
+        let m = &metrics.inner;
+        let http2 = req.version() == Version::HTTP_2;
+        let connection = req
+            .extensions()
+            .get::<ConnectInfo<ConnectionInfo>>()
+            .map(|c| c.0.0.clone());
+        m.active_requests.inc();
+        if http2 {
+            m.streams_total.inc();
+            m.streams_active.inc();
+        }
+        if let Some(c) = &connection {
+            c.request_started(metrics);
+        }
+        InFlight {
+            metrics: metrics.clone(),
+            cache,
+            start: Instant::now(),
+            method: method_label(req.method()),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            connection,
+            http2,
+            status: None,
+            kind: Kind::Normal,
+            hit: false,
+            done: false,
+            push: m.push.as_ref().and_then(|aggregator| aggregator.begin(req)),
+        }
+    }
+
+    /// Whether the request came on a tracked connection (whose
+    /// [`ConnectionInfo`] then leads handlers to the metrics).
+    pub(super) fn has_connection(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    pub(super) fn route(&self) -> &str {
         self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str)
     }
 
     /// Records time to first byte; returns it (seconds) for normal responses.
-    fn headers_ready(&mut self, status: http::StatusCode, kind: Kind) -> Option<f64> {
+    pub(super) fn headers_ready(&mut self, status: http::StatusCode, kind: Kind) -> Option<f64> {
         self.status = Some(status);
         self.kind = kind;
         if status.is_client_error() {
@@ -209,7 +189,7 @@ impl InFlight {
         }
     }
 
-    fn finish(&mut self, outcome: Outcome) {
+    pub(super) fn finish(&mut self, outcome: Outcome) {
         if self.done {
             return;
         }
@@ -218,7 +198,7 @@ impl InFlight {
     }
 
     /// Records the request as ended `elapsed` seconds after it started.
-    fn finish_at(&mut self, outcome: Outcome, elapsed: f64) {
+    pub(super) fn finish_at(&mut self, outcome: Outcome, elapsed: f64) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
@@ -297,156 +277,6 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for HttpMetrics<S>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-    ResB: Body<Data = bytes::Bytes> + Send + 'static,
-    ResB::Error: Into<axum::BoxError>,
-{
-    type Response = Response<axum::body::Body>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let m = &self.metrics.inner;
-        let http2 = req.version() == Version::HTTP_2;
-        let connection = req
-            .extensions()
-            .get::<ConnectInfo<ConnectionInfo>>()
-            .map(|c| c.0.0.clone());
-        m.active_requests.inc();
-        if http2 {
-            m.streams_total.inc();
-            m.streams_active.inc();
-        }
-        if let Some(c) = &connection {
-            c.request_started(&self.metrics);
-        }
-        let in_flight = InFlight {
-            metrics: self.metrics.clone(),
-            cache: self.cache.clone(),
-            start: Instant::now(),
-            method: method_label(req.method()),
-            route: req.extensions().get::<MatchedPath>().cloned(),
-            connection,
-            http2,
-            status: None,
-            kind: Kind::Normal,
-            hit: false,
-            done: false,
-            push: m
-                .push
-                .as_ref()
-                .and_then(|aggregator| aggregator.begin(&req)),
-        };
-        // Lets the WebSocket and SSE extractors find the metrics; with a
-        // tracked connection they find them through `ConnectionInfo`, which
-        // saves an extension (and often a map resize) per request.
-        if in_flight.connection.is_none() {
-            req.extensions_mut().insert(self.metrics.clone());
-        }
-        ResponseFuture {
-            inner: self.inner.call(req),
-            in_flight: Some(in_flight),
-        }
-    }
-}
-
-pin_project! {
-    /// Response future of [`HttpMetrics`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        in_flight: Option<InFlight>,
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    type Output = Result<Response<axum::body::Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        let Some(mut in_flight) = this.in_flight.take() else {
-            // Polled after completion: nothing left to record.
-            return Poll::Ready(result.map(|r| r.map(axum::body::Body::new)));
-        };
-        match result {
-            Ok(response) => {
-                let kind = if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                    Kind::Upgrade
-                } else if is_event_stream(&response) {
-                    Kind::EventStream
-                } else {
-                    Kind::Normal
-                };
-                let at_headers = in_flight.headers_ready(response.status(), kind);
-                // The `/debug/events` stream is the server's own, not an
-                // application SSE session: its bytes stay out of the SSE
-                // figures, as its sessions do.
-                let own_stream = kind == Kind::EventStream
-                    && response.extensions().get::<OwnEventStream>().is_some();
-                let sse_bytes = (kind == Kind::EventStream && !own_stream).then(|| {
-                    in_flight
-                        .metrics
-                        .inner
-                        .sse_bytes
-                        .get(&[in_flight.route()])
-                        .clone()
-                });
-                Poll::Ready(Ok(response.map(|body| {
-                    // An empty body (101, 204, HEAD) may never be polled, and
-                    // a small body already in memory is complete now: record
-                    // them at once and hand the body on unwrapped, which
-                    // spares axum boxing it again.
-                    let small = kind == Kind::Normal
-                        && body
-                            .size_hint()
-                            .exact()
-                            .is_some_and(|n| n <= INLINE_BODY_MAX);
-                    if body.is_end_stream() || small {
-                        match at_headers {
-                            Some(elapsed) => in_flight.finish_at(Outcome::Completed, elapsed),
-                            None => in_flight.finish(Outcome::Completed),
-                        }
-                        return axum::body::Body::new(body);
-                    }
-                    axum::body::Body::new(MeteredBody {
-                        inner: body,
-                        in_flight: Some(in_flight),
-                        sse_bytes,
-                    })
-                })))
-            }
-            Err(e) => {
-                in_flight.finish(Outcome::Failed);
-                Poll::Ready(Err(e))
-            }
-        }
-    }
-}
-
-/// Response extension marking the server's own `/debug/events` stream.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct OwnEventStream;
-
-fn is_event_stream<B>(response: &Response<B>) -> bool {
-    response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
-}
-
 pin_project! {
     /// A response body that records the request when it ends: completed,
     /// failed, or dropped early (abandoned by the client).
@@ -463,6 +293,18 @@ pin_project! {
             if let Some(mut f) = this.in_flight.take() {
                 f.finish(Outcome::Abandoned);
             }
+        }
+    }
+}
+
+impl<B> MeteredBody<B> {
+    /// `inner`, recording `in_flight` when it ends; counting its data
+    /// bytes in `sse_bytes` too for an application event stream.
+    pub(super) fn new(inner: B, in_flight: InFlight, sse_bytes: Option<vitals::Counter>) -> Self {
+        MeteredBody {
+            inner,
+            in_flight: Some(in_flight),
+            sse_bytes,
         }
     }
 }

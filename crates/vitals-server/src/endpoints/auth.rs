@@ -11,7 +11,7 @@
 //! [`ServerMetricsBuilder::auth_bearer`]: crate::ServerMetricsBuilder::auth_bearer
 //! [`ServerMetricsBuilder::auth_basic`]: crate::ServerMetricsBuilder::auth_basic
 
-use crate::ServerMetrics;
+use crate::server_metrics::ServerMetrics;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;

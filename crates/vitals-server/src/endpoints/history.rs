@@ -13,22 +13,18 @@
 //! percentiles come from the difference of two cumulative reads (sketches
 //! subtracted bucket by bucket), never from averages.
 
-use crate::ServerMetrics;
-use crate::endpoints::{DebugState, bad_request};
-use crate::window::{Delta, Reading, diff};
+use super::query::{Query, QueryError};
+use super::window::{Delta, Reading, diff};
+use crate::server_metrics::{Handles, ServerMetrics};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vitals::Sketch;
-
-/// Default time between two history points.
-pub const DEFAULT_HISTORY_INTERVAL: Duration = Duration::from_secs(1);
-/// Default number of points kept (15 minutes at one per second).
-pub const DEFAULT_HISTORY_CAPACITY: usize = 900;
 
 /// One history point: the state at `t_ms` and what happened in the
 /// interval before it. Field names are the `/debug/history` contract.
@@ -170,7 +166,7 @@ pub(crate) fn ensure_sampler(metrics: &ServerMetrics) {
 }
 
 /// The sampling loop: holds the metrics only while it takes a sample.
-fn sample(weak: Weak<crate::metrics::Handles>, mut previous: Reading, every: Duration) {
+fn sample(weak: Weak<Handles>, mut previous: Reading, every: Duration) {
     let mut next = std::time::Instant::now() + every;
     loop {
         let now = std::time::Instant::now();
@@ -188,47 +184,34 @@ fn sample(weak: Weak<crate::metrics::Handles>, mut previous: Reading, every: Dur
     }
 }
 
-/// `?since_ms=T` (milliseconds since the Unix epoch), if given.
-fn parse_since(query: Option<&str>) -> Result<Option<u64>, String> {
-    let query = query.unwrap_or("");
-    if query.len() > crate::MAX_QUERY_LEN {
-        return Err(format!(
-            "query string is {} bytes; at most {} are accepted",
-            query.len(),
-            crate::MAX_QUERY_LEN
-        ));
-    }
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query).map_err(|e| format!("query string is not valid: {e}"))?;
-    let mut since = None;
-    for (key, value) in pairs {
-        if key != "since_ms" {
-            continue; // other parameters (the dashboard's own) are ignored
-        }
-        if since.is_some() {
-            return Err("\"since_ms\" is given twice".to_owned());
-        }
-        let t = value.trim().parse::<u64>().map_err(|_| {
-            format!(
-                "since_ms must be milliseconds since the Unix epoch (a whole number), not {value:?}"
-            )
-        })?;
-        since = Some(t);
-    }
-    Ok(since)
+/// `?since_ms=T` (milliseconds since the Unix epoch), if given; other
+/// parameters (the dashboard's own) are ignored.
+fn parse_since(raw: Option<&str>) -> Result<Option<u64>, QueryError> {
+    let Some(value) = Query::parse(raw)?.once("since_ms")?.map(str::to_owned) else {
+        return Ok(None);
+    };
+    value.trim().parse::<u64>().map(Some).map_err(|_| {
+        QueryError::new(format!(
+            "since_ms must be milliseconds since the Unix epoch (a whole number), not {value:?}"
+        ))
+    })
+}
+
+/// The router serving `/debug/history`.
+pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
+    axum::Router::new()
+        .route("/debug/history", get(history))
+        .with_state(metrics.clone())
 }
 
 /// `GET /debug/history[?since_ms=T]`.
-pub(crate) async fn history(
-    State(state): State<Arc<DebugState>>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    ensure_sampler(&state.metrics);
+async fn history(State(metrics): State<ServerMetrics>, RawQuery(query): RawQuery) -> Response {
+    ensure_sampler(&metrics);
     let since = match parse_since(query.as_deref()) {
         Ok(s) => s,
-        Err(message) => return bad_request(&state, message, json!({})),
+        Err(refused) => return refused.respond(metrics.registry()),
     };
-    let history = &state.metrics.inner.history;
+    let history = &metrics.inner.history;
     axum::Json(json!({
         "interval_ms": history.interval.as_millis() as u64,
         "capacity": history.capacity,

@@ -1,122 +1,43 @@
-//! `ServerMetrics`: every server metric handle, registered once.
+//! [`ServerMetricsBuilder`]: the settings, every default, and the
+//! registration of every server metric under the names of the contract in
+//! docs/ARCHITECTURE.md ("Server metrics"); a namespace prefixes every one
+//! (`pagi` → `pagi_server_connections_total`).
 //!
-//! Names follow the contract in DESIGN.md ("Server metrics"); a namespace
-//! prefixes every one (`pagi` → `pagi_server_connections_total`).
+//! The modules that use a setting read it from the built options
+//! ([`DebugOptions`], the [`History`] ring, …), never a default of their own.
 
+use crate::collect::process::ProcessCollector;
+use crate::collect::runtime::RuntimeCollector;
+use crate::collect::uptime::Uptime;
+use crate::endpoints::DebugOptions;
+use crate::endpoints::auth::Credentials;
+use crate::endpoints::history::History;
+use crate::push::{Aggregator, PushClient, PushConfig};
+use crate::record::lifespan::Lifespan;
+use crate::record::tasks::TaskFamilies;
+use crate::server_metrics::{Handles, ServerMetrics};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vitals::{
-    Counter, CounterVec, EventBus, FloatGauge, Gauge, GaugeVec, HistogramVec, Options, Registry,
-    Unit,
-};
+use vitals::{Options, Registry, Unit};
 
-/// Every handle the server instrumentation records into.
-///
-/// Cheap to clone (one `Arc`). Build it once with [`ServerMetrics::builder`]
-/// and hand clones to the listener, the layer, the WebSocket and SSE
-/// wrappers and the endpoints.
-#[derive(Clone)]
-pub struct ServerMetrics {
-    pub(crate) inner: Arc<Handles>,
-}
-
-impl std::fmt::Debug for ServerMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerMetrics")
-            .field("namespace", &self.inner.namespace)
-            .finish()
-    }
-}
-
-/// The registered handles (crate-internal field access keeps call sites short).
-pub(crate) struct Handles {
-    pub(crate) registry: Registry,
-    pub(crate) namespace: String,
-    pub(crate) started: Instant,
-    // Connections.
-    pub(crate) connections_total: Counter,
-    pub(crate) connections_active: Gauge,
-    pub(crate) connections_failed: Counter,
-    pub(crate) connections_idle: Gauge,
-    pub(crate) connections_peer_closed: Counter,
-    pub(crate) bytes_sent: Counter,
-    pub(crate) bytes_received: Counter,
-    // HTTP/2.
-    pub(crate) streams_total: Counter,
-    pub(crate) streams_active: Gauge,
-    // Workers and lifespan.
-    pub(crate) workers_active: Gauge,
-    pub(crate) worker_spawns: Counter,
-    pub(crate) startup_seconds: FloatGauge,
-    pub(crate) shutdown_seconds: FloatGauge,
-    pub(crate) shutdown_began: std::sync::Mutex<Option<Instant>>,
-    // HTTP.
-    pub(crate) requests: CounterVec,
-    pub(crate) duration: HistogramVec,
-    pub(crate) first_byte: HistogramVec,
-    pub(crate) active_requests: Gauge,
-    pub(crate) request_errors: CounterVec,
-    pub(crate) requests_abandoned: CounterVec,
-    // WebSocket.
-    pub(crate) ws_connections: CounterVec,
-    pub(crate) ws_active: GaugeVec,
-    pub(crate) ws_messages_received: CounterVec,
-    pub(crate) ws_messages_sent: CounterVec,
-    pub(crate) ws_bytes_received: CounterVec,
-    pub(crate) ws_bytes_sent: CounterVec,
-    pub(crate) ws_duration: HistogramVec,
-    pub(crate) ws_close_codes: CounterVec,
-    // SSE.
-    pub(crate) sse_connections: CounterVec,
-    pub(crate) sse_active: GaugeVec,
-    pub(crate) sse_events: CounterVec,
-    pub(crate) sse_bytes: CounterVec,
-    pub(crate) sse_duration: HistogramVec,
-    // Push to a collector (None unless configured: the layer checks it once
-    // per request, one predictable branch).
-    pub(crate) push: Option<Arc<crate::push::Aggregator>>,
-    pub(crate) push_client: Option<crate::push::PushClient>,
-    // Task queues.
-    pub(crate) tasks: crate::tasks::TaskFamilies,
-    // The debug endpoints.
-    pub(crate) debug: DebugOptions,
-    pub(crate) credentials: crate::auth::Credentials,
-    pub(crate) history: crate::history::History,
-}
-
-/// Settings of the `/debug/*` endpoints, fixed at build time.
-#[derive(Debug, Clone)]
-pub(crate) struct DebugOptions {
-    pub(crate) events_heartbeat: Duration,
-    pub(crate) events_max_clients: usize,
-    pub(crate) events_buffer: usize,
-}
+/// Default interval of the `: heartbeat` comment on `/debug/events`.
+pub const DEFAULT_EVENTS_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Default cap on concurrent `/debug/events` clients.
+pub const DEFAULT_EVENTS_MAX_CLIENTS: usize = 16;
+/// Default per-client buffer of `/debug/events`, in events.
+pub const DEFAULT_EVENTS_BUFFER: usize = 1024;
+/// Default time between two `/debug/history` points.
+pub const DEFAULT_HISTORY_INTERVAL: Duration = Duration::from_secs(1);
+/// Default number of `/debug/history` points kept (15 minutes at one per
+/// second).
+pub const DEFAULT_HISTORY_CAPACITY: usize = 900;
+/// Window for rates and percentiles in `/debug/metrics`.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
 /// Session lengths for WebSocket and SSE: seconds to hours.
 const SESSION_BUCKETS: &[f64] = &[
     0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 86400.0,
 ];
-
-/// `server_uptime_seconds`, read at scrape time.
-struct Uptime {
-    name: String,
-    started: Instant,
-}
-
-impl vitals::Collector for Uptime {
-    fn collect(&self, visitor: &mut dyn vitals::Visitor) {
-        visitor.family(&vitals::FamilyInfo {
-            name: &self.name,
-            help: "Seconds since the server started",
-            unit: Some(Unit::Seconds),
-            kind: vitals::MetricKind::Gauge,
-        });
-        visitor.float_gauge(
-            &vitals::Labels::empty(),
-            self.started.elapsed().as_secs_f64(),
-        );
-    }
-}
 
 /// Configures and builds [`ServerMetrics`].
 #[derive(Debug, Clone, Default)]
@@ -130,8 +51,8 @@ pub struct ServerMetricsBuilder {
     events_max_clients: Option<usize>,
     events_buffer: Option<usize>,
     history: Option<(Duration, usize)>,
-    credentials: crate::auth::Credentials,
-    push: Option<crate::push::PushConfig>,
+    credentials: Credentials,
+    push: Option<PushConfig>,
 }
 
 impl ServerMetricsBuilder {
@@ -219,7 +140,7 @@ impl ServerMetricsBuilder {
     /// Also aggregates requests per interval and pushes them to a collector
     /// (see [`crate::push`]). The push loop runs on the tokio runtime
     /// `build` is called in, or on a thread of its own outside one.
-    pub fn push(mut self, config: crate::push::PushConfig) -> Self {
+    pub fn push(mut self, config: PushConfig) -> Self {
         self.push = Some(config);
         self
     }
@@ -263,28 +184,20 @@ impl ServerMetricsBuilder {
                 "server_connections_peer_closed_total",
                 "Connections the peer closed while a request was in flight",
             ))?,
-            bytes_sent: r.counter(
-                opts("server_bytes_sent_total", "Bytes written to connections").unit(Unit::Bytes),
-            )?,
-            bytes_received: r.counter(
-                opts("server_bytes_received_total", "Bytes read from connections")
-                    .unit(Unit::Bytes),
-            )?,
+            // The byte counters carry no unit: with one the exposed name
+            // would have to end in `_bytes` (`server_bytes_sent_bytes_total`),
+            // and the contract's names end in `_sent_total` / `_received_total`.
+            bytes_sent: r.counter(opts(
+                "server_bytes_sent_total",
+                "Bytes written to connections",
+            ))?,
+            bytes_received: r.counter(opts(
+                "server_bytes_received_total",
+                "Bytes read from connections",
+            ))?,
             streams_total: r.counter(opts("server_streams_total", "HTTP/2 streams opened"))?,
             streams_active: r.gauge(opts("server_streams_active", "HTTP/2 streams open now"))?,
-            workers_active: r.gauge(opts("server_workers_active", "Worker processes running"))?,
-            worker_spawns: r.counter(opts(
-                "server_worker_spawns_total",
-                "Worker processes started",
-            ))?,
-            startup_seconds: r.float_gauge(secs(
-                "server_lifespan_startup_seconds",
-                "Time the start-up phase took",
-            ))?,
-            shutdown_seconds: r.float_gauge(secs(
-                "server_lifespan_shutdown_seconds",
-                "Time the shut-down phase took",
-            ))?,
+            lifespan: Lifespan::register(r, &opts)?,
             requests: r.counter_vec(
                 opts("http_server_requests_total", "HTTP requests completed"),
                 &["method", "route", "status"],
@@ -347,13 +260,11 @@ impl ServerMetricsBuilder {
                 opts(
                     "websocket_bytes_received_total",
                     "WebSocket payload bytes received",
-                )
-                .unit(Unit::Bytes),
+                ),
                 route,
             )?,
             ws_bytes_sent: r.counter_vec(
-                opts("websocket_bytes_sent_total", "WebSocket payload bytes sent")
-                    .unit(Unit::Bytes),
+                opts("websocket_bytes_sent_total", "WebSocket payload bytes sent"),
                 route,
             )?,
             ws_duration: r.histogram_vec(
@@ -378,36 +289,27 @@ impl ServerMetricsBuilder {
                 route,
             )?,
             sse_events: r.counter_vec(opts("sse_events_sent_total", "SSE events sent"), route)?,
-            sse_bytes: r.counter_vec(
-                opts("sse_bytes_sent_total", "SSE bytes sent").unit(Unit::Bytes),
-                route,
-            )?,
+            sse_bytes: r.counter_vec(opts("sse_bytes_sent_total", "SSE bytes sent"), route)?,
             sse_duration: r.histogram_vec(
                 secs("sse_session_duration_seconds", "SSE stream length").buckets(SESSION_BUCKETS),
                 route,
             )?,
-            tasks: crate::tasks::TaskFamilies::register(r, &opts)?,
+            tasks: TaskFamilies::register(r, &opts)?,
             debug: DebugOptions {
-                events_heartbeat: self
-                    .events_heartbeat
-                    .unwrap_or(crate::events_endpoint::DEFAULT_EVENTS_HEARTBEAT),
+                events_heartbeat: self.events_heartbeat.unwrap_or(DEFAULT_EVENTS_HEARTBEAT),
                 events_max_clients: self
                     .events_max_clients
-                    .unwrap_or(crate::events_endpoint::DEFAULT_EVENTS_MAX_CLIENTS),
-                events_buffer: self
-                    .events_buffer
-                    .unwrap_or(crate::events_endpoint::DEFAULT_EVENTS_BUFFER)
-                    .max(1),
+                    .unwrap_or(DEFAULT_EVENTS_MAX_CLIENTS),
+                events_buffer: self.events_buffer.unwrap_or(DEFAULT_EVENTS_BUFFER).max(1),
+                window: DEFAULT_WINDOW,
             },
             credentials: self.credentials,
             history: {
-                let (every, capacity) = self.history.unwrap_or((
-                    crate::history::DEFAULT_HISTORY_INTERVAL,
-                    crate::history::DEFAULT_HISTORY_CAPACITY,
-                ));
-                crate::history::History::new(every, capacity)
+                let (every, capacity) = self
+                    .history
+                    .unwrap_or((DEFAULT_HISTORY_INTERVAL, DEFAULT_HISTORY_CAPACITY));
+                History::new(every, capacity)
             },
-            shutdown_began: std::sync::Mutex::new(None),
             push: None,
             push_client: None,
             registry: registry.clone(),
@@ -415,77 +317,22 @@ impl ServerMetricsBuilder {
             started: Instant::now(),
         };
         if !self.without_process {
-            registry.register_collector(crate::ProcessCollector::new());
+            registry.register_collector(ProcessCollector::new());
         }
         if !self.without_runtime {
-            if let Some(runtime) = crate::RuntimeCollector::current() {
+            if let Some(runtime) = RuntimeCollector::current() {
                 registry.register_collector(runtime);
             }
         }
-        registry.register_collector(Uptime {
-            name: name("server_uptime_seconds"),
-            started: handles.started,
-        });
+        registry.register_collector(Uptime::new(name("server_uptime_seconds"), handles.started));
         let mut handles = handles;
         if let Some(config) = &self.push {
-            let aggregator = Arc::new(crate::push::Aggregator::new(config, &registry)?);
-            handles.push_client = Some(crate::push::PushClient::start(
-                config,
-                aggregator.clone(),
-                &registry,
-            )?);
+            let aggregator = Arc::new(Aggregator::new(config, &registry)?);
+            handles.push_client = Some(PushClient::start(config, aggregator.clone(), &registry)?);
             handles.push = Some(aggregator);
         }
         Ok(ServerMetrics {
             inner: Arc::new(handles),
         })
-    }
-}
-
-impl ServerMetrics {
-    /// Starts configuring server metrics.
-    pub fn builder() -> ServerMetricsBuilder {
-        ServerMetricsBuilder::default()
-    }
-
-    /// Server metrics in the global registry, without a namespace.
-    pub fn new() -> Result<Self, vitals::Error> {
-        Self::builder().build()
-    }
-
-    /// The registry the metrics live in.
-    pub fn registry(&self) -> &Registry {
-        &self.inner.registry
-    }
-
-    /// The registry's event bus.
-    pub fn events(&self) -> &EventBus {
-        self.inner.registry.events()
-    }
-
-    /// The namespace prefix ("" for none).
-    pub fn namespace(&self) -> &str {
-        &self.inner.namespace
-    }
-
-    /// The push client, when [`ServerMetricsBuilder::push`] configured one.
-    pub fn push_client(&self) -> Option<&crate::push::PushClient> {
-        self.inner.push_client.as_ref()
-    }
-
-    /// Delivers the last interval and stops the push loop (see
-    /// [`PushClient::shutdown`](crate::push::PushClient::shutdown)); call it
-    /// after `serve` returns, next to
-    /// [`shutdown_finished`](Self::shutdown_finished). `None` without push.
-    pub async fn finish_push(
-        &self,
-        timeout: std::time::Duration,
-    ) -> Option<crate::push::FlushReport> {
-        self.push_client()?.shutdown(timeout).await
-    }
-
-    /// Seconds since these metrics were built (the server's uptime).
-    pub fn uptime_seconds(&self) -> f64 {
-        self.inner.started.elapsed().as_secs_f64()
     }
 }

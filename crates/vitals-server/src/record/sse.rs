@@ -2,7 +2,7 @@
 //! events and session length per route. Bytes on the wire are counted by
 //! the layer (`sse_bytes_sent_total`), which sees the encoded body.
 
-use crate::extract::RouteMetrics;
+use super::extract::RouteMetrics;
 use futures_util::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};

@@ -4,7 +4,7 @@
 //! `--cfg tokio_unstable`) are used. Per-worker busy time and park counts
 //! need 64-bit atomics and are left out on targets without them.
 
-use crate::process::float_counter_family;
+use super::process::float_counter_family;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, RuntimeMetrics};
@@ -231,7 +231,7 @@ fn saturating_i64(v: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::tests::{EXPECTED_LINT, promtool_check, python_openmetrics};
+    use crate::collect::process::tests::{EXPECTED_LINT, promtool_check, python_openmetrics};
     use vitals::{Format, Registry};
 
     fn runtime(workers: usize) -> tokio::runtime::Runtime {
@@ -414,7 +414,7 @@ mod tests {
         let rt = runtime(2);
         let registry = Registry::new();
         registry.register_collector(RuntimeCollector::new(rt.handle().clone()));
-        registry.register_collector(crate::process::ProcessCollector::new());
+        registry.register_collector(crate::collect::process::ProcessCollector::new());
         std::thread::sleep(MIN_RATIO_WINDOW + Duration::from_millis(10));
         let text = registry.render(Format::Prometheus);
         assert!(

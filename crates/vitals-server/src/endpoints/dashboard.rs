@@ -6,19 +6,19 @@
 //! It polls `metrics` beside it, seeds its charts from `history` and goes
 //! live on `events` when the server has them.
 
-use crate::{MAX_QUERY_LEN, ServerMetrics};
+use super::query;
+use crate::server_metrics::ServerMetrics;
 use axum::extract::RawQuery;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use serde_json::json;
 use vitals::Registry;
 
-const HTML: &str = include_str!("../assets/dashboard.html");
-const CSS: &str = include_str!("../assets/dashboard.css");
-const JS: &str = include_str!("../assets/dashboard.js");
-const ICON: &str = include_str!("../assets/favicon.svg");
+const HTML: &str = include_str!("../../assets/dashboard.html");
+const CSS: &str = include_str!("../../assets/dashboard.css");
+const JS: &str = include_str!("../../assets/dashboard.js");
+const ICON: &str = include_str!("../../assets/favicon.svg");
 
 /// Where the page lists the sibling endpoints it may call.
 const ENDPOINTS_PLACEHOLDER: &str = "{{endpoints}}";
@@ -82,15 +82,9 @@ pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
 /// the filters themselves; here only the length, so an oversized query is
 /// refused (and counted) before the browser ever runs the page.
 fn refuse_query(registry: &Registry, query: Option<&str>) -> Option<Response> {
-    let len = query.map_or(0, str::len);
-    if len <= MAX_QUERY_LEN {
-        return None;
-    }
-    registry.count_rejected("debug_query_invalid");
-    let body = json!({
-        "error": format!("query string is {len} bytes; at most {MAX_QUERY_LEN} are accepted"),
-    });
-    Some((StatusCode::BAD_REQUEST, axum::Json(body)).into_response())
+    query::check_len(query)
+        .err()
+        .map(|refused| refused.respond(registry))
 }
 
 fn page(html: Bytes) -> Response {

@@ -7,7 +7,7 @@
 //! Nothing runs in the background, so an idle server pays nothing. Sketches subtract bucket by bucket, so windowed percentiles are
 //! exact to the sketch's 1 %, never averages of percentiles.
 
-use crate::ServerMetrics;
+use crate::server_metrics::ServerMetrics;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ fn first_label(values: &[impl AsRef<str>]) -> String {
 }
 
 /// Reads every `task_*` family into per-queue totals.
-fn read_tasks(t: &crate::tasks::TaskFamilies) -> BTreeMap<String, TaskTotals> {
+fn read_tasks(t: &crate::record::tasks::TaskFamilies) -> BTreeMap<String, TaskTotals> {
     let mut tasks: BTreeMap<String, TaskTotals> = BTreeMap::new();
     type Field = fn(&mut TaskTotals) -> &mut u64;
     let counters: [(&vitals::CounterVec, Field); 5] = [

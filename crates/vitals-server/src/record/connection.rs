@@ -1,8 +1,8 @@
 //! Connection tracking: a listener wrapper for `axum::serve` and an IO
 //! wrapper for any accept loop, counting connections, bytes and idle time.
 
-use crate::ServerMetrics;
-use crate::protocol_errors::WriteSniffer;
+use super::protocol_errors::WriteSniffer;
+use crate::server_metrics::ServerMetrics;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -129,26 +129,15 @@ pub struct TrackedIo<T> {
     sniffer: WriteSniffer,
 }
 
-impl ServerMetrics {
-    /// Counts a connection that failed after it was accepted: a TLS
-    /// handshake or HTTP protocol error reported by your accept loop (for
-    /// instance the `Err` of hyper's `serve_connection`).
-    pub fn connection_failed(&self, reason: &str) {
-        self.inner.connections_failed.inc();
-        self.events().emit_with(|| Event::ConnectionFailed {
-            reason: reason.to_owned(),
-        });
-    }
-
-    /// Counts `connection` as failed unless it was counted already.
-    fn connection_failed_once(
-        &self,
-        connection: &ConnectionState,
-        reason: impl FnOnce() -> String,
-    ) {
-        if connection.mark_failed() {
-            self.connection_failed(&reason());
-        }
+/// Counts `connection` as failed unless it was counted already (by the
+/// accept loop or the IO wrapper, whichever saw it first).
+fn connection_failed_once(
+    metrics: &ServerMetrics,
+    connection: &ConnectionState,
+    reason: impl FnOnce() -> String,
+) {
+    if connection.mark_failed() {
+        metrics.connection_failed(&reason());
     }
 }
 
@@ -202,8 +191,7 @@ impl<T> Drop for TrackedIo<T> {
     fn drop(&mut self) {
         let app_error_heads = self.state.app_error_heads.load(Relaxed);
         if let Some(error) = self.sniffer.error(app_error_heads) {
-            self.metrics
-                .connection_failed_once(&self.state, || error.reason());
+            connection_failed_once(&self.metrics, &self.state, || error.reason());
         }
         let m = &self.metrics.inner;
         m.connections_active.dec();
@@ -400,7 +388,7 @@ where
             .serve_connection_with_upgrades(TokioIo::new(self), service)
             .await
         {
-            metrics.connection_failed_once(&state, || format!("http: {e}"));
+            connection_failed_once(&metrics, &state, || format!("http: {e}"));
         }
     }
 }

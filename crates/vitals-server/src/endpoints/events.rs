@@ -32,7 +32,10 @@
 //!   a reconnecting client gets the events from then on (and
 //!   `/debug/history` for the recent past).
 
-use crate::ServerMetrics;
+use super::history;
+use super::query::{Query, QueryError};
+use crate::record::layer::OwnEventStream;
+use crate::server_metrics::ServerMetrics;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseFrame, KeepAlive, Sse};
@@ -45,15 +48,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
 use vitals::{Event, LifespanPhase, SharedEvent, Subscription};
 
-/// Default interval of the `: heartbeat` comment.
-pub const DEFAULT_EVENTS_HEARTBEAT: Duration = Duration::from_secs(15);
-/// Default cap on concurrent `/debug/events` clients.
-pub const DEFAULT_EVENTS_MAX_CLIENTS: usize = 16;
-/// Default per-client buffer, in events.
-pub const DEFAULT_EVENTS_BUFFER: usize = 1024;
 /// The subscriber name each client's drops are counted under.
 pub const EVENTS_SUBSCRIBER: &str = "debug_events";
 
@@ -73,62 +69,48 @@ pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
         .with_state(state)
 }
 
-fn error(
-    state: &EventsState,
-    status: StatusCode,
-    reason: &str,
-    body: serde_json::Value,
-) -> Response {
-    state.metrics.registry().count_rejected(reason);
-    (status, axum::Json(body)).into_response()
+/// A 503 for a client past the cap, counted in
+/// `vitals_rejected_total{reason="debug_events_clients"}`.
+fn too_many_clients(state: &EventsState, max: usize) -> Response {
+    state
+        .metrics
+        .registry()
+        .count_rejected("debug_events_clients");
+    let body = json!({
+        "error": format!("too many /debug/events clients: at most {max} at once; retry later"),
+        "max_clients": max,
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
 }
 
-/// The groups a `?types=` query asks for (`None`: every group).
-fn parse_types(query: Option<&str>) -> Result<Option<Vec<&'static str>>, String> {
-    let query = query.unwrap_or("");
-    if query.len() > crate::MAX_QUERY_LEN {
-        return Err(format!(
-            "query string is {} bytes; at most {} are accepted",
-            query.len(),
-            crate::MAX_QUERY_LEN
-        ));
+/// The groups a `?types=` query asks for (`None`: every group); other
+/// parameters (the dashboard's own) are ignored.
+fn parse_types(raw: Option<&str>) -> Result<Option<Vec<&'static str>>, QueryError> {
+    let query = Query::parse(raw)?;
+    let Some(value) = query.once("types")? else {
+        return Ok(None);
+    };
+    let mut groups = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match Event::GROUPS.iter().find(|g| **g == name) {
+            Some(g) => groups.push(*g),
+            None => return Err(QueryError::new(format!("unknown event type {name:?}"))),
+        }
     }
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query).map_err(|e| format!("query string is not valid: {e}"))?;
-    let mut wanted: Option<Vec<&'static str>> = None;
-    for (key, value) in pairs {
-        if key != "types" {
-            continue; // other parameters (the dashboard's own) are ignored
-        }
-        if wanted.is_some() {
-            return Err("filter \"types\" is given twice".to_owned());
-        }
-        let mut groups = Vec::new();
-        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match Event::GROUPS.iter().find(|g| **g == name) {
-                Some(g) => groups.push(*g),
-                None => return Err(format!("unknown event type {name:?}")),
-            }
-        }
-        if groups.is_empty() {
-            return Err("\"types\" lists no event type".to_owned());
-        }
-        wanted = Some(groups);
+    if groups.is_empty() {
+        return Err(QueryError::new("\"types\" lists no event type"));
     }
-    Ok(wanted)
+    Ok(Some(groups))
 }
 
 async fn events(State(state): State<Arc<EventsState>>, RawQuery(query): RawQuery) -> Response {
-    crate::history::ensure_sampler(&state.metrics);
+    history::ensure_sampler(&state.metrics);
     let wanted = match parse_types(query.as_deref()) {
         Ok(w) => w,
-        Err(message) => {
-            return error(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "debug_query_invalid",
-                json!({ "error": message, "known_types": Event::GROUPS }),
-            );
+        Err(refused) => {
+            return refused
+                .with("known_types", Event::GROUPS)
+                .respond(state.metrics.registry());
         }
     };
     let options = &state.metrics.inner.debug;
@@ -139,15 +121,7 @@ async fn events(State(state): State<Arc<EventsState>>, RawQuery(query): RawQuery
             (n < max).then_some(n + 1)
         });
     if taken.is_err() {
-        return error(
-            &state,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "debug_events_clients",
-            json!({
-                "error": format!("too many /debug/events clients: at most {max} at once; retry later"),
-                "max_clients": max,
-            }),
-        );
+        return too_many_clients(&state, max);
     }
     let slot = ClientSlot(state.clone());
     let (tx, rx) = tokio::sync::mpsc::channel::<SharedEvent>(options.events_buffer);
@@ -193,9 +167,7 @@ async fn events(State(state): State<Arc<EventsState>>, RawQuery(query): RawQuery
         )
         .into_response();
     // Not an application SSE session: keep its bytes out of the SSE figures.
-    response
-        .extensions_mut()
-        .insert(crate::layer::OwnEventStream);
+    response.extensions_mut().insert(OwnEventStream);
     response
 }
 
