@@ -86,11 +86,10 @@ async fn sse(Query(p): Query<Params>, tracked: RouteMetrics) -> impl IntoRespons
     Sse::new(tracked.sse(Box::pin(events))).keep_alive(KeepAlive::default())
 }
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let args = Args::parse();
-    let metrics = ServerMetrics::new().map_err(std::io::Error::other)?;
-    let app = Router::new()
+/// The demo's routes, before instrumentation. The metric-name test
+/// (`tests/metric_names.rs`) serves this same app.
+pub fn routes() -> Router {
+    Router::new()
         .route("/", get(|| async { "vitals demo server\n" }))
         .route("/users/{id}", get(user))
         .route("/slow", get(slow))
@@ -99,9 +98,15 @@ async fn main() -> std::io::Result<()> {
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed on purpose\n") }),
         )
         .route("/ws", get(ws))
-        .route("/sse", get(sse));
+        .route("/sse", get(sse))
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let metrics = ServerMetrics::new().map_err(std::io::Error::other)?;
     // The endpoints (/metrics, /debug/…) and the layer over everything.
-    let app = metrics.instrument(app);
+    let app = metrics.instrument(routes());
     let listener = TrackedListener::bind(&args.listen, &metrics).await?;
     let addr = axum::serve::Listener::local_addr(&listener)?;
     eprintln!("demo server on http://{addr}");
