@@ -280,21 +280,23 @@ impl Service {
     /// `error`: the message says where the URL came from, and how to start
     /// a server or point the tests at one. The password in `url` is hidden.
     pub fn unavailable(&self, url: &str, error: impl Display) {
-        let source = if std::env::var(self.var).is_ok_and(|v| !v.trim().is_empty()) {
+        let from_env = std::env::var(self.var).is_ok_and(|v| !v.trim().is_empty());
+        skip_or_fail(self.name, self.reason(url, &error, from_env));
+    }
+
+    fn reason(&self, url: &str, error: &dyn Display, from_env: bool) -> String {
+        let source = if from_env {
             format!("from {}", self.var)
         } else {
             format!("the default address, as {} is not set", self.var)
         };
-        skip_or_fail(
-            self.name,
-            format_args!(
-                "no answer at {} ({source}): {error}. To run these tests, {}; or set {} to \
-                 a server's URL",
-                hide_password(url),
-                self.start,
-                self.var
-            ),
-        );
+        format!(
+            "cannot connect to {} ({source}): {error}. To run these tests, {}; or set {} to \
+             a server's URL",
+            hide_password(url),
+            self.start,
+            self.var
+        )
     }
 }
 
@@ -382,6 +384,26 @@ mod tests {
         );
         assert_eq!(hide_password("redis://h/a@b"), "redis://h/a@b");
         assert_eq!(hide_password("not a url"), "not a url");
+    }
+
+    #[test]
+    fn an_unavailable_service_says_where_it_looked_and_what_to_do() {
+        let r = REDIS.reason("redis://:pw@127.0.0.1:6379", &"refused", false);
+        assert_eq!(
+            r,
+            "cannot connect to redis://:***@127.0.0.1:6379 (the default address, as \
+             VITALS_TEST_REDIS is not set): refused. To run these tests, install and start it \
+             (on Debian: apt-get install redis-server; redis-server --port 6379; scripts/test \
+             does this); or set VITALS_TEST_REDIS to a server's URL"
+        );
+        let r = POSTGRES.reason(POSTGRES.default_url, &"no database", true);
+        assert!(
+            r.starts_with(
+                "cannot connect to postgres://postgres@127.0.0.1:5432/test \
+                 (from VITALS_TEST_POSTGRES): no database. To run these tests, install"
+            ),
+            "{r}"
+        );
     }
 
     #[test]
