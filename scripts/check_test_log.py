@@ -98,7 +98,7 @@ def parse(path):
 def check_blocks(path, blocks, problems):
     """Every block ran all its tests and passed them."""
     if not blocks:
-        problems.append(f"{path}: no test binary ran")
+        problems.append(f"{path}: no test suite ran")
     for b in blocks:
         r = b.result
         if r is None:
@@ -197,7 +197,10 @@ def passed_names(blocks):
 
 def check_tests(blocks, problems):
     defined = source_tests()
-    ran = collections.Counter(name.split("::")[-1] for name in passed_names(blocks))
+    # `module::tests::name`, or `... - should panic` for a #[should_panic] test.
+    ran = collections.Counter(
+        name.removesuffix(" - should panic").split("::")[-1] for name in passed_names(blocks)
+    )
     missing = []
     for name, files in sorted(defined.items()):
         if ran[name] < len(files):
@@ -236,7 +239,7 @@ def main():
         check_blocks(path, these, problems)
         blocks += these
     passed = len(passed_names(blocks))
-    summary = f"{len(blocks)} test binaries, {passed} tests passed"
+    summary = f"{len(blocks)} suites, {passed} tests passed"
     if args.sources == "tests":
         summary += "; " + check_tests(blocks, problems) + ", every one ran"
     elif args.sources == "doctests":
