@@ -18,7 +18,9 @@ read from the sources, so it follows every test added or removed:
                     crates/*/src, crates/*/tests and crates/*/examples
                     must have passed in LOG, counted by name (a name
                     defined twice must have run twice). The workspace run
-                    of scripts/test compiles every such test.
+                    of scripts/test compiles every such test (a test that
+                    only exists without default features would have to
+                    be counted from that build's log instead).
 --sources doctests  every Rust code block in the doc comments of a
                     library crate's sources must have run, counted per
                     file (doc tests are named after their file).
