@@ -37,6 +37,7 @@ use vitals::{Event, Registry, Subscription};
 use vitals_collector::{Collector, CollectorConfig, Role};
 use vitals_server::push::CallerService;
 use vitals_server::{CallerLayer, ConnectionInfo, PushConfig, ServerMetrics, TrackedListener};
+use vitals_test_support::wait_until_async;
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -204,13 +205,16 @@ impl Instrumented {
     /// Waits until `n` requests are recorded, then closes the interval and
     /// delivers it: no request of the phase is in flight across the close.
     async fn settle_and_flush(&self, n: u64) {
-        for _ in 0..500 {
-            if self.completed.load(Ordering::SeqCst) >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(self.completed.load(Ordering::SeqCst), n);
+        wait_until_async(
+            &format!("{n} requests recorded"),
+            Duration::from_secs(10),
+            async || match self.completed.load(Ordering::SeqCst) {
+                done if done >= n => Ok(()),
+                done => Err(format!("{done} recorded")),
+            },
+        )
+        .await;
+        assert_eq!(self.completed.load(Ordering::SeqCst), n, "no more than {n}");
         let report = self
             .metrics
             .push_client()

@@ -177,23 +177,28 @@ pub fn assert_stats_eq(got: &BucketStats, want: &BucketStats, what: &str) {
 }
 
 /// Runs rollup passes until `tenant` has no dirty five-minute or hour
-/// period left (other tenants may share the store), at most 100 passes.
+/// period left (other tenants may share the store); panics if some are
+/// still dirty after 100 passes.
 pub(crate) async fn roll_up_until_clean(store: &dyn Store, tenant: &str) {
+    let mut left = Vec::new();
     for _ in 0..100 {
         rollup::rollup_pass(store).await.expect("rollup pass");
-        let mut left = false;
+        left.clear();
         for res in [Resolution::FiveMinutes, Resolution::Hour] {
-            left |= store
-                .dirty_periods(res, i64::MAX, 100_000)
-                .await
-                .expect("dirty")
-                .iter()
-                .any(|p| p.tenant == tenant);
+            left.extend(
+                store
+                    .dirty_periods(res, i64::MAX, 100_000)
+                    .await
+                    .expect("dirty")
+                    .into_iter()
+                    .filter(|p| p.tenant == tenant),
+            );
         }
-        if !left {
+        if left.is_empty() {
             return;
         }
     }
+    panic!("{tenant}: periods still dirty after 100 rollup passes: {left:?}");
 }
 
 /// Runs every check of the store contract against `store`; panics with a

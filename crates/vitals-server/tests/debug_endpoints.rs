@@ -22,6 +22,7 @@ use std::pin::Pin;
 use std::time::Duration;
 use vitals::{Event, Format, Registry};
 use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+use vitals_test_support::wait_until_async;
 
 mod common;
 use common::{eventually, value};
@@ -191,7 +192,7 @@ async fn events_stream_carries_exactly_what_happened_in_order() {
         .await
         .unwrap();
     let route = [("route", "/ws")];
-    eventually(&s.registry, |snap| {
+    eventually(&s.registry, "the WebSocket session to end", |snap| {
         value(snap, "websocket_connections_active", &route) == Some(0)
     })
     .await;
@@ -200,7 +201,7 @@ async fn events_stream_carries_exactly_what_happened_in_order() {
     let (status, body) = get_body(&s, "/sse?n=2").await;
     assert_eq!(status, 200);
     assert_eq!(body.matches("data:").count(), 2);
-    eventually(&s.registry, |snap| {
+    eventually(&s.registry, "the SSE stream to end", |snap| {
         value(snap, "sse_connections_active", &[("route", "/sse")]) == Some(0)
     })
     .await;
@@ -413,16 +414,15 @@ async fn client_cap_answers_503_and_frees_slots_when_clients_leave() {
 
     // A client leaving frees its slot (noticed at the next heartbeat).
     drop(first);
-    let mut status = 503;
-    for _ in 0..200 {
-        let res = get_raw(&s, "/debug/events", &[]).await;
-        status = res.status().as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, 200);
+    wait_until_async(
+        "a /debug/events slot freed by the client that left",
+        Duration::from_secs(10),
+        async || match get_raw(&s, "/debug/events", &[]).await.status().as_u16() {
+            200 => Ok(()),
+            other => Err(format!("status {other}")),
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

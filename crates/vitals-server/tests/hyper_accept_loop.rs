@@ -44,7 +44,7 @@ async fn hyper_util_loop_reports_connections_requests_and_protocol_errors() {
         let n = conn.read(&mut buf).await.unwrap();
         assert!(String::from_utf8_lossy(&buf[..n]).ends_with("hello"));
     }
-    let snap = eventually(&registry, |s| {
+    let snap = eventually(&registry, "the keep-alive connection to turn idle", |s| {
         int(s, "server_connections_idle", &[]) == Some(1)
     })
     .await;
@@ -64,13 +64,15 @@ async fn hyper_util_loop_reports_connections_requests_and_protocol_errors() {
         .unwrap();
     let mut sink = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(2), bad.read_to_end(&mut sink)).await;
-    let snap = eventually(&registry, |s| {
-        int(s, "server_connections_failed", &[]) == Some(1)
-    })
+    let snap = eventually(
+        &registry,
+        "the non-HTTP connection, counted as failed",
+        |s| int(s, "server_connections_failed", &[]) == Some(1),
+    )
     .await;
     assert_eq!(int(&snap, "server_connections_failed", &[]), Some(1));
     drop(conn);
-    let snap = eventually(&registry, |s| {
+    let snap = eventually(&registry, "the keep-alive connection to close", |s| {
         int(s, "server_connections_active", &[]) == Some(0)
     })
     .await;

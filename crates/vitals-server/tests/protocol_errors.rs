@@ -55,11 +55,15 @@ async fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
 /// Waits until `total` connections were accepted and all closed, then
 /// checks that exactly `failed` of them counted as failed.
 async fn expect_failed(registry: &Registry, failed: i128, total: i128) {
-    let snap = eventually(registry, |s| {
-        value(s, "server_connections_failed", &[]) == Some(failed)
-            && value(s, "server_connections", &[]) == Some(total)
-            && value(s, "server_connections_active", &[]) == Some(0)
-    })
+    let snap = eventually(
+        registry,
+        &format!("{total} connections accepted and closed, {failed} of them failed"),
+        |s| {
+            value(s, "server_connections_failed", &[]) == Some(failed)
+                && value(s, "server_connections", &[]) == Some(total)
+                && value(s, "server_connections_active", &[]) == Some(0)
+        },
+    )
     .await;
     let read = |name| value(&snap, name, &[]);
     assert_eq!(

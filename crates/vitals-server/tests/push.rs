@@ -18,6 +18,7 @@ use std::time::Duration;
 use vitals::Registry;
 use vitals::wire::{IngestBatch, RouteAggregate};
 use vitals_server::{ConnectionInfo, PushConfig, ServerMetrics, TrackedListener};
+use vitals_test_support::wait_until_async;
 
 mod common;
 use common::value;
@@ -564,13 +565,15 @@ async fn intervals_are_pushed_on_their_own_and_flushed_on_shutdown() {
     let mut s = start(&collector.url(), |c| c.interval(Duration::from_millis(200))).await;
     assert_eq!(s.get("/users/1", &[]).await, 200);
     // The loop pushes by itself (empty intervals too).
-    let mut waited = 0;
-    while collector.received().len() < 2 && waited < 100 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        waited += 1;
-    }
-    let got = collector.received();
-    assert!(got.len() >= 2, "{got:?}");
+    let got = wait_until_async(
+        "two intervals pushed by the loop",
+        Duration::from_secs(10),
+        async || match collector.received() {
+            got if got.len() >= 2 => Ok(got),
+            got => Err(format!("{got:?}")),
+        },
+    )
+    .await;
     let total: u64 = got
         .iter()
         .flat_map(|r| &r.batch.routes)

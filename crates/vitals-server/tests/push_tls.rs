@@ -21,6 +21,7 @@ use tower::ServiceExt;
 use vitals::Registry;
 use vitals::wire::IngestBatch;
 use vitals_server::{PushConfig, PushError, ServerMetrics};
+use vitals_test_support::wait_until_async;
 
 mod common;
 use common::value;
@@ -254,14 +255,15 @@ async fn untrusted_certificate_fails_is_counted_and_gives_up() {
     assert_eq!(v("vitals_push_queue_batches", &[]), Some(0));
     assert!(seen.batches.lock().unwrap().is_empty());
     // The server side saw the client refuse each handshake.
-    let failed = async {
-        while seen.handshakes_failed.load(Ordering::SeqCst) < 3 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(3), failed)
-        .await
-        .unwrap();
+    wait_until_async(
+        "the collector to see 3 refused handshakes",
+        Duration::from_secs(10),
+        async || match seen.handshakes_failed.load(Ordering::SeqCst) {
+            n if n >= 3 => Ok(()),
+            n => Err(format!("{n} refused")),
+        },
+    )
+    .await;
     assert_eq!(seen.handshakes_ok.load(Ordering::SeqCst), 0);
 }
 

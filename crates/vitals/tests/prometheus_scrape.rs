@@ -3,7 +3,8 @@
 //! `Accept` header, so this also exercises `Format::from_accept` end to end.
 //!
 //! Needs the `prometheus` binary (Debian package `prometheus`; scripts/test
-//! installs it). Set `VITALS_SKIP_EXTERNAL=1` to skip locally; never in CI.
+//! installs it). Without it the test fails, unless `VITALS_SKIP_EXTERNAL=1`
+//! skips it (never in CI): the rule of `vitals_test_support::external`.
 #![cfg(feature = "enabled")]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -11,8 +12,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vitals::{Format, Options, Registry, Unit};
+use vitals_test_support::{external, wait_until};
 
 struct KillOnDrop(Child);
 impl Drop for KillOnDrop {
@@ -95,9 +97,10 @@ fn query(port: u16, promql: &str) -> Option<String> {
 
 #[test]
 fn real_prometheus_scrapes_and_reads_back_values() {
-    if std::env::var("VITALS_SKIP_EXTERNAL").is_ok_and(|v| v == "1")
-        && std::env::var("CI").map_or(true, |v| v != "true")
-    {
+    if !external::require_command(
+        "prometheus",
+        "Debian package prometheus (scripts/test installs it)",
+    ) {
         return;
     }
     let registry = Registry::new();
@@ -144,25 +147,25 @@ fn real_prometheus_scrapes_and_reads_back_values() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect(
-            "prometheus must be installed (Debian package prometheus; scripts/test installs it)",
-        );
+        .expect("prometheus starts");
     let _guard = KillOnDrop(prometheus);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = None;
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-        last = query(web, r#"scrape_requests_total{route="/users/{id}"}"#);
-        if last.is_some() && query(web, "scrape_latency_seconds_count").is_some() {
-            break;
-        }
-    }
-    assert_eq!(
-        last.as_deref(),
-        Some("42"),
-        "Prometheus never stored the counter"
+    let counter = wait_until(
+        "Prometheus to store a scrape with the counter and the histogram",
+        Duration::from_secs(60),
+        || {
+            let counter = query(web, r#"scrape_requests_total{route="/users/{id}"}"#);
+            let count = query(web, "scrape_latency_seconds_count");
+            match (counter, count) {
+                (Some(counter), Some(_)) => Ok(counter),
+                (counter, count) => Err(format!(
+                    "counter {counter:?}, histogram count {count:?}, scrapes so far {:?}",
+                    accepts.lock().unwrap().len()
+                )),
+            }
+        },
     );
+    assert_eq!(counter, "42");
     assert_eq!(query(web, "up").as_deref(), Some("1"));
     assert_eq!(
         query(web, "scrape_latency_seconds_count").as_deref(),

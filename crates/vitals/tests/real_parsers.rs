@@ -4,7 +4,8 @@
 //! back must equal what was recorded.
 //!
 //! Needs `promtool` and Python's `prometheus_client` (scripts/test installs
-//! both). Set `VITALS_SKIP_EXTERNAL=1` to skip locally; never skipped in CI.
+//! both). Without them these tests fail, unless `VITALS_SKIP_EXTERNAL=1`
+//! skips them (never in CI): the rule of `vitals_test_support::external`.
 #![cfg(feature = "enabled")]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use vitals::{Format, Options, Registry, Unit};
+use vitals_test_support::external;
 
 const HOSTILE: &[&str] = &[
     "plain",
@@ -233,10 +235,10 @@ fn fixture() -> (Registry, Recorded) {
     (r, rec)
 }
 
-fn skip() -> bool {
-    std::env::var("VITALS_SKIP_EXTERNAL").is_ok_and(|v| v == "1")
-        && std::env::var("CI").map_or(true, |v| v != "true")
-}
+/// How to get what these tests need, for the failure message.
+const INSTALL_PROMTOOL: &str = "Debian package prometheus (scripts/test installs it)";
+const INSTALL_CLIENT: &str = "pip install prometheus_client, or Debian package python3-prometheus-client \
+     (scripts/test installs it)";
 
 fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("vitals-{}-{name}", std::process::id()))
@@ -261,7 +263,7 @@ fn check_with_python(format: Format, label: &str) {
         .arg(&exposition)
         .arg(&expected)
         .output()
-        .expect("python3 must be installed (scripts/test installs it)");
+        .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -274,7 +276,7 @@ fn check_with_python(format: Format, label: &str) {
 
 #[test]
 fn prometheus_client_text_parser_reads_back_every_value() {
-    if skip() {
+    if !external::require_python_module("prometheus_client", INSTALL_CLIENT) {
         return;
     }
     check_with_python(Format::Prometheus, "text");
@@ -282,7 +284,7 @@ fn prometheus_client_text_parser_reads_back_every_value() {
 
 #[test]
 fn prometheus_client_openmetrics_parser_reads_back_every_value() {
-    if skip() {
+    if !external::require_python_module("prometheus_client", INSTALL_CLIENT) {
         return;
     }
     check_with_python(Format::OpenMetrics, "openmetrics");
@@ -290,7 +292,7 @@ fn prometheus_client_openmetrics_parser_reads_back_every_value() {
 
 #[test]
 fn promtool_accepts_the_text_format() {
-    if skip() {
+    if !external::require_command("promtool", INSTALL_PROMTOOL) {
         return;
     }
     // promtool reads the Prometheus text format only (OpenMetrics is checked
@@ -304,9 +306,7 @@ fn promtool_accepts_the_text_format() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect(
-                "promtool must be installed (Debian package prometheus; scripts/test installs it)",
-            );
+            .expect("promtool runs");
         {
             use std::io::Write;
             let mut stdin = child.stdin.take().unwrap();

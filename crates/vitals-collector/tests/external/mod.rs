@@ -1,8 +1,9 @@
 //! Helpers for tests against the real PostgreSQL and Redis servers: where
-//! they are (`VITALS_TEST_POSTGRES`, `VITALS_TEST_REDIS`), a fresh schema
-//! per test, and the hostile-names round trip every back end must pass.
-//! In CI (`CI=true`) a missing variable or server fails the test; outside
-//! CI the test prints a loud SKIPPED line and returns.
+//! they are (`VITALS_TEST_POSTGRES`, `VITALS_TEST_REDIS`, else the standard
+//! local addresses), a fresh schema per test, and the hostile-names round
+//! trip every back end must pass. A server that does not answer fails the
+//! test, unless `VITALS_SKIP_EXTERNAL=1` skips it (never in CI): the rule
+//! of `vitals_test_support::external`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use vitals_collector::model::{
@@ -11,17 +12,23 @@ use vitals_collector::model::{
 };
 use vitals_collector::store::{PostgresStore, Store, StoreResult};
 use vitals_collector::testing::minute_bucket;
+use vitals_test_support::external::{POSTGRES, REDIS};
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
+/// How long a server may take to answer the first connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Fails in CI, skips loudly elsewhere.
-pub fn unavailable(what: &str, why: &str) {
-    if in_ci() {
-        panic!("{what} is required in CI: {why}");
+/// An error and its sources: `error connecting to server: Connection refused`.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text = format!("{text}: {s_text}");
+        }
+        source = s.source();
     }
-    eprintln!("\n*** SKIPPED: {what} unavailable ({why}); run scripts/test to start it ***\n");
+    text
 }
 
 /// A random lowercase name with `prefix`.
@@ -42,17 +49,20 @@ pub struct TestSchema {
 }
 
 impl TestSchema {
-    /// Creates `vitals_test_<what>_<random>`, or returns `None` (after a
-    /// loud skip) when PostgreSQL is not there outside CI.
+    /// Creates `vitals_test_<what>_<random>`, or returns `None` when
+    /// PostgreSQL does not answer and the test may skip (see the module
+    /// doc); the test then returns.
     pub async fn create(what: &str) -> Option<TestSchema> {
-        let Ok(url) = std::env::var("VITALS_TEST_POSTGRES") else {
-            unavailable("PostgreSQL", "VITALS_TEST_POSTGRES is not set");
-            return None;
-        };
-        let (client, conn) = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-            Ok(c) => c,
-            Err(e) => {
-                unavailable("PostgreSQL", &format!("cannot connect to {url}: {e}"));
+        let url = POSTGRES.url();
+        let connect = tokio_postgres::connect(&url, tokio_postgres::NoTls);
+        let (client, conn) = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                POSTGRES.unavailable(&url, with_sources(&e));
+                return None;
+            }
+            Err(_) => {
+                POSTGRES.unavailable(&url, format_args!("no answer in {CONNECT_TIMEOUT:?}"));
                 return None;
             }
         };
@@ -167,24 +177,26 @@ impl Drop for TestSchema {
     }
 }
 
-/// The Redis URL for tests, or `None` (after a loud skip) outside CI.
+/// The Redis URL for tests, once it answers PING, or `None` when it does
+/// not and the test may skip (see the module doc); the test then returns.
 pub async fn redis_url() -> Option<String> {
-    let Ok(url) = std::env::var("VITALS_TEST_REDIS") else {
-        unavailable("Redis", "VITALS_TEST_REDIS is not set");
-        return None;
+    let url = REDIS.url();
+    let ping = async {
+        let client = redis::Client::open(url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
     };
-    let reachable = async {
-        let client = redis::Client::open(url.as_str()).ok()?;
-        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .ok()
-    };
-    match tokio::time::timeout(std::time::Duration::from_secs(5), reachable).await {
-        Ok(Some(_)) => Some(url),
-        _ => {
-            unavailable("Redis", &format!("no answer to PING at {url}"));
+    match tokio::time::timeout(CONNECT_TIMEOUT, ping).await {
+        Ok(Ok(_)) => Some(url),
+        Ok(Err(e)) => {
+            REDIS.unavailable(&url, with_sources(&e));
+            None
+        }
+        Err(_) => {
+            REDIS.unavailable(
+                &url,
+                format_args!("no answer to PING in {CONNECT_TIMEOUT:?}"),
+            );
             None
         }
     }

@@ -460,24 +460,24 @@ pub(crate) mod tests {
     pub(crate) const EXPECTED_LINT: &[&str] = &[];
 
     /// Checks `text` (Prometheus format) with `promtool check metrics`:
-    /// exit 0, or 3 with only findings listed in `accepted`. Skipped when
-    /// promtool is missing, except with `CI=true`.
+    /// exit 0, or 3 with only findings listed in `accepted`. Without
+    /// promtool the test fails, or is skipped under the rule of
+    /// `vitals_test_support::external`.
     pub(crate) fn promtool_check(text: &[u8], accepted: &[&str]) {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        let spawned = Command::new("promtool")
+        use vitals_test_support::external::require_command;
+        if !require_command(
+            "promtool",
+            "Debian package prometheus (scripts/test installs it)",
+        ) {
+            return;
+        }
+        let mut child = Command::new("promtool")
             .args(["check", "metrics"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(e) if !ci && e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!("promtool not installed; skipping (never skipped with CI=true)");
-                return;
-            }
-            Err(e) => panic!("promtool must be installed (Debian package prometheus): {e}"),
-        };
+            .spawn()
+            .expect("promtool runs");
         {
             use std::io::Write;
             let mut stdin = child.stdin.take().expect("piped stdin");
@@ -504,8 +504,9 @@ pub(crate) mod tests {
     }
 
     /// Parses `text` (OpenMetrics) with prometheus_client's OpenMetrics
-    /// parser and returns `name type value` lines. Skipped (returns `None`)
-    /// when python3 or prometheus_client is missing, except with `CI=true`.
+    /// parser and returns `name type value` lines. Without python3 and
+    /// prometheus_client the test fails, or is skipped (`None`) under the
+    /// rule of `vitals_test_support::external`.
     pub(crate) fn python_openmetrics(text: &[u8]) -> Option<String> {
         const SCRIPT: &str = concat!(
             "import sys\n",
@@ -514,17 +515,10 @@ pub(crate) mod tests {
             "    for s in f.samples:\n",
             "        print(f.type, s.name, s.value)\n",
         );
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        let available = Command::new("python3")
-            .args(["-c", "import prometheus_client"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !available {
-            assert!(
-                !ci,
-                "python3 with prometheus_client must be installed in CI"
-            );
-            eprintln!("python3/prometheus_client not installed; skipping");
+        if !vitals_test_support::external::require_python_module(
+            "prometheus_client",
+            "pip install prometheus_client (scripts/test installs it)",
+        ) {
             return None;
         }
         let mut child = Command::new("python3")

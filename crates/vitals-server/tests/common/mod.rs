@@ -8,6 +8,7 @@ use vitals_server::RouteMetrics;
 use std::time::Duration;
 use vitals::snapshot::Value;
 use vitals::{Registry, Snapshot};
+use vitals_test_support::wait_until_async;
 
 /// The value of one series as an integer: counters and gauges as they are,
 /// histograms as their count, floats truncated. `None` if it does not exist.
@@ -20,17 +21,50 @@ pub fn value(snap: &Snapshot, family: &str, labels: &[(&str, &str)]) -> Option<i
     }
 }
 
-/// Waits (up to 3 s) until `check` passes on a fresh snapshot, since
-/// sessions and connections end asynchronously; returns the last snapshot.
-pub async fn eventually(registry: &Registry, check: impl Fn(&Snapshot) -> bool) -> Snapshot {
-    for _ in 0..300 {
+/// Waits until `check` passes on a fresh snapshot, since sessions and
+/// connections end asynchronously, and returns that snapshot. Fails the
+/// test after 10 s, naming `what` was awaited and listing every series of
+/// the last snapshot (the wait ends as soon as `check` passes, so the long
+/// timeout only costs time on a failure).
+#[track_caller]
+pub fn eventually<'a>(
+    registry: &'a Registry,
+    what: &'a str,
+    check: impl Fn(&Snapshot) -> bool + 'a,
+) -> impl Future<Output = Snapshot> + 'a {
+    wait_until_async(what, Duration::from_secs(10), async move || {
         let snap = registry.snapshot();
         if check(&snap) {
-            return snap;
+            Ok(snap)
+        } else {
+            Err(Series(snap))
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    })
+}
+
+/// A snapshot shown one series a line: `family{label="value"} value`.
+struct Series(Snapshot);
+
+impl std::fmt::Display for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for family in &self.0.families {
+            for series in &family.series {
+                let labels: Vec<String> = series
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v:?}"))
+                    .collect();
+                let value = match &series.value {
+                    Value::Unsigned { value } => value.to_string(),
+                    Value::Signed { value } => value.to_string(),
+                    Value::Float { value } => value.to_string(),
+                    Value::Histogram(h) => format!("count {}", h.count),
+                };
+                write!(f, "\n  {}{{{}}} {value}", family.name, labels.join(","))?;
+            }
+        }
+        Ok(())
     }
-    registry.snapshot()
 }
 
 /// A tracked WebSocket route that echoes every message until the client
