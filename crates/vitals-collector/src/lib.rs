@@ -10,6 +10,7 @@
 //! Start with [`Collector`]; the `vitals collector` command wraps it.
 
 pub mod auth;
+mod clock;
 pub mod codec;
 pub mod config;
 pub mod custom_metrics;
@@ -23,6 +24,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use clock::now_ms;
 pub use config::{
     CollectorConfig, ConfigError, HotTierSettings, Limits, RetentionConfig, ServicePolicy,
 };
@@ -33,5 +35,5 @@ pub use model::{
     with_totals,
 };
 pub use query::Health;
-pub use server::{Collector, CollectorError, MAX_QUERY_LEN, MAX_RECENT, now_ms};
+pub use server::{Collector, CollectorError, MAX_QUERY_LEN, MAX_RECENT};
 pub use store::{BoxFuture, SqliteStore, Store, StoreError, StoreResult};

@@ -32,12 +32,9 @@ pub const BASE_MS: UnixMs = 1_000_000_000_000;
 
 fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
     format!(
-        "{prefix}-{nanos}-{}-{}",
+        "{prefix}-{}-{}-{}",
+        crate::clock::now_ms(),
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )

@@ -14,6 +14,7 @@ mod queries;
 mod refusals;
 
 use crate::auth::{self, KeyCache, MAX_KEY_LEN};
+use crate::clock::now_ms;
 use crate::config::CollectorConfig;
 use crate::error::ApiError;
 use crate::ingest::{self, Prepared, RouteLimiter};
@@ -53,13 +54,6 @@ pub enum CollectorError {
     /// Listening or serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Current time in ms since the Unix epoch.
-pub fn now_ms() -> UnixMs {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 struct Inner {

@@ -44,6 +44,7 @@
 
 use super::hot_tier_metrics::{Durability, HotTierCollector, HotTierMetrics};
 use super::{BoxFuture, Store, StoreError, StoreResult};
+use crate::clock::now_ms;
 use crate::model::{
     Bucket, BucketQuery, BucketStats, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome,
     IngestWrite, KeyRecord, Resolution, Sample, SeriesKey, SeriesSelect, ServiceRecord, UnixMs,
@@ -209,12 +210,6 @@ fn random_id() -> StoreResult<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| StoreError::Database(format!("random id: {e}")))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-fn wall_clock() -> UnixMs {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Field-name separator inside hashes (JSON never holds it raw).
@@ -536,7 +531,7 @@ impl HotTier {
                 loop {
                     tick.tick().await;
                     let Some(inner) = weak.upgrade() else { return };
-                    if let Err(e) = inner.flush_pass(wall_clock()).await {
+                    if let Err(e) = inner.flush_pass(now_ms()).await {
                         eprintln!("vitals collector: hot tier flush failed, retrying: {e}");
                     }
                 }
@@ -622,7 +617,7 @@ fn glob_escape(s: &str) -> String {
 
 impl Inner {
     fn now(&self) -> UnixMs {
-        wall_clock()
+        now_ms()
     }
 
     fn boundary(&self, now: UnixMs) -> UnixMs {

@@ -172,7 +172,7 @@ impl vitals::Collector for HotTierCollector {
             unit: Some(Unit::Seconds),
             kind: MetricKind::Gauge,
         });
-        visitor.float_gauge(&Labels::empty(), m.age_seconds(crate::now_ms()));
+        visitor.float_gauge(&Labels::empty(), m.age_seconds(crate::clock::now_ms()));
         visitor.family(&FamilyInfo {
             name: "vitals_collector_hot_durable",
             help: "Whether Redis keeps acknowledged batches across its own restart, from its appendonly and appendfsync settings: 1 yes (AOF, fsync everysec or always), 0 no, -1 unknown (CONFIG GET refused); re-read every flush pass",

@@ -21,6 +21,7 @@
 //! labels never hit the btree index-row size limit.
 
 use super::{BoxFuture, Store, StoreError, StoreResult};
+use crate::clock::now_ms;
 use crate::model::{
     Bucket, BucketQuery, BucketStats, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome,
     IngestWrite, KeyRecord, Resolution, Role, Sample, SeriesKey, SeriesSelect, ServiceRecord,
@@ -372,12 +373,6 @@ fn encode_sketch(s: &vitals::Sketch) -> Vec<u8> {
 
 fn decode_sketch(b: &[u8]) -> StoreResult<vitals::Sketch> {
     crate::codec::decode_sketch(b).map_err(|e| StoreError::Corrupt(format!("sketch: {e}")))
-}
-
-fn now_ms() -> UnixMs {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// One bucket row to write, keyed by `(start_ms, series_id)`.
