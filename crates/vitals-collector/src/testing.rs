@@ -16,11 +16,12 @@ mod custom;
 
 pub use custom::custom_point;
 
+use crate::model::merge_by_key;
 use crate::model::{
     Bucket, BucketQuery, BucketStats, IngestOutcome, IngestWrite, KeyRecord, Resolution, Role,
     Sample, SeriesKey, SeriesSelect, UnixMs, sum_routes, totals_of, with_totals,
 };
-use crate::rollup::{self, merge_by_key};
+use crate::rollup;
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

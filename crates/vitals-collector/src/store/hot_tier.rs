@@ -48,6 +48,7 @@ use crate::clock::now_ms;
 use crate::model::{
     Bucket, BucketQuery, BucketStats, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome,
     IngestWrite, KeyRecord, Resolution, Sample, SeriesKey, SeriesSelect, ServiceRecord, UnixMs,
+    roll_up,
 };
 use redis::aio::ConnectionManager;
 use std::collections::{BTreeMap, HashMap};
@@ -878,18 +879,7 @@ impl Inner {
                     now,
                 )
                 .await?;
-            let mut merged: BTreeMap<(UnixMs, SeriesKey), BucketStats> = BTreeMap::new();
-            for m in minutes {
-                let slot = merged.entry((res.floor(m.start_ms), m.key)).or_default();
-                slot.merge(&m.stats);
-            }
-            out.extend(merged.into_iter().map(|((start, key), stats)| Bucket {
-                tenant: q.tenant.clone(),
-                resolution: res,
-                start_ms: start,
-                key,
-                stats,
-            }));
+            out.extend(roll_up(&q.tenant, res, minutes));
         }
         Ok(out)
     }

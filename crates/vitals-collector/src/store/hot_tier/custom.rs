@@ -6,6 +6,7 @@
 use super::{Inner, Ops, SEP, merged_span, rerr};
 use crate::model::{
     CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, Resolution, UnixMs,
+    roll_up_custom,
 };
 use crate::store::{StoreError, StoreResult};
 use std::collections::BTreeMap;
@@ -200,21 +201,7 @@ impl Inner {
                     now,
                 )
                 .await?;
-            let mut by_period: BTreeMap<UnixMs, Vec<CustomPoint>> = BTreeMap::new();
-            for m in minutes {
-                by_period.entry(res.floor(m.start_ms)).or_default().push(m);
-            }
-            for (start, points) in by_period {
-                out.extend(crate::rollup::merge_custom_by_key(points).into_iter().map(
-                    |(key, stats)| CustomPoint {
-                        tenant: q.tenant.clone(),
-                        resolution: res,
-                        start_ms: start,
-                        key,
-                        stats,
-                    },
-                ));
-            }
+            out.extend(roll_up_custom(&q.tenant, res, minutes));
         }
         Ok(out)
     }
