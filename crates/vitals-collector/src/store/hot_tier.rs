@@ -204,12 +204,12 @@ fn part(s: &str) -> String {
 }
 
 fn rerr(e: redis::RedisError) -> StoreError {
-    StoreError::Database(format!("Redis: {e}"))
+    StoreError::redis(e)
 }
 
 fn random_id() -> StoreResult<String> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Database(format!("random id: {e}")))?;
+    getrandom::fill(&mut b).map_err(|source| StoreError::Randomness { source })?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
@@ -329,8 +329,8 @@ fn check_write(w: &IngestWrite) -> StoreResult<()> {
     for p in &w.custom {
         let s = &p.stats;
         if !(s.last.is_finite() && s.min.is_finite() && s.max.is_finite()) {
-            return Err(StoreError::Database(format!(
-                "hot tier: a non-finite value in custom series {:?}",
+            return Err(StoreError::Unstorable(format!(
+                "the hot tier keeps only finite values; custom series {:?} has another",
                 p.key
             )));
         }
@@ -348,8 +348,8 @@ fn check_write(w: &IngestWrite) -> StoreResult<()> {
         .chain(s.duration_ms.buckets().map(|(_, c)| c))
         .any(|v| v > MAX_INCREMENT);
         if big || !s.duration_ms.sum().is_finite() {
-            return Err(StoreError::Database(format!(
-                "hot tier: counts above 2^53 or a non-finite sum in series {:?}",
+            return Err(StoreError::Unstorable(format!(
+                "the hot tier keeps counts up to 2^53 and finite sums; series {:?} has more",
                 b.key
             )));
         }

@@ -303,15 +303,7 @@ fn series_id(k: &SeriesKey) -> Vec<u8> {
 }
 
 fn db(e: tokio_postgres::Error) -> StoreError {
-    match e.as_db_error() {
-        Some(d) => StoreError::Database(format!(
-            "PostgreSQL {}: {}{}",
-            d.code().code(),
-            d.message(),
-            d.detail().map(|s| format!(" ({s})")).unwrap_or_default()
-        )),
-        None => StoreError::Database(format!("PostgreSQL: {e}")),
-    }
+    StoreError::postgres(e)
 }
 
 /// A failure inside a transaction: a PostgreSQL error (maybe worth a
@@ -591,8 +583,9 @@ async fn merge_rows(
     if pending.is_empty() {
         Ok(())
     } else {
-        Err(Failure::Store(StoreError::Database(
-            "PostgreSQL: bucket rows kept changing under a merge; try again".into(),
+        Err(Failure::Store(StoreError::postgres_client(
+            "bucket rows kept changing under a merge (other writers); the write was not stored, try again",
+            None,
         )))
     }
 }
@@ -688,7 +681,12 @@ impl PostgresStore {
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
             .build()
-            .map_err(|e| StoreError::Database(format!("PostgreSQL pool: {e}")))?;
+            .map_err(|e| {
+                StoreError::postgres_client(
+                    format!("the connection pool cannot be built: {e}"),
+                    Some(Box::new(e)),
+                )
+            })?;
         let store = PostgresStore {
             pool,
             partitions: Mutex::new(HashSet::new()),
@@ -700,8 +698,21 @@ impl PostgresStore {
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| match e {
+            // Connecting failed: the server refused the login (with a
+            // SQLSTATE), or could not be reached at all.
+            deadpool_postgres::PoolError::Backend(e) if e.as_db_error().is_none() => {
+                StoreError::postgres_client(
+                    format!("cannot connect: {e}; check that the server is up and reachable at the URL"),
+                    Some(Box::new(e)),
+                )
+            }
             deadpool_postgres::PoolError::Backend(e) => db(e),
-            other => StoreError::Database(format!("PostgreSQL connection: {other}")),
+            other => StoreError::postgres_client(
+                format!(
+                    "no connection from the pool: {other}; check that the server is up and reachable at the URL"
+                ),
+                Some(Box::new(other)),
+            ),
         })
     }
 

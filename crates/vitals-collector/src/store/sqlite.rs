@@ -160,7 +160,7 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    StoreError::sqlite(e)
 }
 
 impl SqliteStore {
@@ -588,34 +588,33 @@ const MAX_GROUP: usize = 256;
 /// back alone (a write alone in its group needs none: its transaction
 /// rolls back); then answers each. A failed commit fails them all.
 fn ingest_group(conn: &mut Connection, jobs: Vec<Job>) {
-    let run =
-        |conn: &mut Connection, jobs: &[Job]| -> StoreResult<Vec<StoreResult<IngestOutcome>>> {
-            let mut tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(db)?;
-            if let [job] = jobs {
-                // Alone in its group: the transaction is the write's own, so
-                // no savepoint (and no sub-journal of every page it touches)
-                // is needed; a failed write rolls back with it.
-                let result = ingest_one(&tx, &job.write);
-                if result.is_ok() {
-                    tx.commit().map_err(db)?;
-                }
-                return Ok(vec![result]);
+    let run = |conn: &mut Connection,
+               jobs: &[Job]|
+     -> rusqlite::Result<Vec<StoreResult<IngestOutcome>>> {
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let [job] = jobs {
+            // Alone in its group: the transaction is the write's own, so
+            // no savepoint (and no sub-journal of every page it touches)
+            // is needed; a failed write rolls back with it.
+            let result = ingest_one(&tx, &job.write);
+            if result.is_ok() {
+                tx.commit()?;
             }
-            let mut results = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                let sp = tx.savepoint().map_err(db)?;
-                let result = ingest_one(&sp, &job.write);
-                if result.is_ok() {
-                    sp.commit().map_err(db)?;
-                }
-                // An uncommitted savepoint rolls back when dropped.
-                results.push(result);
+            return Ok(vec![result]);
+        }
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let sp = tx.savepoint()?;
+            let result = ingest_one(&sp, &job.write);
+            if result.is_ok() {
+                sp.commit()?;
             }
-            tx.commit().map_err(db)?;
-            Ok(results)
-        };
+            // An uncommitted savepoint rolls back when dropped.
+            results.push(result);
+        }
+        tx.commit()?;
+        Ok(results)
+    };
     match run(conn, &jobs) {
         Ok(results) => {
             for (job, result) in jobs.into_iter().zip(results) {
@@ -623,11 +622,26 @@ fn ingest_group(conn: &mut Connection, jobs: Vec<Job>) {
             }
         }
         Err(e) => {
-            let msg = e.to_string();
             for job in jobs {
-                let _ = job.done.send(Err(StoreError::Database(msg.clone())));
+                let _ = job.done.send(Err(StoreError::sqlite(copy_of(&e))));
             }
         }
+    }
+}
+
+/// A copy of a failed group commit's error, one for each write of the
+/// group. SQLite's own failures (all that beginning, a savepoint or a
+/// commit report) copy exactly; any other driver error is carried by its
+/// text as a generic `SQLITE_ERROR`.
+fn copy_of(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }
 
