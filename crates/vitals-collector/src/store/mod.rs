@@ -9,7 +9,6 @@
 
 mod error;
 mod hot_tier;
-mod hot_tier_metrics;
 mod open;
 mod postgres;
 mod sqlite;

@@ -4,7 +4,7 @@
 //!
 //! The hot tier is opened before the collector's registry exists (and may
 //! serve several collectors), so it counts into plain atomics here and
-//! [`Store::register_metrics`](super::Store::register_metrics) adds a
+//! [`Store::register_metrics`](crate::store::Store::register_metrics) adds a
 //! [`vitals::Collector`] reading them at scrape time. The age is computed
 //! at scrape time from the wall clock, so it keeps growing while no flush
 //! pass succeeds (or none runs at all).
