@@ -17,7 +17,7 @@ use crate::auth::{self, KeyCache, MAX_KEY_LEN};
 use crate::clock::now_ms;
 use crate::config::CollectorConfig;
 use crate::error::ApiError;
-use crate::ingest::{self, Prepared, RouteLimiter};
+use crate::ingest::{self, BatchKind, Intake, Prepared, RouteLimiter};
 use crate::model::{IngestOutcome, KeyRecord, Role, UnixMs};
 use crate::rollup::{self, Retention};
 use crate::store::{self, Store, StoreError};
@@ -31,7 +31,7 @@ use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use vitals::wire::{INGEST_PATH, IngestBatch, REQUESTS_PATH, RequestBatchRef};
+use vitals::wire::{INGEST_PATH, REQUESTS_PATH};
 use vitals::{Counter, CounterVec, Format, Registry};
 
 /// Longest query string accepted, bytes.
@@ -306,21 +306,7 @@ impl Collector {
 
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<(Bytes, bool), ApiError> {
         let limits = &self.inner.config.limits;
-        let gzip = match headers
-            .get(header::CONTENT_ENCODING)
-            .map(|v| v.to_str().map(str::trim))
-        {
-            None => false,
-            Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") => true,
-            Some(Ok(v)) if v.eq_ignore_ascii_case("identity") => false,
-            Some(_) => {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_encoding",
-                    "Content-Encoding must be gzip or identity",
-                ));
-            }
-        };
+        let gzip = ingest::is_gzip(headers.get(header::CONTENT_ENCODING))?;
         let bytes = axum::body::to_bytes(body, limits.max_body_bytes)
             .await
             .map_err(|_| {
@@ -393,94 +379,21 @@ impl Collector {
     }
 }
 
-/// The two ingest bodies, as the shared ingest path sees them.
-trait IngestBody {
-    /// The endpoint's label in `vitals_collector_batches_total`.
-    const ENDPOINT: &'static str;
-    /// The decoded body, which may borrow from the request's bytes.
-    type Batch<'a>: serde::Deserialize<'a> + Send;
-    fn service<'b>(batch: &'b Self::Batch<'_>) -> &'b str;
-    fn prepare(
-        batch: Self::Batch<'_>,
-        tenant: &str,
-        now: UnixMs,
-        config: &CollectorConfig,
-        oldest_ms: i64,
-        routes: &RouteLimiter,
-    ) -> Result<Prepared, ApiError>;
-}
-
-/// `POST /v1/ingest`: aggregated batches.
-struct Aggregates;
-
-impl IngestBody for Aggregates {
-    const ENDPOINT: &'static str = "ingest";
-    type Batch<'a> = IngestBatch;
-    fn service(batch: &IngestBatch) -> &str {
-        &batch.service
-    }
-    fn prepare(
-        batch: IngestBatch,
-        tenant: &str,
-        now: UnixMs,
-        config: &CollectorConfig,
-        oldest_ms: i64,
-        routes: &RouteLimiter,
-    ) -> Result<Prepared, ApiError> {
-        ingest::prepare_batch(tenant, batch, now, config, oldest_ms, routes)
-    }
-}
-
-/// `POST /v1/requests`: per-request records, read in place.
-struct Records;
-
-impl IngestBody for Records {
-    const ENDPOINT: &'static str = "requests";
-    type Batch<'a> = RequestBatchRef<'a>;
-    fn service<'b>(batch: &'b RequestBatchRef<'_>) -> &'b str {
-        &batch.service
-    }
-    fn prepare(
-        batch: RequestBatchRef<'_>,
-        tenant: &str,
-        now: UnixMs,
-        config: &CollectorConfig,
-        oldest_ms: i64,
-        routes: &RouteLimiter,
-    ) -> Result<Prepared, ApiError> {
-        ingest::prepare_records(tenant, batch, now, config, oldest_ms, routes)
-    }
-}
-
 /// `POST /v1/ingest` and `POST /v1/requests`: authorize, read and decode
 /// the body within the limits, admit the service, prepare, store durably.
-async fn ingest_body<B: IngestBody>(c: Collector, headers: HeaderMap, body: Body) -> Response {
+async fn ingest_body<B: BatchKind>(c: Collector, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let key = c.authorize(&headers, Role::Ingest).await?;
         let (bytes, gzip) = c.read_body(&headers, body).await?;
-        let limits = &c.inner.config.limits;
-        let json = ingest::inflate_body(&bytes, gzip, limits.max_decompressed_bytes)?;
-        let batch: B::Batch<'_> = ingest::parse_body(&json)?;
-        ingest::check_service(B::service(&batch), limits)?;
-        let now = now_ms();
-        c.inner
-            .routes
-            .admit_service(
-                &*c.inner.store,
-                &key.tenant,
-                B::service(&batch),
-                now,
-                limits,
-            )
-            .await?;
-        let prepared = B::prepare(
-            batch,
-            &key.tenant,
-            now,
-            &c.inner.config,
-            c.oldest_accepted_ms(),
-            &c.inner.routes,
-        )?;
+        let intake = Intake {
+            tenant: &key.tenant,
+            now: now_ms(),
+            config: &c.inner.config,
+            oldest_ms: c.oldest_accepted_ms(),
+            store: &*c.inner.store,
+            routes: &c.inner.routes,
+        };
+        let prepared = ingest::accept::<B>(&bytes, gzip, &intake).await?;
         c.store_write(B::ENDPOINT, prepared).await
     }
     .await;
@@ -496,11 +409,11 @@ async fn ingest_body<B: IngestBody>(c: Collector, headers: HeaderMap, body: Body
 }
 
 async fn ingest_batch(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
-    ingest_body::<Aggregates>(c, headers, body).await
+    ingest_body::<ingest::Aggregates>(c, headers, body).await
 }
 
 async fn ingest_records(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
-    ingest_body::<Records>(c, headers, body).await
+    ingest_body::<ingest::Records>(c, headers, body).await
 }
 
 async fn metrics(State(c): State<Collector>, headers: HeaderMap) -> Response {
