@@ -60,7 +60,7 @@ pub fn inflate_body(body: &[u8], gzip: bool, max: usize) -> Result<Cow<'_, [u8]>
 }
 
 /// Parses a JSON body into `T`, which may borrow from it (see
-/// [`RequestBatchRef`]); a malformed body is an `invalid_json` error.
+/// [`RequestBatchRef`](vitals::wire::RequestBatchRef)); a malformed body is an `invalid_json` error.
 pub fn parse_body<'a, T: serde::Deserialize<'a>>(json: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(json).map_err(|e| {
         ApiError::bad_request(

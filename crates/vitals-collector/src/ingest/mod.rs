@@ -7,7 +7,7 @@
 //! half-succeeds. Routes beyond a service's limit are folded into
 //! [`OVERFLOW_ROUTE`](crate::model::OVERFLOW_ROUTE).
 //!
-//! The steps, in the order [`accept`] runs them (the server authorizes
+//! The steps, in the order `accept` runs them (the server authorizes
 //! the key and caps the raw body first, and stores the result after):
 //!
 //! 1. `body.rs`: decode the body: gunzip it within the limit on the

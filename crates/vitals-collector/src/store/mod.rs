@@ -6,6 +6,14 @@
 //! ingest merges minute buckets, the rollup job recomputes coarser buckets
 //! from finer ones ([`crate::rollup`]), queries read buckets and samples.
 //! Sketch merging happens in Rust, so a back end only needs to store rows.
+//!
+//! - `mod.rs`: the [`Store`] trait and its contract.
+//! - `error.rs`: [`StoreError`], with the driver's error as its source.
+//! - `open.rs`: opening a store by URL ([`open`], [`open_with_hot_tier`]),
+//!   and [`redact_password`] for every URL a log line or error shows.
+//! - `sqlite/`, `postgres/`: the back ends; `hot_tier/`: Redis in front of
+//!   either. Each is split into schema, rows, writes, reads and custom
+//!   metrics.
 
 mod error;
 mod hot_tier;

@@ -125,7 +125,7 @@ impl SqliteStore {
     }
 }
 
-/// Every method runs on the blocking pool ([`SqliteStore::with`]); the SQL
+/// Every method runs on the blocking pool (`SqliteStore::with`); the SQL
 /// is in `read.rs`, `write.rs` and `custom.rs`.
 impl Store for SqliteStore {
     fn ingest(&self, write: IngestWrite) -> BoxFuture<'_, StoreResult<IngestOutcome>> {
