@@ -26,8 +26,7 @@ pub fn hash_key(key: &str) -> String {
 /// A new random key (`vk_` + 64 hex digits).
 pub fn generate_key() -> Result<String, StoreError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| StoreError::Database(format!("no randomness for a new key: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|source| StoreError::Randomness { source })?;
     let mut out = String::with_capacity(67);
     out.push_str("vk_");
     for b in bytes {
@@ -44,7 +43,7 @@ pub async fn create_key(
     role: Role,
     now_ms: UnixMs,
 ) -> StoreResult<String> {
-    validate_tenant(tenant).map_err(StoreError::Database)?;
+    validate_tenant(tenant).map_err(StoreError::Invalid)?;
     let key = generate_key()?;
     store
         .create_key(KeyRecord {

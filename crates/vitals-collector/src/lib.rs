@@ -7,9 +7,55 @@
 //! (`/v1/services`, `/v1/services/{service}/stats|routes|timeseries|recent`,
 //! `/v1/connections`), with the collector's own `/metrics`.
 //!
-//! Start with [`Collector`]; the `vitals collector` command wraps it.
+//! Start with [`Collector`]; the `vitals collector` command wraps it. The
+//! wire format and the collector API it serves are the contract in
+//! `docs/ARCHITECTURE.md` ("Wire format", "Collector API").
+//!
+//! ## Where things live
+//!
+//! A batch's `service`, from ingest to a query:
+//!
+//! 1. `server/batches.rs`: `POST /v1/ingest` and `/v1/requests` take the
+//!    tenant from the API key ([`auth`]) and cap the raw body.
+//! 2. [`ingest`]: [`ingest/mod.rs`](ingest) runs the steps in order:
+//!    decode the body, check the service name, admit the service against
+//!    the tenant's limit ([`ingest::RouteLimiter`]), then build one
+//!    [`IngestWrite`] whose minute [`Bucket`]s carry the service in their
+//!    [`SeriesKey`], plus a per-service total series ([`with_totals`]).
+//! 3. [`store`]: [`Store::ingest`] keeps the write atomically and records
+//!    the service's last-seen time: `store/sqlite/write.rs`,
+//!    `store/postgres/write.rs`, or `store/hot_tier/write.rs` (Redis in
+//!    front of either).
+//! 4. [`rollup`]: the background job recomputes dirty 5-minute and hour
+//!    periods as the merge of their parts ([`model::roll_up`]), and
+//!    applies retention.
+//! 5. `server/queries.rs`: `GET /v1/services/{service}/…` finds the
+//!    service ([`Store::services`]), reads its buckets
+//!    ([`Store::read_buckets`] with a [`BucketQuery`]) at the resolution
+//!    the window needs ([`query::Window`]), and answers with figures and
+//!    health from [`query`].
+//!
+//! The rest:
+//! - Data and merges: [`model`] (series keys, buckets, custom points,
+//!   writes, keys; every merge in `model/merge.rs`), [`codec`] (sketches
+//!   as stored bytes).
+//! - Back ends: [`store`] (the [`Store`] trait, [`StoreError`], opening by
+//!   URL) with one folder each, split into schema, rows, writes, reads and
+//!   custom metrics: `store/sqlite/`, `store/postgres/`, `store/hot_tier/`
+//!   (with its own metrics). Every back end passes [`testing`]'s suite
+//!   (feature `testing`).
+//! - Custom metrics: pushed in batches, stored like buckets
+//!   ([`model::CustomPoint`]), answered by [`custom_metrics`].
+//! - Settings: [`config`] (the TOML file and its `VITALS_*` variables).
+//! - Errors: [`ApiError`] (what the API answers), [`StoreError`].
+//! - Time: `clock.rs`, the one place the wall clock is read ([`now_ms`]).
+//!
+//! Imports go one way: `server` → `ingest`, `query`, `rollup`, `store`,
+//! `config` → `model`; the merges live in `model`, so no store reaches back
+//! into `rollup`.
 
 pub mod auth;
+mod clock;
 pub mod codec;
 pub mod config;
 pub mod custom_metrics;
@@ -23,6 +69,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use clock::now_ms;
 pub use config::{
     CollectorConfig, ConfigError, HotTierSettings, Limits, RetentionConfig, ServicePolicy,
 };
@@ -33,5 +80,5 @@ pub use model::{
     with_totals,
 };
 pub use query::Health;
-pub use server::{Collector, CollectorError, MAX_QUERY_LEN, MAX_RECENT, now_ms};
+pub use server::{Collector, CollectorError, MAX_QUERY_LEN, MAX_RECENT};
 pub use store::{BoxFuture, SqliteStore, Store, StoreError, StoreResult};

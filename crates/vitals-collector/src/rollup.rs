@@ -5,14 +5,18 @@
 //! from its minute buckets (replacing, so re-running is harmless and late
 //! data is picked up), which marks the enclosing hour dirty; then the same
 //! for hours from five-minute buckets. A coarse bucket is therefore always
-//! exactly the merge of its parts: counts added, sketches merged.
+//! exactly the merge of its parts: counts added, sketches merged
+//! ([`crate::model::roll_up`]).
 
 use crate::model::{
-    Bucket, BucketQuery, BucketStats, CustomKey, CustomPoint, CustomQuery, CustomStats,
-    DirtyPeriod, Resolution, SeriesKey, SeriesSelect, UnixMs,
+    BucketQuery, CustomQuery, DirtyPeriod, Resolution, SeriesSelect, UnixMs, roll_up,
+    roll_up_custom,
 };
 use crate::store::{Store, StoreResult};
-use std::collections::BTreeMap;
+
+/// The merges a rollup is made of, defined with the model they merge
+/// (kept here too: this is where tests and benches have found them).
+pub use crate::model::{merge_by_key, merge_custom_by_key};
 
 /// Periods taken per resolution and pass, so one pass is bounded.
 pub const PERIODS_PER_PASS: usize = 1000;
@@ -54,46 +58,6 @@ impl Retention {
     }
 }
 
-/// Merges buckets by series key: what a coarser bucket over the same
-/// series holds.
-pub fn merge_by_key(buckets: impl IntoIterator<Item = Bucket>) -> BTreeMap<SeriesKey, BucketStats> {
-    merge_keyed(
-        buckets.into_iter().map(|b| (b.key, b.stats)),
-        BucketStats::merge,
-    )
-}
-
-/// Merges custom points by series key, oldest period first: what a
-/// coarser point over the same series holds (last by time, min, max).
-pub fn merge_custom_by_key(
-    points: impl IntoIterator<Item = CustomPoint>,
-) -> BTreeMap<CustomKey, CustomStats> {
-    let mut points: Vec<CustomPoint> = points.into_iter().collect();
-    // Ties in time resolve the same way whatever order the store returned.
-    points.sort_by_key(|p| (p.start_ms, p.stats.last_ms));
-    merge_keyed(
-        points.into_iter().map(|p| (p.key, p.stats)),
-        CustomStats::merge,
-    )
-}
-
-/// Folds `(key, stats)` pairs into one entry a key, in the given order.
-fn merge_keyed<K: Ord, S>(
-    items: impl Iterator<Item = (K, S)>,
-    merge: impl Fn(&mut S, &S),
-) -> BTreeMap<K, S> {
-    let mut out: BTreeMap<K, S> = BTreeMap::new();
-    for (key, stats) in items {
-        match out.get_mut(&key) {
-            Some(have) => merge(have, &stats),
-            None => {
-                out.insert(key, stats);
-            }
-        }
-    }
-    out
-}
-
 /// Recomputes one dirty period from the finer resolution below it:
 /// custom points first, then buckets (whose write clears the mark).
 pub async fn rollup_period(store: &dyn Store, period: DirtyPeriod) -> StoreResult<()> {
@@ -116,16 +80,7 @@ pub async fn rollup_period(store: &dyn Store, period: DirtyPeriod) -> StoreResul
     // dirty again (ingest refuses data older than the finer retention), so
     // an empty read never has stale coarse points to clear.
     if !custom_parts.is_empty() {
-        let custom = merge_custom_by_key(custom_parts)
-            .into_iter()
-            .map(|(key, stats)| CustomPoint {
-                tenant: period.tenant.clone(),
-                resolution: period.resolution,
-                start_ms: period.start_ms,
-                key,
-                stats,
-            })
-            .collect();
+        let custom = roll_up_custom(&period.tenant, period.resolution, custom_parts);
         store.write_custom_rollup(period.clone(), custom).await?;
     }
     let parts = store
@@ -140,16 +95,8 @@ pub async fn rollup_period(store: &dyn Store, period: DirtyPeriod) -> StoreResul
             series: SeriesSelect::All,
         })
         .await?;
-    let buckets = merge_by_key(parts)
-        .into_iter()
-        .map(|(key, stats)| Bucket {
-            tenant: period.tenant.clone(),
-            resolution: period.resolution,
-            start_ms: period.start_ms,
-            key,
-            stats,
-        })
-        .collect();
+    // Every part starts inside the period, so this is one bucket a series.
+    let buckets = roll_up(&period.tenant, period.resolution, parts);
     store.write_rollup(period, buckets).await
 }
 

@@ -28,7 +28,7 @@ impl Store for FlakyStore {
     fn ingest(&self, write: IngestWrite) -> BoxFuture<'_, StoreResult<IngestOutcome>> {
         Box::pin(async move {
             if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::Database("store down (test)".into()));
+                return Err(StoreError::Task("store down (test)".into()));
             }
             self.inner.ingest(write).await
         })

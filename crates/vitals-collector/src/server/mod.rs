@@ -1,7 +1,8 @@
 //! The collector's HTTP API: ingest, queries and its own `/metrics`, over
 //! one [`Store`], with the rollup and retention jobs in the background.
-//! The query handlers live in `queries.rs`; the router's own refusals
-//! (unknown path, wrong method, unreadable path segment) in `refusals.rs`.
+//! The ingest handlers live in `batches.rs`, the query handlers in
+//! `queries.rs`; the router's own refusals (unknown path, wrong method,
+//! unreadable path segment) in `refusals.rs`.
 //!
 //! Routes: `POST /v1/ingest` (aggregated batches, with custom metrics),
 //! `POST /v1/requests` (per-request records); read keys:
@@ -10,27 +11,27 @@
 //! `/v1/services/{service}/custom/{name}` (one metric's series),
 //! `/v1/connections`; plus `/metrics` and `/healthz`.
 
+mod batches;
 mod queries;
 mod refusals;
 
 use crate::auth::{self, KeyCache, MAX_KEY_LEN};
+use crate::clock::now_ms;
 use crate::config::CollectorConfig;
 use crate::error::ApiError;
-use crate::ingest::{self, Prepared, RouteLimiter};
-use crate::model::{IngestOutcome, KeyRecord, Role, UnixMs};
+use crate::ingest::RouteLimiter;
+use crate::model::{KeyRecord, Role, UnixMs};
 use crate::rollup::{self, Retention};
 use crate::store::{self, Store, StoreError};
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use vitals::wire::{INGEST_PATH, IngestBatch, REQUESTS_PATH, RequestBatchRef};
+use vitals::wire::{INGEST_PATH, REQUESTS_PATH};
 use vitals::{Counter, CounterVec, Format, Registry};
 
 /// Longest query string accepted, bytes.
@@ -53,13 +54,6 @@ pub enum CollectorError {
     /// Listening or serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Current time in ms since the Unix epoch.
-pub fn now_ms() -> UnixMs {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 struct Inner {
@@ -219,8 +213,8 @@ impl Collector {
     /// The HTTP API as an axum router.
     pub fn router(&self) -> Router {
         Router::new()
-            .route(INGEST_PATH, post(ingest_batch))
-            .route(REQUESTS_PATH, post(ingest_records))
+            .route(INGEST_PATH, post(batches::ingest_batch))
+            .route(REQUESTS_PATH, post(batches::ingest_records))
             .route("/v1/services", get(queries::services))
             .route("/v1/services/{service}/stats", get(queries::stats))
             .route("/v1/services/{service}/routes", get(queries::routes))
@@ -309,204 +303,6 @@ impl Collector {
         }
         Ok(rec)
     }
-
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<(Bytes, bool), ApiError> {
-        let limits = &self.inner.config.limits;
-        let gzip = match headers
-            .get(header::CONTENT_ENCODING)
-            .map(|v| v.to_str().map(str::trim))
-        {
-            None => false,
-            Some(Ok(v)) if v.eq_ignore_ascii_case("gzip") => true,
-            Some(Ok(v)) if v.eq_ignore_ascii_case("identity") => false,
-            Some(_) => {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_encoding",
-                    "Content-Encoding must be gzip or identity",
-                ));
-            }
-        };
-        let bytes = axum::body::to_bytes(body, limits.max_body_bytes)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!(
-                        "the body is over the {}-byte limit (or was cut off); send smaller batches",
-                        limits.max_body_bytes
-                    ),
-                )
-            })?;
-        Ok((bytes, gzip))
-    }
-
-    /// Stores a prepared write; answers with what happened.
-    async fn store_write(
-        &self,
-        endpoint: &'static str,
-        prepared: Prepared,
-    ) -> Result<Response, ApiError> {
-        let Prepared {
-            write,
-            overflowed,
-            requests,
-            custom_dropped,
-            apdex_estimated,
-        } = prepared;
-        self.inner.apdex_estimated.add(apdex_estimated);
-        if overflowed > 0 {
-            self.inner.overflowed.add(overflowed);
-            self.inner.registry.count_rejected("route_overflow");
-        }
-        for _ in 0..custom_dropped {
-            self.inner.registry.count_rejected("custom_series_limit");
-        }
-        let batch_id = write.batch_id.clone();
-        let series = write.buckets.len();
-        let custom = write.custom.len();
-        let outcome = self
-            .inner
-            .store
-            .ingest(write)
-            .await
-            .map_err(ApiError::store_unavailable)?;
-        let status = match outcome {
-            IngestOutcome::Stored => {
-                self.inner.ingested.get(&[endpoint]).add(requests);
-                "stored"
-            }
-            IngestOutcome::Duplicate => "duplicate",
-        };
-        self.inner.batches.get(&[endpoint, status]).inc();
-        Ok(axum::Json(json!({
-            "status": status,
-            "batch_id": batch_id,
-            "series": series,
-            "requests": requests,
-            "overflowed": overflowed,
-            "custom": custom,
-            "custom_dropped": custom_dropped,
-            "apdex_estimated": apdex_estimated,
-        }))
-        .into_response())
-    }
-
-    fn oldest_accepted_ms(&self) -> i64 {
-        // Leave an hour of the minute retention for the rollup to read the data.
-        self.inner.retention.minute_ms - 3_600_000
-    }
-}
-
-/// The two ingest bodies, as the shared ingest path sees them.
-trait IngestBody {
-    /// The endpoint's label in `vitals_collector_batches_total`.
-    const ENDPOINT: &'static str;
-    /// The decoded body, which may borrow from the request's bytes.
-    type Batch<'a>: serde::Deserialize<'a> + Send;
-    fn service<'b>(batch: &'b Self::Batch<'_>) -> &'b str;
-    fn prepare(
-        batch: Self::Batch<'_>,
-        tenant: &str,
-        now: UnixMs,
-        config: &CollectorConfig,
-        oldest_ms: i64,
-        routes: &RouteLimiter,
-    ) -> Result<Prepared, ApiError>;
-}
-
-/// `POST /v1/ingest`: aggregated batches.
-struct Aggregates;
-
-impl IngestBody for Aggregates {
-    const ENDPOINT: &'static str = "ingest";
-    type Batch<'a> = IngestBatch;
-    fn service(batch: &IngestBatch) -> &str {
-        &batch.service
-    }
-    fn prepare(
-        batch: IngestBatch,
-        tenant: &str,
-        now: UnixMs,
-        config: &CollectorConfig,
-        oldest_ms: i64,
-        routes: &RouteLimiter,
-    ) -> Result<Prepared, ApiError> {
-        ingest::prepare_batch(tenant, batch, now, config, oldest_ms, routes)
-    }
-}
-
-/// `POST /v1/requests`: per-request records, read in place.
-struct Records;
-
-impl IngestBody for Records {
-    const ENDPOINT: &'static str = "requests";
-    type Batch<'a> = RequestBatchRef<'a>;
-    fn service<'b>(batch: &'b RequestBatchRef<'_>) -> &'b str {
-        &batch.service
-    }
-    fn prepare(
-        batch: RequestBatchRef<'_>,
-        tenant: &str,
-        now: UnixMs,
-        config: &CollectorConfig,
-        oldest_ms: i64,
-        routes: &RouteLimiter,
-    ) -> Result<Prepared, ApiError> {
-        ingest::prepare_records(tenant, batch, now, config, oldest_ms, routes)
-    }
-}
-
-/// `POST /v1/ingest` and `POST /v1/requests`: authorize, read and decode
-/// the body within the limits, admit the service, prepare, store durably.
-async fn ingest_body<B: IngestBody>(c: Collector, headers: HeaderMap, body: Body) -> Response {
-    let result = async {
-        let key = c.authorize(&headers, Role::Ingest).await?;
-        let (bytes, gzip) = c.read_body(&headers, body).await?;
-        let limits = &c.inner.config.limits;
-        let json = ingest::inflate_body(&bytes, gzip, limits.max_decompressed_bytes)?;
-        let batch: B::Batch<'_> = ingest::parse_body(&json)?;
-        ingest::check_service(B::service(&batch), limits)?;
-        let now = now_ms();
-        c.inner
-            .routes
-            .admit_service(
-                &*c.inner.store,
-                &key.tenant,
-                B::service(&batch),
-                now,
-                limits,
-            )
-            .await?;
-        let prepared = B::prepare(
-            batch,
-            &key.tenant,
-            now,
-            &c.inner.config,
-            c.oldest_accepted_ms(),
-            &c.inner.routes,
-        )?;
-        c.store_write(B::ENDPOINT, prepared).await
-    }
-    .await;
-    result.unwrap_or_else(|e| {
-        let outcome = if e.is_rejection() {
-            "rejected"
-        } else {
-            "failed"
-        };
-        c.inner.batches.get(&[B::ENDPOINT, outcome]).inc();
-        c.fail(e)
-    })
-}
-
-async fn ingest_batch(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
-    ingest_body::<Aggregates>(c, headers, body).await
-}
-
-async fn ingest_records(State(c): State<Collector>, headers: HeaderMap, body: Body) -> Response {
-    ingest_body::<Records>(c, headers, body).await
 }
 
 async fn metrics(State(c): State<Collector>, headers: HeaderMap) -> Response {

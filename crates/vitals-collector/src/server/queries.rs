@@ -16,7 +16,8 @@
 //! See [`crate::custom_metrics`] for the exact rules.
 
 use super::refusals::{ApiPath, check_path_service};
-use super::{Collector, MAX_QUERY_LEN, MAX_RECENT, now_ms};
+use super::{Collector, MAX_QUERY_LEN, MAX_RECENT};
+use crate::clock::now_ms;
 use crate::custom_metrics;
 use crate::error::ApiError;
 use crate::model::{

@@ -6,13 +6,24 @@
 //! ingest merges minute buckets, the rollup job recomputes coarser buckets
 //! from finer ones ([`crate::rollup`]), queries read buckets and samples.
 //! Sketch merging happens in Rust, so a back end only needs to store rows.
+//!
+//! - `mod.rs`: the [`Store`] trait and its contract.
+//! - `error.rs`: [`StoreError`], with the driver's error as its source.
+//! - `open.rs`: opening a store by URL ([`open`], [`open_with_hot_tier`]),
+//!   and [`redact_password`] for every URL a log line or error shows.
+//! - `sqlite/`, `postgres/`: the back ends; `hot_tier/`: Redis in front of
+//!   either. Each is split into schema, rows, writes, reads and custom
+//!   metrics.
 
+mod error;
 mod hot_tier;
-mod hot_tier_metrics;
+mod open;
 mod postgres;
 mod sqlite;
 
+pub use error::StoreError;
 pub use hot_tier::{FlushReport, HOT_BATCH_PREFIX, HotTier, HotTierConfig};
+pub use open::{open, open_with_cache, open_with_hot_tier, redact_password};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -22,46 +33,10 @@ use crate::model::{
 };
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 /// A boxed, sendable future: what [`Store`] methods return, so the trait
 /// can be used as `Arc<dyn Store>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A storage failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The store URL could not be understood.
-    #[error("invalid store URL {url:?}: {reason}")]
-    InvalidUrl {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The database refused or failed an operation.
-    #[error("database error: {0}")]
-    Database(String),
-    /// The schema in the database is newer than this build understands.
-    #[error(
-        "database schema version {found} is newer than this collector supports ({supported}); upgrade the collector"
-    )]
-    SchemaTooNew {
-        /// Version found in the database.
-        found: i64,
-        /// Newest version this build knows.
-        supported: i64,
-    },
-    /// A stored value could not be decoded.
-    #[error("corrupt stored value: {0}")]
-    Corrupt(String),
-    /// A key with this hash exists already.
-    #[error("a key with this hash exists already")]
-    DuplicateKey,
-    /// The blocking task running the operation failed (panicked or was cancelled).
-    #[error("storage task failed: {0}")]
-    Task(String),
-}
 
 /// Convenience alias for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -184,139 +159,5 @@ pub trait Store: Send + Sync + 'static {
     /// its flushing here.
     fn register_metrics(&self, registry: &vitals::Registry) {
         let _ = registry;
-    }
-}
-
-/// Opens the store a URL names: `sqlite://PATH`, `sqlite::memory:`,
-/// `postgres://…` (or `postgresql://…`).
-/// Migrations run before this returns.
-pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
-    if url == "sqlite::memory:" {
-        return Ok(Arc::new(SqliteStore::open_in_memory().await?));
-    }
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            return Err(StoreError::InvalidUrl {
-                url: url.into(),
-                reason: "no file path after sqlite://".into(),
-            });
-        }
-        return Ok(Arc::new(SqliteStore::open(path).await?));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(PostgresStore::open(url).await?));
-    }
-    Err(StoreError::InvalidUrl {
-        url: url.into(),
-        reason: "expected sqlite://PATH, sqlite::memory: or postgres://…".to_string(),
-    })
-}
-
-/// Opens the store `store_url` names and, with a `cache_url`
-/// (`redis://…`), puts the shared Redis hot tier in front of it (default
-/// [`HotTierConfig`], background flusher running). A `prefix=P` query
-/// parameter of the cache URL sets the key prefix (default `vitals:`), so
-/// several deployments can share one Redis.
-pub async fn open_with_cache(
-    store_url: &str,
-    cache_url: Option<&str>,
-) -> StoreResult<Arc<dyn Store>> {
-    open_with_hot_tier(store_url, cache_url, HotTierConfig::default()).await
-}
-
-/// Like [`open_with_cache`] with the hot tier configured by `hot` (its
-/// prefix is replaced by the cache URL's `prefix=`, when given); `hot` is
-/// unused without a cache.
-pub async fn open_with_hot_tier(
-    store_url: &str,
-    cache_url: Option<&str>,
-    hot: HotTierConfig,
-) -> StoreResult<Arc<dyn Store>> {
-    let Some(url) = cache_url else {
-        return open(store_url).await;
-    };
-    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-        return Err(StoreError::InvalidUrl {
-            url: url.into(),
-            reason: "the cache must be a redis:// URL".into(),
-        });
-    }
-    let (url, prefix) = split_prefix(url);
-    let mut config = hot;
-    if let Some(p) = prefix {
-        config.prefix = p;
-    }
-    let store = open(store_url).await?;
-    Ok(Arc::new(HotTier::open(&url, store, config).await?))
-}
-
-/// Takes a `prefix=` query parameter out of a Redis URL.
-fn split_prefix(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
-    };
-    let mut prefix = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|kv| match kv.strip_prefix("prefix=") {
-            Some(p) => {
-                prefix = Some(p.to_string());
-                false
-            }
-            None => !kv.is_empty(),
-        })
-        .collect();
-    let url = if rest.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    (url, prefix)
-}
-
-/// `url` with any password replaced by `***`, for logs and error messages:
-/// store and cache URLs (`postgres://user:secret@host/db`,
-/// `redis://:secret@host`) may carry credentials.
-pub fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..colon], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted() {
-        use super::redact_password as redact;
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            redact("redis://:pw@127.0.0.1:6379"),
-            "redis://:***@127.0.0.1:6379"
-        );
-        assert_eq!(redact("sqlite://vitals.db"), "sqlite://vitals.db");
-        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
-    }
-
-    use super::split_prefix;
-
-    #[test]
-    fn cache_urls_carry_a_key_prefix() {
-        assert_eq!(
-            split_prefix("redis://h:6379/0?prefix=a:&protocol=resp3"),
-            ("redis://h:6379/0?protocol=resp3".into(), Some("a:".into()))
-        );
-        assert_eq!(
-            split_prefix("redis://h/?prefix=p"),
-            ("redis://h/".into(), Some("p".into()))
-        );
-        assert_eq!(split_prefix("redis://h"), ("redis://h".into(), None));
     }
 }

@@ -2,7 +2,7 @@
 //! [`run_store_suite`](super::run_store_suite)): merging, tenancy and
 //! dedup, rollups equal to the merge of their parts, retention.
 
-use super::{BASE_MS, unique, write};
+use super::fixtures::{BASE_MS, roll_up_until_clean, unique, write};
 use crate::model::{
     CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, IngestOutcome, IngestWrite,
     Resolution, UnixMs,
@@ -305,7 +305,7 @@ pub(super) async fn rollups_equal_merge_of_parts(store: &dyn Store) {
             }
         }
     }
-    super::roll_up_until_clean(store, &tenant).await;
+    roll_up_until_clean(store, &tenant).await;
     for res in [Resolution::FiveMinutes, Resolution::Hour] {
         let got = read_custom(store, &tenant, None, None, res, hour, hour + 3_600_000).await;
         let mut want: std::collections::BTreeMap<(UnixMs, CustomKey), CustomStats> =

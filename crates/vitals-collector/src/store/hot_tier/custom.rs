@@ -3,15 +3,20 @@
 //! bare), the script operations that merge them, and the reads that split
 //! at the hot boundary like buckets do.
 
-use super::{Inner, Ops, SEP, merged_span, rerr};
+use super::Inner;
+use super::fields::SEP;
+use super::read::Split;
+use super::rerr;
+use super::script::Ops;
 use crate::model::{
     CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, Resolution, UnixMs,
+    roll_up_custom,
 };
 use crate::store::{StoreError, StoreResult};
 use std::collections::BTreeMap;
 
 /// Custom point fields in a delta or snapshot start with this (a `!`
-/// field is skipped by [`decode_buckets`]).
+/// field is skipped by [`decode_buckets`](super::fields::decode_buckets)).
 pub(super) const CUSTOM_FIELD: &str = "!c\u{1f}";
 
 /// Decodes custom fields `[{minute}␟]{key json}␟{stat}` into points.
@@ -154,67 +159,58 @@ impl Inner {
         Ok(out)
     }
 
+    /// Custom minute points matching `q` (a minute query): the store's
+    /// before the boundary `b`, Redis's from it on.
     async fn read_custom_minutes(
         &self,
         q: &CustomQuery,
-        now: UnixMs,
+        b: UnixMs,
     ) -> StoreResult<Vec<CustomPoint>> {
-        let b = self.boundary(now);
+        let split = Split::of(Resolution::Minute, b, q.start_ms, q.end_ms);
         let mut out = Vec::new();
-        if q.start_ms < b {
-            let mut cold = q.clone();
-            cold.end_ms = q.end_ms.min(b);
-            out = self.store.read_custom(cold).await?;
+        if let Some(end_ms) = split.store_end {
+            out = self
+                .store
+                .read_custom(CustomQuery {
+                    end_ms,
+                    ..q.clone()
+                })
+                .await?;
         }
-        if q.end_ms > b {
-            out.extend(self.read_hot_custom(q, q.start_ms.max(b), q.end_ms).await?);
+        if let Some((from, to)) = split.minutes {
+            out.extend(self.read_hot_custom(q, from, to).await?);
         }
         Ok(out)
     }
 
-    /// Like [`Inner::read_buckets`]: minutes split at the boundary; coarser
-    /// periods holding hot minutes merged from minutes, older ones the
-    /// store's rollups.
+    /// [`Store::read_custom`](crate::store::Store::read_custom), split at
+    /// the boundary like [`Inner::read_buckets`] (see [`Split`]).
     pub(super) async fn read_custom(&self, q: CustomQuery) -> StoreResult<Vec<CustomPoint>> {
-        let now = self.now();
+        let b = self.boundary(self.now());
         let res = q.resolution;
         if res == Resolution::Minute {
-            return self.read_custom_minutes(&q, now).await;
+            return self.read_custom_minutes(&q, b).await;
         }
-        let split = res.floor(self.boundary(now));
+        let split = Split::of(res, b, q.start_ms, q.end_ms);
         let mut out = Vec::new();
-        if q.start_ms < split {
-            let mut cold = q.clone();
-            cold.end_ms = q.end_ms.min(split);
-            out = self.store.read_custom(cold).await?;
-        }
-        if let Some((first, last_end)) = merged_span(res, split, q.start_ms, q.end_ms) {
-            let minutes = self
-                .read_custom_minutes(
-                    &CustomQuery {
-                        resolution: Resolution::Minute,
-                        start_ms: first,
-                        end_ms: last_end,
-                        ..q.clone()
-                    },
-                    now,
-                )
+        if let Some(end_ms) = split.store_end {
+            out = self
+                .store
+                .read_custom(CustomQuery {
+                    end_ms,
+                    ..q.clone()
+                })
                 .await?;
-            let mut by_period: BTreeMap<UnixMs, Vec<CustomPoint>> = BTreeMap::new();
-            for m in minutes {
-                by_period.entry(res.floor(m.start_ms)).or_default().push(m);
-            }
-            for (start, points) in by_period {
-                out.extend(crate::rollup::merge_custom_by_key(points).into_iter().map(
-                    |(key, stats)| CustomPoint {
-                        tenant: q.tenant.clone(),
-                        resolution: res,
-                        start_ms: start,
-                        key,
-                        stats,
-                    },
-                ));
-            }
+        }
+        if let Some((start_ms, end_ms)) = split.minutes {
+            let minutes = CustomQuery {
+                resolution: Resolution::Minute,
+                start_ms,
+                end_ms,
+                ..q.clone()
+            };
+            let minutes = self.read_custom_minutes(&minutes, b).await?;
+            out.extend(roll_up_custom(&q.tenant, res, minutes));
         }
         Ok(out)
     }

@@ -3,15 +3,17 @@
 //! SHA-256 of (service, name, labels, instance), written with one
 //! multi-row `UNNEST` upsert (merging at ingest, replacing in rollups).
 
-use super::{Failure, PostgresStore, day_of, db};
+use super::PostgresStore;
+use super::failure::{Failure, db};
 use crate::model::{
-    CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, DirtyPeriod, Resolution, UnixMs,
+    CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, Resolution, UnixMs, merge_keyed,
 };
 use crate::store::{StoreError, StoreResult};
 use deadpool_postgres::GenericClient;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
+/// The custom points table of a resolution.
 pub(super) fn custom_table(r: Resolution) -> &'static str {
     match r {
         Resolution::Minute => "custom_1m",
@@ -41,16 +43,15 @@ pub(super) type CustomRows = BTreeMap<(UnixMs, Vec<u8>), (CustomKey, CustomStats
 
 /// Custom points keyed and merged by `(start, series)`, in lock order.
 pub(super) fn custom_rows_of<'a>(points: impl IntoIterator<Item = &'a CustomPoint>) -> CustomRows {
-    let mut rows = CustomRows::new();
-    for p in points {
-        match rows.entry((p.start_ms, custom_series_id(&p.key))) {
-            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().1.merge(&p.stats),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert((p.key.clone(), p.stats));
-            }
-        }
-    }
-    rows
+    merge_keyed(
+        points.into_iter().map(|p| {
+            (
+                (p.start_ms, custom_series_id(&p.key)),
+                (p.key.clone(), p.stats),
+            )
+        }),
+        |have, more| have.1.merge(&more.1),
+    )
 }
 
 /// Writes `rows` into `table`: merged into existing rows (`merge`), or
@@ -121,7 +122,7 @@ pub(super) async fn upsert_custom(
 
 impl PostgresStore {
     /// [`Store::read_custom`](crate::store::Store::read_custom).
-    pub(super) async fn read_custom_points(&self, q: CustomQuery) -> StoreResult<Vec<CustomPoint>> {
+    pub(super) async fn select_custom(&self, q: CustomQuery) -> StoreResult<Vec<CustomPoint>> {
         let table = custom_table(q.resolution);
         let c = self.client().await?;
         let rows = c
@@ -165,33 +166,5 @@ impl PostgresStore {
                 })
             })
             .collect()
-    }
-
-    /// [`Store::write_custom_rollup`](crate::store::Store::write_custom_rollup).
-    pub(super) async fn replace_custom_period(
-        &self,
-        period: DirtyPeriod,
-        points: Vec<CustomPoint>,
-    ) -> StoreResult<()> {
-        let mut points = points;
-        for p in &mut points {
-            p.start_ms = period.start_ms;
-        }
-        let rows = custom_rows_of(&points);
-        let table = custom_table(period.resolution);
-        let needs = vec![(table, day_of(period.start_ms))];
-        self.retrying(needs, || async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await?;
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE tenant = $1 AND start_ms = $2"),
-                &[&period.tenant, &period.start_ms],
-            )
-            .await?;
-            upsert_custom(&tx, table, &period.tenant, &rows, false).await?;
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
     }
 }

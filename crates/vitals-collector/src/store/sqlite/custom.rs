@@ -2,7 +2,7 @@
 //! 2), merged at ingest with one upsert per point (the later value by time
 //! is `last`, min and max widen) and replaced by rollups.
 
-use super::db;
+use super::rows::db;
 use crate::model::{CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats};
 use crate::store::StoreResult;
 use rusqlite::{Connection, params};
@@ -69,10 +69,8 @@ pub(super) fn upsert_custom(
     Ok(())
 }
 
-pub(super) fn read_custom_sync(
-    conn: &Connection,
-    q: &CustomQuery,
-) -> StoreResult<Vec<CustomPoint>> {
+/// Custom points matching `q`.
+pub(super) fn read(conn: &Connection, q: &CustomQuery) -> StoreResult<Vec<CustomPoint>> {
     // One statement per filter shape, so each can use its index (an
     // `?5 IS NULL OR service = ?5` filter would scan the tenant's range).
     let filter = match (&q.service, &q.name) {

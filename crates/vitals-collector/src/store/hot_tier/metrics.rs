@@ -4,7 +4,7 @@
 //!
 //! The hot tier is opened before the collector's registry exists (and may
 //! serve several collectors), so it counts into plain atomics here and
-//! [`Store::register_metrics`](super::Store::register_metrics) adds a
+//! [`Store::register_metrics`](crate::store::Store::register_metrics) adds a
 //! [`vitals::Collector`] reading them at scrape time. The age is computed
 //! at scrape time from the wall clock, so it keeps growing while no flush
 //! pass succeeds (or none runs at all).
@@ -172,7 +172,7 @@ impl vitals::Collector for HotTierCollector {
             unit: Some(Unit::Seconds),
             kind: MetricKind::Gauge,
         });
-        visitor.float_gauge(&Labels::empty(), m.age_seconds(crate::now_ms()));
+        visitor.float_gauge(&Labels::empty(), m.age_seconds(crate::clock::now_ms()));
         visitor.family(&FamilyInfo {
             name: "vitals_collector_hot_durable",
             help: "Whether Redis keeps acknowledged batches across its own restart, from its appendonly and appendfsync settings: 1 yes (AOF, fsync everysec or always), 0 no, -1 unknown (CONFIG GET refused); re-read every flush pass",

@@ -1,0 +1,271 @@
+//! Reads, split at the hot boundary: minutes from it on come from Redis
+//! alone, older ones from the store alone, and coarser periods holding hot
+//! minutes are merged from their minutes ([`crate::model::roll_up`]).
+//! [`Split`] says which part goes where, for buckets and custom points
+//! alike.
+
+use super::Inner;
+use super::fields::{SEP, decode_buckets};
+use super::rerr;
+use crate::model::{
+    Bucket, BucketQuery, Resolution, Sample, SeriesSelect, ServiceRecord, UnixMs, roll_up,
+};
+use crate::store::{StoreError, StoreResult};
+use std::collections::BTreeMap;
+
+/// How a read of `[start_ms, end_ms)` at one resolution splits at the hot
+/// boundary (the first minute kept in Redis).
+///
+/// Every write of a minute at or after the boundary went through Redis,
+/// so minutes before it are the store's alone and minutes from it on are
+/// Redis's alone: nothing is counted twice. A coarser period from the one
+/// holding the boundary on is merged from its minutes (exact and fresh);
+/// older periods are the store's rollups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Split {
+    /// Read from the store as asked, up to here: `[start_ms, store_end)`.
+    pub(super) store_end: Option<UnixMs>,
+    /// Minutes `[from, to)`: read from Redis at minute resolution; at a
+    /// coarser one, read as minutes (themselves split) and merged into
+    /// periods.
+    pub(super) minutes: Option<(UnixMs, UnixMs)>,
+}
+
+impl Split {
+    /// The split of a read at `res` with the hot boundary at `boundary`.
+    pub(super) fn of(res: Resolution, boundary: UnixMs, start_ms: UnixMs, end_ms: UnixMs) -> Split {
+        let split = res.floor(boundary);
+        let store_end = (start_ms < split).then(|| end_ms.min(split));
+        let minutes = if res == Resolution::Minute {
+            (end_ms > boundary).then(|| (start_ms.max(boundary), end_ms))
+        } else {
+            merged_span(res, split, start_ms, end_ms)
+        };
+        Split { store_end, minutes }
+    }
+}
+
+/// The minutes, `[first, last_end)`, of the whole `res` periods that start
+/// in `[max(start_ms, split), end_ms)`: the periods a read merges from hot
+/// minutes rather than takes from the store's rollups. `None` when no
+/// period starts there.
+fn merged_span(
+    res: Resolution,
+    split: UnixMs,
+    start_ms: UnixMs,
+    end_ms: UnixMs,
+) -> Option<(UnixMs, UnixMs)> {
+    let from = start_ms.max(split);
+    let first = if res.floor(from) == from {
+        from
+    } else {
+        res.floor(from).saturating_add(res.millis())
+    };
+    (first < end_ms).then(|| (first, res.floor(end_ms - 1).saturating_add(res.millis())))
+}
+
+impl Inner {
+    /// Minute buckets in `[from, to)`, all at or after the boundary, from Redis.
+    pub(super) async fn read_hot(
+        &self,
+        tenant: &str,
+        service: Option<&str>,
+        from: UnixMs,
+        to: UnixMs,
+        series: SeriesSelect,
+    ) -> StoreResult<Vec<Bucket>> {
+        let mut conn = self.conn.clone();
+        let minutes: Vec<i64> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.view_minutes(tenant))
+            .arg(from)
+            .arg(format!("({to}"))
+            .query_async(&mut conn)
+            .await
+            .map_err(rerr)?;
+        if minutes.is_empty() {
+            return Ok(vec![]);
+        }
+        // Route and total series live in separate hashes per minute.
+        let mut pipe = redis::pipe();
+        let mut read: Vec<UnixMs> = Vec::new();
+        for m in &minutes {
+            if series != SeriesSelect::Totals {
+                pipe.cmd("HGETALL").arg(self.keys.view(tenant, *m));
+                read.push(*m);
+            }
+            if series != SeriesSelect::Routes {
+                pipe.cmd("HGETALL").arg(self.keys.view_totals(tenant, *m));
+                read.push(*m);
+            }
+        }
+        let views: Vec<Vec<(String, String)>> = pipe.query_async(&mut conn).await.map_err(rerr)?;
+        let mut out = Vec::new();
+        for (m, fields) in read.into_iter().zip(views) {
+            out.extend(
+                decode_buckets(tenant, fields, Some(m), service)?
+                    .into_iter()
+                    .filter(|b| series.includes(&b.key)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Minute buckets matching `q` (a minute query): the store's before
+    /// the boundary `b`, Redis's from it on.
+    async fn read_minutes(&self, q: &BucketQuery, b: UnixMs) -> StoreResult<Vec<Bucket>> {
+        let split = Split::of(Resolution::Minute, b, q.start_ms, q.end_ms);
+        let mut out = Vec::new();
+        if let Some(end_ms) = split.store_end {
+            out = self
+                .store
+                .read_buckets(BucketQuery {
+                    end_ms,
+                    ..q.clone()
+                })
+                .await?;
+        }
+        if let Some((from, to)) = split.minutes {
+            out.extend(
+                self.read_hot(&q.tenant, q.service.as_deref(), from, to, q.series)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// [`Store::read_buckets`](crate::store::Store::read_buckets), split at
+    /// the boundary (see [`Split`]).
+    pub(super) async fn read_buckets(&self, q: BucketQuery) -> StoreResult<Vec<Bucket>> {
+        let b = self.boundary(self.now());
+        let res = q.resolution;
+        if res == Resolution::Minute {
+            return self.read_minutes(&q, b).await;
+        }
+        let split = Split::of(res, b, q.start_ms, q.end_ms);
+        let mut out = Vec::new();
+        if let Some(end_ms) = split.store_end {
+            out = self
+                .store
+                .read_buckets(BucketQuery {
+                    end_ms,
+                    ..q.clone()
+                })
+                .await?;
+        }
+        if let Some((start_ms, end_ms)) = split.minutes {
+            let minutes = BucketQuery {
+                resolution: Resolution::Minute,
+                start_ms,
+                end_ms,
+                ..q.clone()
+            };
+            let minutes = self.read_minutes(&minutes, b).await?;
+            out.extend(roll_up(&q.tenant, res, minutes));
+        }
+        Ok(out)
+    }
+
+    /// [`Store::recent_samples`](crate::store::Store::recent_samples):
+    /// Redis's recent samples, then the store's older ones.
+    pub(super) async fn recent_samples(
+        &self,
+        tenant: String,
+        service: String,
+        limit: usize,
+    ) -> StoreResult<Vec<Sample>> {
+        let b = self.boundary(self.now());
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = redis::cmd("ZREVRANGEBYSCORE")
+            .arg(self.keys.recent(&tenant, &service))
+            .arg("+inf")
+            .arg(b)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut conn)
+            .await
+            .map_err(rerr)?;
+        let mut out = Vec::with_capacity(limit);
+        for m in members {
+            let json = m
+                .split_once(SEP)
+                .map(|(_, j)| j)
+                .ok_or_else(|| StoreError::Corrupt("hot tier sample".into()))?;
+            out.push(
+                serde_json::from_str::<Sample>(json)
+                    .map_err(|e| StoreError::Corrupt(format!("hot tier sample: {e}")))?,
+            );
+        }
+        if out.len() >= limit {
+            return Ok(out);
+        }
+        // The store holds the older samples, plus (flushed) copies of the
+        // hot ones: skip those, they came from Redis above.
+        let older = self
+            .store
+            .recent_samples(tenant, service, limit + out.len())
+            .await?;
+        let want = limit - out.len();
+        out.extend(older.into_iter().filter(|s| s.timestamp_ms < b).take(want));
+        Ok(out)
+    }
+
+    /// [`Store::services`](crate::store::Store::services): the store's
+    /// and Redis's, each with its latest time.
+    pub(super) async fn services(&self, tenant: String) -> StoreResult<Vec<ServiceRecord>> {
+        let mut conn = self.conn.clone();
+        let hot: Vec<(String, i64)> = redis::cmd("HGETALL")
+            .arg(self.keys.services(&tenant))
+            .query_async(&mut conn)
+            .await
+            .map_err(rerr)?;
+        let mut all: BTreeMap<String, i64> = BTreeMap::new();
+        for s in self.store.services(tenant).await? {
+            all.insert(s.service, s.last_seen_ms);
+        }
+        for (service, seen) in hot {
+            let slot = all.entry(service).or_insert(seen);
+            *slot = (*slot).max(seen);
+        }
+        Ok(all
+            .into_iter()
+            .map(|(service, last_seen_ms)| ServiceRecord {
+                service,
+                last_seen_ms,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_split_at_the_boundary() {
+        let b = 3_600_000;
+        // Minutes: the store before the boundary, Redis from it on.
+        assert_eq!(
+            Split::of(Resolution::Minute, b, 0, 2 * b),
+            Split {
+                store_end: Some(b),
+                minutes: Some((b, 2 * b))
+            }
+        );
+        assert_eq!(
+            Split::of(Resolution::Minute, b, b + 60_000, 2 * b).store_end,
+            None
+        );
+        assert_eq!(Split::of(Resolution::Minute, b, 0, b).minutes, None);
+        // Five minutes, boundary inside a period: that whole period is
+        // merged from minutes, the ones before are the store's rollups.
+        let b = 3_660_000;
+        let split = Split::of(Resolution::FiveMinutes, b, 0, 4_200_000);
+        assert_eq!(split.store_end, Some(3_600_000));
+        assert_eq!(split.minutes, Some((3_600_000, 4_200_000)));
+        // A window ending inside a period still merges the whole period.
+        let split = Split::of(Resolution::FiveMinutes, b, 3_600_000, 3_700_000);
+        assert_eq!(split.store_end, None);
+        assert_eq!(split.minutes, Some((3_600_000, 3_900_000)));
+    }
+}
