@@ -5,7 +5,6 @@
 
 use super::Inner;
 use super::fields::SEP;
-use super::read::Split;
 use super::rerr;
 use super::script::Ops;
 use crate::model::{
@@ -159,60 +158,17 @@ impl Inner {
         Ok(out)
     }
 
-    /// Custom minute points matching `q` (a minute query): the store's
-    /// before the boundary `b`, Redis's from it on.
-    async fn read_custom_minutes(
-        &self,
-        q: &CustomQuery,
-        b: UnixMs,
-    ) -> StoreResult<Vec<CustomPoint>> {
-        let split = Split::of(Resolution::Minute, b, q.start_ms, q.end_ms);
-        let mut out = Vec::new();
-        if let Some(end_ms) = split.store_end {
-            out = self
-                .store
-                .read_custom(CustomQuery {
-                    end_ms,
-                    ..q.clone()
-                })
-                .await?;
-        }
-        if let Some((from, to)) = split.minutes {
-            out.extend(self.read_hot_custom(q, from, to).await?);
-        }
-        Ok(out)
-    }
-
     /// [`Store::read_custom`](crate::store::Store::read_custom), split at
-    /// the boundary like [`Inner::read_buckets`] (see [`Split`]).
+    /// the boundary like buckets ([`Inner::split_read`]).
     pub(super) async fn read_custom(&self, q: CustomQuery) -> StoreResult<Vec<CustomPoint>> {
-        let b = self.boundary(self.now());
-        let res = q.resolution;
-        if res == Resolution::Minute {
-            return self.read_custom_minutes(&q, b).await;
-        }
-        let split = Split::of(res, b, q.start_ms, q.end_ms);
-        let mut out = Vec::new();
-        if let Some(end_ms) = split.store_end {
-            out = self
-                .store
-                .read_custom(CustomQuery {
-                    end_ms,
-                    ..q.clone()
-                })
-                .await?;
-        }
-        if let Some((start_ms, end_ms)) = split.minutes {
-            let minutes = CustomQuery {
-                resolution: Resolution::Minute,
-                start_ms,
-                end_ms,
-                ..q.clone()
-            };
-            let minutes = self.read_custom_minutes(&minutes, b).await?;
-            out.extend(roll_up_custom(&q.tenant, res, minutes));
-        }
-        Ok(out)
+        let tenant = q.tenant.clone();
+        self.split_read(
+            q,
+            |q| self.store.read_custom(q),
+            |q, from, to| async move { self.read_hot_custom(&q, from, to).await },
+            |res, minutes| roll_up_custom(&tenant, res, minutes),
+        )
+        .await
     }
 }
 

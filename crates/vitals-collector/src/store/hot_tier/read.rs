@@ -8,10 +8,12 @@ use super::Inner;
 use super::fields::{SEP, decode_buckets};
 use super::rerr;
 use crate::model::{
-    Bucket, BucketQuery, Resolution, Sample, SeriesSelect, ServiceRecord, UnixMs, roll_up,
+    Bucket, BucketQuery, CustomQuery, Resolution, Sample, SeriesSelect, ServiceRecord, UnixMs,
+    roll_up,
 };
 use crate::store::{StoreError, StoreResult};
 use std::collections::BTreeMap;
+use std::future::Future;
 
 /// How a read of `[start_ms, end_ms)` at one resolution splits at the hot
 /// boundary (the first minute kept in Redis).
@@ -64,6 +66,43 @@ fn merged_span(
     (first < end_ms).then(|| (first, res.floor(end_ms - 1).saturating_add(res.millis())))
 }
 
+/// A query over `[start_ms, end_ms)` at one resolution, as
+/// [`Inner::split_read`] cuts it: its span, and a copy with another.
+pub(super) trait Spanned: Clone {
+    /// `(resolution, start_ms, end_ms)`.
+    fn span(&self) -> (Resolution, UnixMs, UnixMs);
+    /// The same query over another span.
+    fn with_span(&self, resolution: Resolution, start_ms: UnixMs, end_ms: UnixMs) -> Self;
+}
+
+impl Spanned for BucketQuery {
+    fn span(&self) -> (Resolution, UnixMs, UnixMs) {
+        (self.resolution, self.start_ms, self.end_ms)
+    }
+    fn with_span(&self, resolution: Resolution, start_ms: UnixMs, end_ms: UnixMs) -> Self {
+        BucketQuery {
+            resolution,
+            start_ms,
+            end_ms,
+            ..self.clone()
+        }
+    }
+}
+
+impl Spanned for CustomQuery {
+    fn span(&self) -> (Resolution, UnixMs, UnixMs) {
+        (self.resolution, self.start_ms, self.end_ms)
+    }
+    fn with_span(&self, resolution: Resolution, start_ms: UnixMs, end_ms: UnixMs) -> Self {
+        CustomQuery {
+            resolution,
+            start_ms,
+            end_ms,
+            ..self.clone()
+        }
+    }
+}
+
 impl Inner {
     /// Minute buckets in `[from, to)`, all at or after the boundary, from Redis.
     pub(super) async fn read_hot(
@@ -110,58 +149,63 @@ impl Inner {
         Ok(out)
     }
 
-    /// Minute buckets matching `q` (a minute query): the store's before
-    /// the boundary `b`, Redis's from it on.
-    async fn read_minutes(&self, q: &BucketQuery, b: UnixMs) -> StoreResult<Vec<Bucket>> {
-        let split = Split::of(Resolution::Minute, b, q.start_ms, q.end_ms);
-        let mut out = Vec::new();
-        if let Some(end_ms) = split.store_end {
-            out = self
-                .store
-                .read_buckets(BucketQuery {
-                    end_ms,
-                    ..q.clone()
-                })
-                .await?;
-        }
-        if let Some((from, to)) = split.minutes {
-            out.extend(
-                self.read_hot(&q.tenant, q.service.as_deref(), from, to, q.series)
-                    .await?,
-            );
-        }
-        Ok(out)
-    }
-
     /// [`Store::read_buckets`](crate::store::Store::read_buckets), split at
     /// the boundary (see [`Split`]).
     pub(super) async fn read_buckets(&self, q: BucketQuery) -> StoreResult<Vec<Bucket>> {
+        let tenant = q.tenant.clone();
+        self.split_read(
+            q,
+            |q| self.store.read_buckets(q),
+            |q, from, to| async move {
+                self.read_hot(&q.tenant, q.service.as_deref(), from, to, q.series)
+                    .await
+            },
+            |res, minutes| roll_up(&tenant, res, minutes),
+        )
+        .await
+    }
+
+    /// The one split-and-merge read, for buckets and custom points alike:
+    /// the store's rows before the boundary, Redis's minutes from it on,
+    /// and at a coarser resolution the periods holding hot minutes merged
+    /// from their minutes (themselves split the same way) by `roll_up`.
+    pub(super) async fn split_read<Q, T, S, SF, H, HF>(
+        &self,
+        q: Q,
+        store: S,
+        hot: H,
+        roll_up: impl FnOnce(Resolution, Vec<T>) -> Vec<T>,
+    ) -> StoreResult<Vec<T>>
+    where
+        Q: Spanned,
+        S: Fn(Q) -> SF,
+        SF: Future<Output = StoreResult<Vec<T>>>,
+        H: Fn(Q, UnixMs, UnixMs) -> HF,
+        HF: Future<Output = StoreResult<Vec<T>>>,
+    {
         let b = self.boundary(self.now());
-        let res = q.resolution;
+        let (res, start_ms, end_ms) = q.span();
+        let split = Split::of(res, b, start_ms, end_ms);
+        let mut out = match split.store_end {
+            Some(store_end) => store(q.with_span(res, start_ms, store_end)).await?,
+            None => Vec::new(),
+        };
+        let Some((from, to)) = split.minutes else {
+            return Ok(out);
+        };
         if res == Resolution::Minute {
-            return self.read_minutes(&q, b).await;
+            out.extend(hot(q, from, to).await?);
+            return Ok(out);
         }
-        let split = Split::of(res, b, q.start_ms, q.end_ms);
-        let mut out = Vec::new();
-        if let Some(end_ms) = split.store_end {
-            out = self
-                .store
-                .read_buckets(BucketQuery {
-                    end_ms,
-                    ..q.clone()
-                })
-                .await?;
+        let inner = Split::of(Resolution::Minute, b, from, to);
+        let mut minutes = match inner.store_end {
+            Some(store_end) => store(q.with_span(Resolution::Minute, from, store_end)).await?,
+            None => Vec::new(),
+        };
+        if let Some((hot_from, hot_to)) = inner.minutes {
+            minutes.extend(hot(q, hot_from, hot_to).await?);
         }
-        if let Some((start_ms, end_ms)) = split.minutes {
-            let minutes = BucketQuery {
-                resolution: Resolution::Minute,
-                start_ms,
-                end_ms,
-                ..q.clone()
-            };
-            let minutes = self.read_minutes(&minutes, b).await?;
-            out.extend(roll_up(&q.tenant, res, minutes));
-        }
+        out.extend(roll_up(res, minutes));
         Ok(out)
     }
 
