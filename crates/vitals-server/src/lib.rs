@@ -102,11 +102,9 @@ mod labels;
 pub mod push;
 mod record;
 mod server_metrics;
+mod settings;
 
-pub use builder::{
-    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
-    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW, ServerMetricsBuilder,
-};
+pub use builder::ServerMetricsBuilder;
 pub use collect::process::ProcessCollector;
 pub use collect::runtime::RuntimeCollector;
 pub use endpoints::auth::MAX_AUTHORIZATION_LEN;
@@ -125,3 +123,7 @@ pub use record::sse::TrackedEventStream;
 pub use record::tasks::{RunningTask, TaskQueue, TaskTracker};
 pub use record::websocket::{TrackedWebSocket, WsMessage};
 pub use server_metrics::ServerMetrics;
+pub use settings::{
+    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
+    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW,
+};

@@ -6,13 +6,13 @@
 //! metrics").
 
 use crate::builder::ServerMetricsBuilder;
-use crate::endpoints::DebugOptions;
 use crate::endpoints::auth::Credentials;
 use crate::endpoints::history::History;
 use crate::push::{Aggregator, FlushReport, PushClient};
 use crate::record::layer::HttpMetricsLayer;
 use crate::record::lifespan::Lifespan;
 use crate::record::tasks::{TaskFamilies, TaskTracker};
+use crate::settings::DebugOptions;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

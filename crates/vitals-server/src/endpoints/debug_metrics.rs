@@ -1,6 +1,6 @@
 //! `GET /debug/metrics`: the server's figures as JSON, with rates and
 //! percentiles over the last
-//! [`DEFAULT_WINDOW`](crate::builder::DEFAULT_WINDOW) and an optional `?route=`
+//! [`DEFAULT_WINDOW`](crate::DEFAULT_WINDOW) and an optional `?route=`
 //! filter (see the crate docs, "Debug endpoints").
 
 use super::history;

@@ -19,27 +19,12 @@ pub(crate) mod query;
 pub(crate) mod window;
 
 use crate::server_metrics::ServerMetrics;
-use std::time::Duration;
-
-/// Settings of the endpoints, fixed at build time (the builder holds the
-/// defaults).
-#[derive(Debug, Clone)]
-pub(crate) struct DebugOptions {
-    /// Interval of the `: heartbeat` comment on `/debug/events`.
-    pub(crate) events_heartbeat: Duration,
-    /// Most concurrent `/debug/events` clients.
-    pub(crate) events_max_clients: usize,
-    /// Events buffered per `/debug/events` client (at least 1).
-    pub(crate) events_buffer: usize,
-    /// The window of rates and percentiles in `/debug/metrics`.
-    pub(crate) window: Duration,
-}
 
 /// Builds the router serving `/metrics`, `/debug/metrics`,
 /// `/debug/events`, `/debug/history` and the dashboard at `/debug/`.
 ///
 /// Rates in `/debug/metrics` cover the last
-/// [`DEFAULT_WINDOW`](crate::builder::DEFAULT_WINDOW), measured between the reads
+/// [`DEFAULT_WINDOW`](crate::DEFAULT_WINDOW), measured between the reads
 /// each request takes. The `/debug/history` sampler (one background
 /// thread, off the runtime) starts here. With credentials set on the
 /// builder, every route of this router requires them.
