@@ -37,5 +37,5 @@ pub fn router(metrics: &ServerMetrics) -> axum::Router {
         .merge(dashboard::router(metrics));
     history::ensure_sampler(metrics);
     // Last: the credential check covers every route added above.
-    auth::protect(router, metrics)
+    auth::protect(router, &metrics.inner.credentials, metrics.registry())
 }
