@@ -4,13 +4,15 @@
 //! - [`debug_metrics`] and [`window`]: `GET /debug/metrics` (JSON) and the
 //!   recent window its rates and percentiles are measured over.
 //! - [`events`]: `GET /debug/events`, the event bus as SSE.
-//! - [`history`]: `GET /debug/history` and the sampler that fills it.
+//! - [`debug_history`] and [`history`]: `GET /debug/history`, the sampler
+//!   that fills it, and the ring buffer it keeps the points in.
 //! - [`dashboard`]: `GET /debug/`, the live page and its assets.
 //! - [`auth`]: the optional credential check in front of all of them.
 //! - [`query`]: the one query-string parser, and the JSON 400 they share.
 
 pub(crate) mod auth;
 pub(crate) mod dashboard;
+pub(crate) mod debug_history;
 pub(crate) mod debug_metrics;
 pub(crate) mod events;
 pub(crate) mod history;
@@ -32,10 +34,10 @@ pub fn router(metrics: &ServerMetrics) -> axum::Router {
     let router = axum::Router::new()
         .merge(metrics_text::router(metrics))
         .merge(debug_metrics::router(metrics))
-        .merge(history::router(metrics))
+        .merge(debug_history::router(metrics))
         .merge(events::router(metrics))
         .merge(dashboard::router(metrics));
-    history::ensure_sampler(metrics);
+    debug_history::ensure_sampler(metrics);
     // Last: the credential check covers every route added above.
     auth::protect(router, &metrics.inner.credentials, metrics.registry())
 }
