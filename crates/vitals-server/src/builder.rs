@@ -13,7 +13,7 @@ use crate::endpoints::auth::Credentials;
 use crate::endpoints::history::History;
 use crate::push::{Aggregator, PushClient, PushConfig};
 use crate::record::lifespan::Lifespan;
-use crate::record::tasks::TaskFamilies;
+use crate::record::task_families::TaskFamilies;
 use crate::server_metrics::{Handles, ServerMetrics};
 use crate::settings::{
     DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
