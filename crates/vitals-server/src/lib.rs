@@ -98,6 +98,7 @@
 mod builder;
 mod collect;
 mod endpoints;
+mod entry_points;
 mod labels;
 pub mod push;
 mod record;
