@@ -11,12 +11,16 @@
 //! patterns and macro arguments) that starts with `crate::`, `super::`,
 //! `self::` or the name of a child module, resolved to the file defining
 //! the longest module prefix of it (`a/b.rs` or `a/b/mod.rs`). Comments and
-//! doc comments are not code, so a doc link is no import. `lib.rs` is no
-//! node of the graph: it only declares modules and re-exports, and a path
-//! through one of its re-exports (`crate::Name`) is followed to the file the
-//! name comes from. A `mod x;` declaration is no import either; a `mod.rs`
-//! that re-exports from its children imports them, so a child that imports
-//! through its parent's re-exports closes a circle.
+//! doc comments are not code, so a doc link is no import. A `mod x;`
+//! declaration is no import.
+//!
+//! When the name after that prefix is one the file only brings in with a
+//! `use` (`crate::model::Bucket`, where `model/mod.rs` has
+//! `pub use bucket::Bucket`), the path is followed to the file the name
+//! comes from: a facade that only declares and re-exports closes no circle,
+//! while a `mod.rs` that defines what its children import and also imports
+//! or re-exports them does. `lib.rs` is no node of the graph: a path to an
+//! item it defines itself is left out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -81,31 +85,38 @@ pub fn import_graph(files: &[(String, String)]) -> Result<Graph, String> {
         let file = syn::parse_file(text).map_err(|e| format!("{path} does not parse: {e}"))?;
         parsed.insert(path.clone(), file);
     }
-    // What lib.rs re-exports: `pub use a::B as C;` maps C to [a, B]. A name
-    // re-exported under different `cfg`s maps to each of its sources.
-    let mut reexports: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-    if let Some(lib) = parsed.get("lib.rs") {
-        let mut uses = Paths::new(Vec::new(), &modules);
-        uses.visit_file(lib);
-        for path in uses.found {
-            if let Some(name) = path.alias {
-                reexports.entry(name).or_default().push(path.segments);
-            }
-        }
-    }
-    let mut graph = Graph::new();
+    // The names each file binds with a `use` at its top level: `use a::B as
+    // C;` binds C to [a, B]. A name bound under different `cfg`s maps to
+    // each of its sources.
+    let mut found = BTreeMap::new();
+    let mut bindings: BTreeMap<&String, Bindings> = BTreeMap::new();
     for (path, file) in &parsed {
-        // lib.rs (the root module) is no node: its re-exports are followed.
-        let Some(module) = module_of(path).filter(|m| !m.is_empty()) else {
+        let Some(module) = module_of(path) else {
             continue;
         };
         let mut paths = Paths::new(module, &modules);
         paths.visit_file(file);
+        let bound = bindings.entry(path).or_default();
+        for f in &paths.found {
+            if let (Some(name), true) = (&f.alias, f.top_level) {
+                bound
+                    .entry(name.clone())
+                    .or_default()
+                    .push(f.segments.clone());
+            }
+        }
+        found.insert(path, paths.found);
+    }
+    let mut graph = Graph::new();
+    for (path, paths) in found {
+        if path == "lib.rs" {
+            continue; // no node: what it re-exports is followed
+        }
         let imports = graph.entry(path.clone()).or_default();
-        for found in paths.found {
-            for target in resolve(&found.segments, &modules, &reexports, 0) {
+        for f in paths {
+            for target in resolve(&f.segments, &modules, &bindings, 0) {
                 if target != *path && target != "lib.rs" {
-                    imports.entry(target).or_insert_with(|| found.text.clone());
+                    imports.entry(target).or_insert_with(|| f.text.clone());
                 }
             }
         }
@@ -172,43 +183,56 @@ fn module_of(path: &str) -> Option<Vec<String>> {
     Some(stem.split('/').map(str::to_owned).collect())
 }
 
-/// The file defining the longest module prefix of `path` (absolute, without
-/// `crate`), following lib.rs's re-exports for a path that starts there
-/// (to every file a name may come from); none for an item of lib.rs itself.
+/// The names a file binds with a `use`, each to the paths it may come from.
+type Bindings = BTreeMap<String, Vec<Vec<String>>>;
+
+/// The files `path` (absolute, without `crate`) leads to: the one defining
+/// its longest module prefix, or, when the next name is one that file
+/// brings in with a `use`, the files that name comes from.
 fn resolve(
     path: &[String],
     modules: &BTreeMap<Vec<String>, String>,
-    reexports: &BTreeMap<String, Vec<Vec<String>>>,
+    bindings: &BTreeMap<&String, Bindings>,
     depth: usize,
 ) -> Vec<String> {
-    let longest = (1..=path.len()).rev().find_map(|n| modules.get(&path[..n]));
-    if let Some(file) = longest {
-        return vec![file.clone()];
-    }
-    let (Some(first), true) = (path.first(), depth < 8) else {
+    let Some((n, file)) = (0..=path.len())
+        .rev()
+        .find_map(|n| Some((n, modules.get(&path[..n])?)))
+    else {
         return Vec::new();
     };
+    let sources = path
+        .get(n)
+        .and_then(|name| bindings.get(file)?.get(name))
+        .filter(|_| depth < 8);
+    let Some(sources) = sources else {
+        return vec![file.clone()];
+    };
     let mut files = Vec::new();
-    for source in reexports.get(first).into_iter().flatten() {
+    for source in sources {
         let mut followed = source.clone();
-        followed.extend_from_slice(&path[1..]);
-        files.extend(resolve(&followed, modules, reexports, depth + 1));
+        followed.extend_from_slice(&path[n + 1..]);
+        files.extend(resolve(&followed, modules, bindings, depth + 1));
     }
     files
 }
 
 /// A path found in a file: absolute segments (without `crate`), the text
-/// it was written as, and the name a `use` binds it to.
+/// it was written as, the name a `use` binds it to, and whether it was
+/// written at the file's top level (not in an inline `mod`).
 struct Found {
     segments: Vec<String>,
     text: String,
     alias: Option<String>,
+    top_level: bool,
 }
 
 /// Collects the crate-relative paths of one file, tracking the inline
 /// modules (`mod tests { use super::*; }`) they are written in.
 struct Paths<'m> {
     module: Vec<String>,
+    /// How many inline modules deep the visit is.
+    inline: usize,
     modules: &'m BTreeMap<Vec<String>, String>,
     found: Vec<Found>,
 }
@@ -217,6 +241,7 @@ impl<'m> Paths<'m> {
     fn new(module: Vec<String>, modules: &'m BTreeMap<Vec<String>, String>) -> Self {
         Paths {
             module,
+            inline: 0,
             modules,
             found: Vec::new(),
         }
@@ -253,6 +278,7 @@ impl<'m> Paths<'m> {
             segments: absolute,
             text: segments.join("::"),
             alias,
+            top_level: self.inline == 0,
         });
     }
 
@@ -337,7 +363,9 @@ impl<'ast> Visit<'ast> for Paths<'_> {
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
         if item.content.is_some() {
             self.module.push(item.ident.to_string());
+            self.inline += 1;
             syn::visit::visit_item_mod(self, item);
+            self.inline -= 1;
             self.module.pop();
         }
     }
@@ -468,25 +496,34 @@ mod tests {
     }
 
     #[test]
-    fn a_module_file_and_its_children_resolve_by_longest_prefix() {
+    fn a_facade_is_followed_and_a_hub_closes_a_circle() {
         let g = graph(&[
-            ("lib.rs", "mod p;"),
-            ("p/mod.rs", "mod one; mod two; pub use one::A;"),
+            ("lib.rs", "mod p; mod q;"),
+            // p/ is a facade: its children import each other through it.
             (
-                "p/one.rs",
-                "use super::two::B; fn f() { let _ = crate::p::two::C; }",
+                "p/mod.rs",
+                "mod one; mod two; pub use one::A; pub use two::B;",
             ),
-            ("p/two.rs", "use crate::p::A;"),
+            ("p/one.rs", "use super::B; pub struct A;"),
+            ("p/two.rs", "pub struct B;"),
+            // q/mod.rs defines what its child imports, and calls the child.
+            (
+                "q/mod.rs",
+                "mod child; pub struct Hub; fn run() { child::work() }",
+            ),
+            (
+                "q/child.rs",
+                "use super::Hub; pub fn work() { let _ = crate::p::two::C; }",
+            ),
         ]);
-        assert_eq!(imports(&g, "p/mod.rs"), ["p/one.rs"]);
-        assert_eq!(imports(&g, "p/one.rs"), ["p/two.rs"]);
-        // Through the parent's re-export: two -> mod -> one -> two.
-        assert_eq!(imports(&g, "p/two.rs"), ["p/mod.rs"]);
-        let cycles = import_cycles(&g);
-        assert_eq!(cycles.len(), 1, "{cycles:?}");
+        assert_eq!(imports(&g, "p/mod.rs"), ["p/one.rs", "p/two.rs"]);
+        assert_eq!(imports(&g, "p/one.rs"), ["p/two.rs"], "through the facade");
+        assert!(imports(&g, "p/two.rs").is_empty());
+        assert_eq!(imports(&g, "q/mod.rs"), ["q/child.rs"]);
+        assert_eq!(imports(&g, "q/child.rs"), ["p/two.rs", "q/mod.rs"]);
         assert_eq!(
-            cycles[0],
-            "p/mod.rs -[one::A]-> p/one.rs -[super::two::B]-> p/two.rs -[crate::p::A]-> p/mod.rs"
+            import_cycles(&g),
+            ["q/child.rs -[super::Hub]-> q/mod.rs -[child::work]-> q/child.rs"]
         );
     }
 
@@ -494,18 +531,21 @@ mod tests {
     fn each_circle_is_named_once_without_the_files_around_it() {
         let g = graph(&[
             ("lib.rs", "mod a; mod b; mod c; mod d; mod e; mod f;"),
-            ("a.rs", "use crate::b::X;"),
-            ("b.rs", "use crate::c::X;"),
-            ("c.rs", "use crate::a::X; use crate::b::Y; use crate::f::Z;"),
-            ("d.rs", "use crate::a::X; use crate::e::Y;"),
-            ("e.rs", "use crate::d::X;"),
-            ("f.rs", ""),
+            ("a.rs", "use crate::b::B; pub struct A;"),
+            ("b.rs", "use crate::c::C; pub struct B;"),
+            (
+                "c.rs",
+                "use crate::a::A; use crate::b::B; use crate::f::F; pub struct C;",
+            ),
+            ("d.rs", "use crate::a::A; use crate::e::E; pub struct D;"),
+            ("e.rs", "use crate::d::D; pub struct E;"),
+            ("f.rs", "pub struct F;"),
         ]);
         assert_eq!(
             import_cycles(&g),
             [
-                "a.rs -[crate::b::X]-> b.rs -[crate::c::X]-> c.rs -[crate::a::X]-> a.rs",
-                "d.rs -[crate::e::Y]-> e.rs -[crate::d::X]-> d.rs",
+                "a.rs -[crate::b::B]-> b.rs -[crate::c::C]-> c.rs -[crate::a::A]-> a.rs",
+                "d.rs -[crate::e::E]-> e.rs -[crate::d::D]-> d.rs",
             ]
         );
     }
