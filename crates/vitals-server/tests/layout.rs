@@ -2,13 +2,8 @@
 //! each crate"): no import circle between the crate's files. The floors
 //! it leaves are in `src/lib.rs` ("Where things live").
 
-// Meant for every crate of the workspace: it moves to the dev-only crate
-// vitals-test-support once that crate is on main. In a folder of its own so
-// that cargo does not build it as a test binary by itself.
-#[path = "layout/import_graph.rs"]
-mod import_graph;
-
 use std::path::Path;
+use vitals_test_support::import_graph;
 
 #[test]
 fn no_file_of_src_imports_one_that_imports_it_back() {

@@ -2,9 +2,13 @@
 //! has no circle (docs/ARCHITECTURE.md, "Inside each crate": no import
 //! circles inside a crate).
 //!
-//! Written for any crate of the workspace: it belongs in the dev-only crate
-//! `vitals-test-support`, where the collector's layout test can call it too
-//! (that crate is not on this branch yet; move this file there as it is).
+//! A crate's `tests/layout.rs` calls [`no_import_cycle`] on its `src/`:
+//!
+//! ```no_run
+//! let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+//! vitals_test_support::import_graph::no_import_cycle(&src)
+//!     .unwrap_or_else(|circles| panic!("{circles}"));
+//! ```
 //!
 //! What counts as an import of file A by file B: every path of B, in code
 //! (`use` items, grouped ones included, and paths in types, expressions,
