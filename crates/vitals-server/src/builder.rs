@@ -1,7 +1,7 @@
-//! [`ServerMetricsBuilder`]: the settings, every default, and the
-//! registration of every server metric under the names of the contract in
-//! docs/ARCHITECTURE.md ("Server metrics"); a namespace prefixes every one
-//! (`pagi` → `pagi_server_connections_total`).
+//! [`ServerMetricsBuilder`]: the settings, filled from the defaults in
+//! `settings.rs`, and the registration of every server metric under the
+//! names of the contract in docs/ARCHITECTURE.md ("Server metrics"); a
+//! namespace prefixes every one (`pagi` → `pagi_server_connections_total`).
 //!
 //! The modules that use a setting read it from the built options
 //! ([`DebugOptions`], the [`History`] ring, …), never a default of their own.
@@ -9,30 +9,19 @@
 use crate::collect::process::ProcessCollector;
 use crate::collect::runtime::RuntimeCollector;
 use crate::collect::uptime::Uptime;
-use crate::endpoints::DebugOptions;
 use crate::endpoints::auth::Credentials;
 use crate::endpoints::history::History;
 use crate::push::{Aggregator, PushClient, PushConfig};
 use crate::record::lifespan::Lifespan;
-use crate::record::tasks::TaskFamilies;
+use crate::record::task_families::TaskFamilies;
 use crate::server_metrics::{Handles, ServerMetrics};
+use crate::settings::{
+    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
+    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW, DebugOptions,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vitals::{Options, Registry, Unit};
-
-/// Default interval of the `: heartbeat` comment on `/debug/events`.
-pub const DEFAULT_EVENTS_HEARTBEAT: Duration = Duration::from_secs(15);
-/// Default cap on concurrent `/debug/events` clients.
-pub const DEFAULT_EVENTS_MAX_CLIENTS: usize = 16;
-/// Default per-client buffer of `/debug/events`, in events.
-pub const DEFAULT_EVENTS_BUFFER: usize = 1024;
-/// Default time between two `/debug/history` points.
-pub const DEFAULT_HISTORY_INTERVAL: Duration = Duration::from_secs(1);
-/// Default number of `/debug/history` points kept (15 minutes at one per
-/// second).
-pub const DEFAULT_HISTORY_CAPACITY: usize = 900;
-/// Window for rates and percentiles in `/debug/metrics`.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
 /// Session lengths for WebSocket and SSE: seconds to hours.
 const SESSION_BUCKETS: &[f64] = &[

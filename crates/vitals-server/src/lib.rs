@@ -69,10 +69,7 @@
 //! metrics"); the JSON of the `/debug/*` endpoints is its "Debug endpoints".
 //!
 //! ## Where things live
-//! - The handle and its API: [`ServerMetrics`] (`server_metrics.rs`, every
-//!   public method in one place) and [`ServerMetricsBuilder`]
-//!   (`builder.rs`: every setting and `DEFAULT_*`, and the registration of
-//!   every metric name).
+//! By concern, each folder what happens to a metric there:
 //! - Recorded as things happen, `record/`: the layer and one request's
 //!   record ([`HttpMetricsLayer`], [`MeteredBody`]), connections
 //!   ([`TrackedListener`], [`TrackedIo`]) and the protocol errors read off
@@ -86,7 +83,28 @@
 //!   dashboard (its page is in `assets/`), access control, and the one
 //!   query-string parser they share.
 //! - Pushed, [`push`]: per-interval aggregates sent to a collector.
-//! - Shared label values: [`method_label`], [`UNMATCHED`].
+//!
+//! And in four floors, each file importing only from the floors below it
+//! (no import circle; `tests/layout.rs` checks it):
+//! 1. What knows nothing of [`ServerMetrics`]: the shared label values
+//!    (`labels.rs`: [`method_label`], [`UNMATCHED`]); the built settings
+//!    and every `DEFAULT_*` (`settings.rs`); the state the metrics keep for
+//!    a concern (`record/lifespan.rs`, `record/task_families.rs`, the
+//!    `/debug/history` ring in `endpoints/history.rs`, the credentials and
+//!    their check in `endpoints/auth.rs`) and the helpers that need no
+//!    metrics (`endpoints/query.rs`, `record/protocol_errors.rs`); `push/`
+//!    and `collect/`.
+//! 2. `server_metrics.rs`: [`ServerMetrics`], its handles, and the methods
+//!    that need nothing but them.
+//! 3. What takes a `&ServerMetrics`: the rest of `record/` and
+//!    `endpoints/` (`endpoints/` reads `record/`, never the reverse), and
+//!    [`ServerMetricsBuilder`] (`builder.rs`: fills the settings from the
+//!    defaults and registers every metric name).
+//! 4. `entry_points.rs`: the methods that hand out a concern's type
+//!    ([`ServerMetrics::builder`], [`layer`](ServerMetrics::layer),
+//!    [`endpoints`](ServerMetrics::endpoints),
+//!    [`instrument`](ServerMetrics::instrument),
+//!    [`tasks`](ServerMetrics::tasks), `new`).
 //!
 //! A request's `route` is followed from [`MatchedPath`] in the layer
 //! (`record/in_flight.rs`) to the `http_server_*` families registered in
@@ -98,15 +116,14 @@
 mod builder;
 mod collect;
 mod endpoints;
+mod entry_points;
 mod labels;
 pub mod push;
 mod record;
 mod server_metrics;
+mod settings;
 
-pub use builder::{
-    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
-    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW, ServerMetricsBuilder,
-};
+pub use builder::ServerMetricsBuilder;
 pub use collect::process::ProcessCollector;
 pub use collect::runtime::RuntimeCollector;
 pub use endpoints::auth::MAX_AUTHORIZATION_LEN;
@@ -125,3 +142,7 @@ pub use record::sse::TrackedEventStream;
 pub use record::tasks::{RunningTask, TaskQueue, TaskTracker};
 pub use record::websocket::{TrackedWebSocket, WsMessage};
 pub use server_metrics::ServerMetrics;
+pub use settings::{
+    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
+    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW,
+};

@@ -1,18 +1,20 @@
-//! [`ServerMetrics`]: the handles every concern records into, and the whole
-//! public API on them in one place. Each method hands the work to the
-//! concern it belongs to (`record/`, `endpoints/`, `push/`); the handles
-//! are registered by [`ServerMetricsBuilder`](crate::builder::ServerMetricsBuilder),
-//! under the names of the contract in docs/ARCHITECTURE.md ("Server
-//! metrics").
+//! [`ServerMetrics`]: the handles every concern records into, and the
+//! methods that need nothing but them (reading, connections, lifespan and
+//! workers, push). The handles are registered by
+//! [`ServerMetricsBuilder`](crate::ServerMetricsBuilder), under the names of
+//! the contract in docs/ARCHITECTURE.md ("Server metrics").
+//!
+//! The methods that hand out a concern's type (`builder`, `new`, `layer`,
+//! `endpoints`, `instrument`, `tasks`) are in `entry_points.rs`, above the
+//! concerns that take a `&ServerMetrics`; its header says why
+//! `impl ServerMetrics` is in two files.
 
-use crate::builder::ServerMetricsBuilder;
-use crate::endpoints::DebugOptions;
 use crate::endpoints::auth::Credentials;
 use crate::endpoints::history::History;
 use crate::push::{Aggregator, FlushReport, PushClient};
-use crate::record::layer::HttpMetricsLayer;
 use crate::record::lifespan::Lifespan;
-use crate::record::tasks::{TaskFamilies, TaskTracker};
+use crate::record::task_families::TaskFamilies;
+use crate::settings::DebugOptions;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,16 +92,6 @@ pub(crate) struct Handles {
 }
 
 impl ServerMetrics {
-    /// Starts configuring server metrics.
-    pub fn builder() -> ServerMetricsBuilder {
-        ServerMetricsBuilder::default()
-    }
-
-    /// Server metrics in the global registry, without a namespace.
-    pub fn new() -> Result<Self, vitals::Error> {
-        Self::builder().build()
-    }
-
     // --- Reading ---
 
     /// The registry the metrics live in.
@@ -122,26 +114,6 @@ impl ServerMetrics {
         self.inner.started.elapsed().as_secs_f64()
     }
 
-    // --- Recording requests, and serving the figures ---
-
-    /// The tower layer recording HTTP metrics; add it with `Router::layer`.
-    pub fn layer(&self) -> HttpMetricsLayer {
-        HttpMetricsLayer::new(self)
-    }
-
-    /// The `/metrics`, `/debug/metrics`, `/debug/events`, `/debug/history`
-    /// and `/debug/` (the dashboard) router, to `merge` into the app
-    /// (behind the credentials, if the builder set any).
-    pub fn endpoints(&self) -> axum::Router {
-        crate::endpoints::router(self)
-    }
-
-    /// Merges the endpoints into `app` and adds the layer over everything,
-    /// including the fallback that answers unmatched requests.
-    pub fn instrument(&self, app: axum::Router) -> axum::Router {
-        app.merge(self.endpoints()).layer(self.layer())
-    }
-
     // --- Connections ---
 
     /// Counts a connection that failed after it was accepted: a TLS
@@ -152,14 +124,6 @@ impl ServerMetrics {
         self.events().emit_with(|| Event::ConnectionFailed {
             reason: reason.to_owned(),
         });
-    }
-
-    // --- Task queues ---
-
-    /// The task-queue tracker recording into these metrics (`task_*{queue}`,
-    /// the `tasks` section of `/debug/metrics`, `Task` events).
-    pub fn tasks(&self) -> TaskTracker {
-        TaskTracker::new(self)
     }
 
     // --- Lifespan and workers ---
@@ -225,7 +189,9 @@ impl ServerMetrics {
 
     // --- Push ---
 
-    /// The push client, when [`ServerMetricsBuilder::push`] configured one.
+    /// The push client, when
+    /// [`ServerMetricsBuilder::push`](crate::ServerMetricsBuilder::push)
+    /// configured one.
     pub fn push_client(&self) -> Option<&PushClient> {
         self.inner.push_client.as_ref()
     }
@@ -235,5 +201,62 @@ impl ServerMetrics {
     /// [`shutdown_finished`](Self::shutdown_finished). `None` without push.
     pub async fn finish_push(&self, timeout: Duration) -> Option<FlushReport> {
         self.push_client()?.shutdown(timeout).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerMetrics;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn lifespan_phases_are_timed() {
+        let registry = vitals::Registry::new();
+        let m = ServerMetrics::builder()
+            .registry(registry.clone())
+            .build()
+            .unwrap();
+        let (_sub, events) = m.events().subscribe_channel("test", 16);
+        let began = Instant::now() - Duration::from_millis(250);
+        m.startup_finished(began);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = m.shutdown_signal(async move {
+            let _ = rx.await;
+        });
+        let waiter = tokio::spawn(signal);
+        let _ = tx.send(());
+        waiter.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        m.shutdown_finished();
+        m.worker_spawned(1, Some(42));
+        m.worker_spawned(2, Some(43));
+        m.worker_exited(1, Some(42), Some(0));
+        let snap = registry.snapshot();
+        let float = |name: &str| match &snap.family(name).unwrap().series[0].value {
+            vitals::snapshot::Value::Float { value } => *value,
+            other => panic!("{other:?}"),
+        };
+        assert!(float("server_lifespan_startup_seconds") >= 0.25);
+        let shutdown = float("server_lifespan_shutdown_seconds");
+        assert!((0.03..5.0).contains(&shutdown), "{shutdown}");
+        let int = |name: &str| match &snap.family(name).unwrap().series[0].value {
+            vitals::snapshot::Value::Unsigned { value } => *value as i64,
+            vitals::snapshot::Value::Signed { value } => *value,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(int("server_worker_spawns"), 2);
+        assert_eq!(int("server_workers_active"), 1);
+        let kinds: Vec<&str> = events.try_iter().map(|e| e.event.type_name()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "lifespan",
+                "lifespan",
+                "lifespan",
+                "worker_spawned",
+                "worker_spawned",
+                "worker_exited"
+            ]
+        );
     }
 }

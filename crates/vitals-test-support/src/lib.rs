@@ -10,6 +10,9 @@
 //!   `VITALS_SKIP_LOG`, which `scripts/test` reports at the end.
 //! - [`wait`]: waits for a condition and **fails** the test with what was
 //!   awaited and the last state seen when it never holds.
+//! - `import_graph` (feature `import-graph`): the file-level import graph
+//!   of a crate's `src/`, and the check that no file imports one that
+//!   imports it back (docs/ARCHITECTURE.md, "Inside each crate").
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -32,8 +35,11 @@
 //!
 //! ## Features
 //! - `tokio`: [`wait_until_async`], which sleeps on tokio's timer.
+//! - `import-graph`: `import_graph`, which parses the sources with syn.
 
 pub mod external;
+#[cfg(feature = "import-graph")]
+pub mod import_graph;
 pub mod wait;
 
 pub use external::{may_skip, skip_or_fail};

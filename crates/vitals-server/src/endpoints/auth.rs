@@ -11,13 +11,14 @@
 //! [`ServerMetricsBuilder::auth_bearer`]: crate::ServerMetricsBuilder::auth_bearer
 //! [`ServerMetricsBuilder::auth_basic`]: crate::ServerMetricsBuilder::auth_basic
 
-use crate::server_metrics::ServerMetrics;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use vitals::Registry;
 
 /// Longest `Authorization` header looked at; longer ones are refused.
 pub const MAX_AUTHORIZATION_LEN: usize = 4096;
@@ -89,16 +90,32 @@ impl Credentials {
 
 /// Puts the credential check in front of every route `router` holds now
 /// (`route_layer`: unmatched paths still fall through to the app's own
-/// fallback, as a 404, rather than asking for credentials).
-pub(crate) fn protect(router: axum::Router, metrics: &ServerMetrics) -> axum::Router {
-    if !metrics.inner.credentials.is_enabled() {
+/// fallback, as a 404, rather than asking for credentials). Refusals are
+/// counted in `registry`.
+pub(crate) fn protect(
+    router: axum::Router,
+    credentials: &Credentials,
+    registry: &Registry,
+) -> axum::Router {
+    if !credentials.is_enabled() {
         return router;
     }
-    router.route_layer(axum::middleware::from_fn_with_state(metrics.clone(), check))
+    let guard = Arc::new(Guard {
+        credentials: credentials.clone(),
+        registry: registry.clone(),
+    });
+    router.route_layer(axum::middleware::from_fn_with_state(guard, check))
 }
 
-async fn check(State(metrics): State<ServerMetrics>, req: Request, next: Next) -> Response {
-    let creds = &metrics.inner.credentials;
+/// What the check needs: the credentials, and the registry that counts
+/// what it refuses.
+struct Guard {
+    credentials: Credentials,
+    registry: Registry,
+}
+
+async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let creds = &guard.credentials;
     let (reason, message) = match req.headers().get(header::AUTHORIZATION) {
         None => (
             "debug_auth_missing",
@@ -110,7 +127,7 @@ async fn check(State(metrics): State<ServerMetrics>, req: Request, next: Next) -
         Some(v) if creds.accepts(v.as_bytes()) => return next.run(req).await,
         Some(_) => ("debug_auth_invalid", "invalid credentials"),
     };
-    metrics.registry().count_rejected(reason);
+    guard.registry.count_rejected(reason);
     let mut response = (
         StatusCode::UNAUTHORIZED,
         axum::Json(serde_json::json!({ "error": message })),

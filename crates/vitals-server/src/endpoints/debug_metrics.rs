@@ -1,9 +1,9 @@
 //! `GET /debug/metrics`: the server's figures as JSON, with rates and
 //! percentiles over the last
-//! [`DEFAULT_WINDOW`](crate::builder::DEFAULT_WINDOW) and an optional `?route=`
+//! [`DEFAULT_WINDOW`](crate::DEFAULT_WINDOW) and an optional `?route=`
 //! filter (see the crate docs, "Debug endpoints").
 
-use super::history;
+use super::debug_history;
 use super::query::{Query, QueryError};
 use super::window::{Delta, Reading, RouteTotals, TaskTotals, Window};
 use crate::server_metrics::ServerMetrics;
@@ -145,7 +145,7 @@ async fn debug_metrics(
     State(state): State<Arc<DebugState>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    history::ensure_sampler(&state.metrics);
+    debug_history::ensure_sampler(&state.metrics);
     let registry = state.metrics.registry();
     let filters = match parse_filters(query.as_deref()) {
         Ok(f) => f,

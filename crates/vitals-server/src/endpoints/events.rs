@@ -32,7 +32,7 @@
 //!   a reconnecting client gets the events from then on (and
 //!   `/debug/history` for the recent past).
 
-use super::history;
+use super::debug_history;
 use super::query::{Query, QueryError};
 use crate::record::layer::OwnEventStream;
 use crate::server_metrics::ServerMetrics;
@@ -104,7 +104,7 @@ fn parse_types(raw: Option<&str>) -> Result<Option<Vec<&'static str>>, QueryErro
 }
 
 async fn events(State(state): State<Arc<EventsState>>, RawQuery(query): RawQuery) -> Response {
-    history::ensure_sampler(&state.metrics);
+    debug_history::ensure_sampler(&state.metrics);
     let wanted = match parse_types(query.as_deref()) {
         Ok(w) => w,
         Err(refused) => {

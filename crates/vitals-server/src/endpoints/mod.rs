@@ -4,13 +4,15 @@
 //! - [`debug_metrics`] and [`window`]: `GET /debug/metrics` (JSON) and the
 //!   recent window its rates and percentiles are measured over.
 //! - [`events`]: `GET /debug/events`, the event bus as SSE.
-//! - [`history`]: `GET /debug/history` and the sampler that fills it.
+//! - [`debug_history`] and [`history`]: `GET /debug/history`, the sampler
+//!   that fills it, and the ring buffer it keeps the points in.
 //! - [`dashboard`]: `GET /debug/`, the live page and its assets.
 //! - [`auth`]: the optional credential check in front of all of them.
 //! - [`query`]: the one query-string parser, and the JSON 400 they share.
 
 pub(crate) mod auth;
 pub(crate) mod dashboard;
+pub(crate) mod debug_history;
 pub(crate) mod debug_metrics;
 pub(crate) mod events;
 pub(crate) mod history;
@@ -19,27 +21,12 @@ pub(crate) mod query;
 pub(crate) mod window;
 
 use crate::server_metrics::ServerMetrics;
-use std::time::Duration;
-
-/// Settings of the endpoints, fixed at build time (the builder holds the
-/// defaults).
-#[derive(Debug, Clone)]
-pub(crate) struct DebugOptions {
-    /// Interval of the `: heartbeat` comment on `/debug/events`.
-    pub(crate) events_heartbeat: Duration,
-    /// Most concurrent `/debug/events` clients.
-    pub(crate) events_max_clients: usize,
-    /// Events buffered per `/debug/events` client (at least 1).
-    pub(crate) events_buffer: usize,
-    /// The window of rates and percentiles in `/debug/metrics`.
-    pub(crate) window: Duration,
-}
 
 /// Builds the router serving `/metrics`, `/debug/metrics`,
 /// `/debug/events`, `/debug/history` and the dashboard at `/debug/`.
 ///
 /// Rates in `/debug/metrics` cover the last
-/// [`DEFAULT_WINDOW`](crate::builder::DEFAULT_WINDOW), measured between the reads
+/// [`DEFAULT_WINDOW`](crate::DEFAULT_WINDOW), measured between the reads
 /// each request takes. The `/debug/history` sampler (one background
 /// thread, off the runtime) starts here. With credentials set on the
 /// builder, every route of this router requires them.
@@ -47,10 +34,10 @@ pub fn router(metrics: &ServerMetrics) -> axum::Router {
     let router = axum::Router::new()
         .merge(metrics_text::router(metrics))
         .merge(debug_metrics::router(metrics))
-        .merge(history::router(metrics))
+        .merge(debug_history::router(metrics))
         .merge(events::router(metrics))
         .merge(dashboard::router(metrics));
-    history::ensure_sampler(metrics);
+    debug_history::ensure_sampler(metrics);
     // Last: the credential check covers every route added above.
-    auth::protect(router, metrics)
+    auth::protect(router, &metrics.inner.credentials, metrics.registry())
 }

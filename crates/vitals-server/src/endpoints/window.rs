@@ -52,7 +52,7 @@ fn first_label(values: &[impl AsRef<str>]) -> String {
 }
 
 /// Reads every `task_*` family into per-queue totals.
-fn read_tasks(t: &crate::record::tasks::TaskFamilies) -> BTreeMap<String, TaskTotals> {
+fn read_tasks(t: &crate::record::task_families::TaskFamilies) -> BTreeMap<String, TaskTotals> {
     let mut tasks: BTreeMap<String, TaskTotals> = BTreeMap::new();
     type Field = fn(&mut TaskTotals) -> &mut u64;
     let counters: [(&vitals::CounterVec, Field); 5] = [

@@ -3,7 +3,8 @@
 //! worker events. [`ServerMetrics`](crate::server_metrics::ServerMetrics)
 //! exposes them as `startup_finished`, `shutdown_signal`,
 //! `shutdown_started`, `shutdown_finished`, `worker_spawned` and
-//! `worker_exited`.
+//! `worker_exited` (tested there, in `server_metrics.rs`). A plain state
+//! type: it knows nothing of the metrics that hold it.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
@@ -100,62 +101,5 @@ impl Lifespan {
     ) {
         self.workers_active.dec();
         events.emit_with(|| Event::WorkerExited { worker, pid, code });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::server_metrics::ServerMetrics;
-    use std::time::{Duration, Instant};
-
-    #[tokio::test]
-    async fn lifespan_phases_are_timed() {
-        let registry = vitals::Registry::new();
-        let m = ServerMetrics::builder()
-            .registry(registry.clone())
-            .build()
-            .unwrap();
-        let (_sub, events) = m.events().subscribe_channel("test", 16);
-        let began = Instant::now() - Duration::from_millis(250);
-        m.startup_finished(began);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = m.shutdown_signal(async move {
-            let _ = rx.await;
-        });
-        let waiter = tokio::spawn(signal);
-        let _ = tx.send(());
-        waiter.await.unwrap();
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        m.shutdown_finished();
-        m.worker_spawned(1, Some(42));
-        m.worker_spawned(2, Some(43));
-        m.worker_exited(1, Some(42), Some(0));
-        let snap = registry.snapshot();
-        let float = |name: &str| match &snap.family(name).unwrap().series[0].value {
-            vitals::snapshot::Value::Float { value } => *value,
-            other => panic!("{other:?}"),
-        };
-        assert!(float("server_lifespan_startup_seconds") >= 0.25);
-        let shutdown = float("server_lifespan_shutdown_seconds");
-        assert!((0.03..5.0).contains(&shutdown), "{shutdown}");
-        let int = |name: &str| match &snap.family(name).unwrap().series[0].value {
-            vitals::snapshot::Value::Unsigned { value } => *value as i64,
-            vitals::snapshot::Value::Signed { value } => *value,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(int("server_worker_spawns"), 2);
-        assert_eq!(int("server_workers_active"), 1);
-        let kinds: Vec<&str> = events.try_iter().map(|e| e.event.type_name()).collect();
-        assert_eq!(
-            kinds,
-            [
-                "lifespan",
-                "lifespan",
-                "lifespan",
-                "worker_spawned",
-                "worker_spawned",
-                "worker_exited"
-            ]
-        );
     }
 }

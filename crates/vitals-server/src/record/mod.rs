@@ -8,7 +8,8 @@
 //!   answers read off the wire.
 //! - [`extract`], [`websocket`], [`sse`]: the `RouteMetrics` extractor and
 //!   the WebSocket and SSE session wrappers.
-//! - [`tasks`]: task queues for job systems (`task_*`).
+//! - [`tasks`] and [`task_families`]: task queues for job systems, and the
+//!   `task_*` families they record into.
 //! - [`lifespan`]: start-up, shut-down and worker accounting.
 
 pub(crate) mod connection;
@@ -18,5 +19,6 @@ pub(crate) mod layer;
 pub(crate) mod lifespan;
 pub(crate) mod protocol_errors;
 pub(crate) mod sse;
+pub(crate) mod task_families;
 pub(crate) mod tasks;
 pub(crate) mod websocket;

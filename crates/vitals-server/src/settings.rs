@@ -1,0 +1,34 @@
+//! The settings [`ServerMetricsBuilder`](crate::ServerMetricsBuilder) fills,
+//! and every default it fills them with. The builder is the one reader of a
+//! `DEFAULT_*`; the modules that use a setting read it from the built
+//! [`DebugOptions`] (or the ring the builder sized), never a default of
+//! their own.
+
+use std::time::Duration;
+
+/// Default interval of the `: heartbeat` comment on `/debug/events`.
+pub const DEFAULT_EVENTS_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Default cap on concurrent `/debug/events` clients.
+pub const DEFAULT_EVENTS_MAX_CLIENTS: usize = 16;
+/// Default per-client buffer of `/debug/events`, in events.
+pub const DEFAULT_EVENTS_BUFFER: usize = 1024;
+/// Default time between two `/debug/history` points.
+pub const DEFAULT_HISTORY_INTERVAL: Duration = Duration::from_secs(1);
+/// Default number of `/debug/history` points kept (15 minutes at one per
+/// second).
+pub const DEFAULT_HISTORY_CAPACITY: usize = 900;
+/// Window for rates and percentiles in `/debug/metrics`.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+
+/// Settings of the endpoints, fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct DebugOptions {
+    /// Interval of the `: heartbeat` comment on `/debug/events`.
+    pub(crate) events_heartbeat: Duration,
+    /// Most concurrent `/debug/events` clients.
+    pub(crate) events_max_clients: usize,
+    /// Events buffered per `/debug/events` client (at least 1).
+    pub(crate) events_buffer: usize,
+    /// The window of rates and percentiles in `/debug/metrics`.
+    pub(crate) window: Duration,
+}
