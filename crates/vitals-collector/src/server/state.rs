@@ -198,7 +198,11 @@ impl Collector {
         err.into_response()
     }
 
-    pub(super) async fn authorize(&self, headers: &HeaderMap, role: Role) -> Result<KeyRecord, ApiError> {
+    pub(super) async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        role: Role,
+    ) -> Result<KeyRecord, ApiError> {
         let unauthorized =
             |msg: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg.to_string());
         let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
