@@ -120,7 +120,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, StoreResult<Vec<Sample>>>;
 
     /// Stores a new key. A key whose hash exists already is
-    /// [`StoreError::DuplicateKey`].
+    /// [`StoreError::DuplicateKey`](super::StoreError::DuplicateKey).
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>>;
 
     /// The key with this hash, if any.
