@@ -16,7 +16,9 @@
 //! A batch's `service`, from ingest to a query:
 //!
 //! 1. `server/batches.rs`: `POST /v1/ingest` and `/v1/requests` take the
-//!    tenant from the API key ([`auth`]) and cap the raw body.
+//!    tenant from the API key ([`auth`]) and cap the raw body. The router
+//!    is `server/mod.rs`; the [`Collector`] it routes to, with the state
+//!    every handler shares, is `server/state.rs`.
 //! 2. [`ingest`]: [`ingest/mod.rs`](ingest) runs the steps in order:
 //!    decode the body, check the service name, admit the service against
 //!    the tenant's limit ([`ingest::RouteLimiter`]), then build one
@@ -39,14 +41,15 @@
 //! - Data and merges: [`model`] (series keys, buckets, custom points,
 //!   writes, keys; every merge in `model/merge.rs`), [`codec`] (sketches
 //!   as stored bytes).
-//! - Back ends: [`store`] (the [`Store`] trait, [`StoreError`], opening by
-//!   URL) with one folder each, split into schema, rows, writes, reads and
-//!   custom metrics: `store/sqlite/`, `store/postgres/`, `store/hot_tier/`
-//!   (with its own metrics). Every back end passes [`testing`]'s suite
-//!   (feature `testing`).
+//! - Back ends: [`store`] (the [`Store`] trait in `store/contract.rs`,
+//!   [`StoreError`], opening by URL) with one folder each, split into
+//!   schema, rows, writes, reads and custom metrics: `store/sqlite/`,
+//!   `store/postgres/`, `store/hot_tier/` (with its own metrics). Every
+//!   back end passes [`testing`]'s suite (feature `testing`).
 //! - Custom metrics: pushed in batches, stored like buckets
 //!   ([`model::CustomPoint`]), answered by [`custom_metrics`].
-//! - Settings: [`config`] (the TOML file and its `VITALS_*` variables).
+//! - Settings: [`config`] (the TOML file and its `VITALS_*` variables;
+//!   [`ConfigError`] in `config/error.rs`).
 //! - Errors: [`ApiError`] (what the API answers), [`StoreError`].
 //! - Time: `clock.rs`, the one place the wall clock is read ([`now_ms`]).
 //!

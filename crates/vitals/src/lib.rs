@@ -39,8 +39,10 @@
 //! - Hot path: [`Counter`], [`ShardedCounter`], [`Gauge`], [`FloatGauge`],
 //!   [`Histogram`], [`LocalCounter`], [`Family`].
 //! - Storage and reading: [`Registry`], [`Visitor`], [`Snapshot`].
-//! - Output: [`encode`] and [`Format`].
-//! - Events: [`EventBus`], [`Event`].
+//! - Output: [`encode`] and [`Format`]: `encode/text.rs` is the text
+//!   encoder the registry renders through, `encode/render.rs` renders a
+//!   whole registry in one call (text or JSON).
+//! - Events: [`EventBus`] (`event/bus.rs`), [`Event`] (`event/data.rs`).
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -58,8 +60,6 @@ pub mod visit;
 #[cfg(feature = "wire")]
 pub mod wire;
 
-#[cfg(feature = "enabled")]
-mod event_bus;
 #[cfg(feature = "enabled")]
 mod metrics;
 #[cfg(feature = "enabled")]

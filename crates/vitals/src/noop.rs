@@ -258,7 +258,9 @@ impl Registry {
     pub fn register_collector(&self, _c: impl Collector + 'static) {}
     pub fn render(&self, format: crate::Format) -> Vec<u8> {
         let mut out = Vec::new();
-        crate::encode::encode(self, format, &mut out);
+        let mut enc = crate::encode::TextEncoder::new(&mut out, format);
+        self.visit(&mut enc);
+        enc.finish();
         out
     }
     pub fn snapshot(&self) -> crate::Snapshot {

@@ -259,7 +259,9 @@ impl Registry {
     /// Renders every metric in `format` (Prometheus text or OpenMetrics).
     pub fn render(&self, format: crate::Format) -> Vec<u8> {
         let mut out = Vec::with_capacity(4096);
-        crate::encode::encode(self, format, &mut out);
+        let mut enc = crate::encode::TextEncoder::new(&mut out, format);
+        self.visit(&mut enc);
+        enc.finish();
         out
     }
 

@@ -4,8 +4,9 @@
 //! variable too ([`environment`]).
 
 pub mod environment;
+mod error;
 
-pub use environment::ConfigError;
+pub use error::ConfigError;
 
 use crate::rollup::Retention;
 use crate::store::HotTierConfig;

@@ -4,7 +4,7 @@
 //! store the write, and answer with what happened, counted in the
 //! collector's own metrics.
 
-use super::Collector;
+use super::state::Collector;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::ingest::{self, BatchKind, Intake, Prepared};

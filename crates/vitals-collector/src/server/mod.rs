@@ -1,8 +1,10 @@
 //! The collector's HTTP API: ingest, queries and its own `/metrics`, over
-//! one [`Store`], with the rollup and retention jobs in the background.
-//! The ingest handlers live in `batches.rs`, the query handlers in
-//! `queries.rs`; the router's own refusals (unknown path, wrong method,
-//! unreadable path segment) in `refusals.rs`.
+//! one [`Store`](crate::Store), with the rollup and retention jobs in the
+//! background. This file is the router and the serving loop; the
+//! [`Collector`] and the state its handlers share live in `state.rs`, the
+//! ingest handlers in `batches.rs`, the query handlers in `queries.rs`; the
+//! router's own refusals (unknown path, wrong method, unreadable path
+//! segment) in `refusals.rs`. The handlers import `state.rs`, not this file.
 //!
 //! Routes: `POST /v1/ingest` (aggregated batches, with custom metrics),
 //! `POST /v1/requests` (per-request records); read keys:
@@ -14,202 +16,21 @@
 mod batches;
 mod queries;
 mod refusals;
+mod state;
 
-use crate::auth::{self, KeyCache, MAX_KEY_LEN};
-use crate::clock::now_ms;
-use crate::config::CollectorConfig;
-use crate::error::ApiError;
-use crate::ingest::RouteLimiter;
-use crate::model::{KeyRecord, Role, UnixMs};
-use crate::rollup::{self, Retention};
-use crate::store::{self, Store, StoreError};
+pub use queries::{MAX_QUERY_LEN, MAX_RECENT};
+pub use state::{Collector, CollectorError};
+
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use vitals::Format;
 use vitals::wire::{INGEST_PATH, REQUESTS_PATH};
-use vitals::{Counter, CounterVec, Format, Registry};
-
-/// Longest query string accepted, bytes.
-pub const MAX_QUERY_LEN: usize = 1024;
-/// Most samples one `/recent` answer holds.
-pub const MAX_RECENT: usize = 1000;
-
-/// Why the collector could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum CollectorError {
-    /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// The store could not be opened.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A metric of the collector's own registry could not be registered.
-    #[error("metrics registry: {0}")]
-    Metrics(#[from] vitals::Error),
-    /// Listening or serving failed.
-    #[error("server: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-struct Inner {
-    config: CollectorConfig,
-    retention: Retention,
-    store: Arc<dyn Store>,
-    keys: KeyCache,
-    routes: RouteLimiter,
-    registry: Registry,
-    batches: CounterVec,
-    ingested: CounterVec,
-    overflowed: Counter,
-    apdex_estimated: Counter,
-    failures: CounterVec,
-}
-
-/// A collector: configuration, store and state shared by its HTTP
-/// handlers and background jobs. Cheap to clone.
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use vitals_collector::{Collector, CollectorConfig, Role};
-///
-/// let config = CollectorConfig { store: "sqlite::memory:".into(), ..Default::default() };
-/// let collector = Collector::open(config).await?;
-/// let key = collector.create_key("acme", Role::Ingest).await?;
-/// println!("ingest key: {key}");
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:7070").await?;
-/// collector.serve(listener, std::future::pending()).await?;
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct Collector {
-    inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for Collector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collector")
-            .field("config", &self.inner.config)
-            .finish_non_exhaustive()
-    }
-}
 
 impl Collector {
-    /// Validates `config` and opens its store (running migrations), behind
-    /// the Redis hot tier when `config.cache` names one.
-    pub async fn open(config: CollectorConfig) -> Result<Self, CollectorError> {
-        config.validate().map_err(CollectorError::Config)?;
-        let hot = config.hot_tier.resolve().map_err(CollectorError::Config)?;
-        let store = store::open_with_hot_tier(&config.store, config.cache.as_deref(), hot).await?;
-        Self::with_store(config, store)
-    }
-
-    /// A collector over an already open store (any back end).
-    pub fn with_store(
-        config: CollectorConfig,
-        store: Arc<dyn Store>,
-    ) -> Result<Self, CollectorError> {
-        let retention = config.retention.resolve().map_err(CollectorError::Config)?;
-        let registry = Registry::new();
-        store.register_metrics(&registry);
-        let batches = registry.counter_vec(
-            (
-                "vitals_collector_batches_total",
-                "Ingest bodies answered, by endpoint and outcome (stored, duplicate, rejected, failed)",
-            ),
-            &["endpoint", "outcome"],
-        )?;
-        let ingested = registry.counter_vec(
-            (
-                "vitals_collector_requests_ingested_total",
-                "Requests counted by stored batches, by endpoint",
-            ),
-            &["endpoint"],
-        )?;
-        let overflowed = registry.counter((
-            "vitals_collector_route_overflow_total",
-            "Aggregates or records folded into route=\"__overflow__\" because their service reached its route limit",
-        ))?;
-        let apdex_estimated = registry.counter((
-            "vitals_collector_apdex_estimated_total",
-            "Pushed aggregates whose Apdex counts were re-read from their duration sketch because the sender's apdex_t_ms differed from the service's",
-        ))?;
-        let failures = registry.counter_vec(
-            (
-                "vitals_collector_failures_total",
-                "Collector-side failures (store errors, background jobs), by reason",
-            ),
-            &["reason"],
-        )?;
-        Ok(Collector {
-            inner: Arc::new(Inner {
-                config,
-                retention,
-                store,
-                keys: KeyCache::default(),
-                routes: RouteLimiter::default(),
-                registry,
-                batches,
-                ingested,
-                overflowed,
-                apdex_estimated,
-                failures,
-            }),
-        })
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> &CollectorConfig {
-        &self.inner.config
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
-    }
-
-    /// The collector's own metrics (served at `GET /metrics`).
-    pub fn registry(&self) -> &Registry {
-        &self.inner.registry
-    }
-
-    /// Creates an API key for `tenant` and returns the secret (shown once).
-    pub async fn create_key(&self, tenant: &str, role: Role) -> Result<String, StoreError> {
-        auth::create_key(&*self.inner.store, tenant, role, now_ms()).await
-    }
-
-    /// One rollup pass (every dirty period) followed by retention at
-    /// `now`. The background job calls this; tests may too.
-    pub async fn run_jobs_once(&self, now: UnixMs) -> Result<(), StoreError> {
-        rollup::rollup_pass(&*self.inner.store).await?;
-        rollup::apply_retention(&*self.inner.store, &self.inner.retention, now).await?;
-        Ok(())
-    }
-
-    /// Starts the rollup and retention job: a pass every
-    /// `rollup_interval_secs`. Failures are counted and retried next time.
-    pub fn spawn_jobs(&self) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(Duration::from_secs(this.inner.config.rollup_interval_secs));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = this.run_jobs_once(now_ms()).await {
-                    this.inner.failures.get(&["background_job"]).inc();
-                    eprintln!(
-                        "vitals collector: rollup/retention pass failed, retrying next interval: {e}"
-                    );
-                }
-            }
-        })
-    }
-
     /// The HTTP API as an axum router.
     pub fn router(&self) -> Router {
         Router::new()
@@ -250,58 +71,6 @@ impl Collector {
             .await;
         jobs.abort();
         result.map_err(CollectorError::Io)
-    }
-
-    /// Counts and renders an error answer.
-    fn fail(&self, err: ApiError) -> Response {
-        if err.is_rejection() {
-            self.inner.registry.count_rejected(err.reason);
-        } else {
-            self.inner.failures.get(&[err.reason]).inc();
-        }
-        err.into_response()
-    }
-
-    async fn authorize(&self, headers: &HeaderMap, role: Role) -> Result<KeyRecord, ApiError> {
-        let unauthorized =
-            |msg: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg.to_string());
-        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            unauthorized("missing Authorization header; send `Authorization: Bearer <key>`")
-        })?;
-        let key = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
-            .ok_or_else(|| {
-                unauthorized("malformed Authorization header; send `Authorization: Bearer <key>`")
-            })?;
-        let rec = self
-            .inner
-            .keys
-            .lookup(&*self.inner.store, key)
-            .await
-            .map_err(ApiError::store_unavailable)?
-            .ok_or_else(|| {
-                unauthorized("unknown API key; create one with `vitals collector keys create`")
-            })?;
-        if rec.role != role {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "this key has role {}; {} needs a key with role {role}",
-                    rec.role,
-                    if role == Role::Ingest {
-                        "ingest"
-                    } else {
-                        "reading"
-                    }
-                ),
-            ));
-        }
-        Ok(rec)
     }
 }
 

@@ -16,7 +16,7 @@
 //! See [`crate::custom_metrics`] for the exact rules.
 
 use super::refusals::{ApiPath, check_path_service};
-use super::{Collector, MAX_QUERY_LEN, MAX_RECENT};
+use super::state::Collector;
 use crate::clock::now_ms;
 use crate::custom_metrics;
 use crate::error::ApiError;
@@ -31,6 +31,11 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::future::Future;
+
+/// Longest query string accepted, bytes.
+pub const MAX_QUERY_LEN: usize = 1024;
+/// Most samples one `/recent` answer holds.
+pub const MAX_RECENT: usize = 1000;
 
 /// Parses a query string, refusing unknown or repeated parameters.
 fn params(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {

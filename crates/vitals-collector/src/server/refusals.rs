@@ -4,7 +4,7 @@
 //! the API's JSON error, counted in `vitals_rejected_total{reason}` like
 //! every other refusal (see `Collector::fail`).
 
-use super::Collector;
+use super::state::Collector;
 use crate::error::ApiError;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path, State};

@@ -9,6 +9,9 @@
 
 use tokio_postgres::error::SqlState;
 
+/// Convenience alias for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

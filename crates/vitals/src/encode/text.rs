@@ -4,12 +4,13 @@
 //! names the family `x_total`, OpenMetrics `x`), `# UNIT`, help escaping and
 //! the closing `# EOF`.
 
-use super::{Format, escape, write_f64, write_i64, write_u64};
+use super::escape;
+use super::format::Format;
 use crate::visit::{FamilyInfo, HistogramView, Labels, MetricKind, Visitor};
 
 /// Writes a registry's series as text into a byte buffer.
 ///
-/// Use [`encode`] (or [`Registry::render`](crate::Registry::render)) unless
+/// Use [`encode`](super::encode) (or [`Registry::render`](crate::Registry::render)) unless
 /// you are feeding it from your own [`Collector`](crate::Collector) walk.
 #[derive(Debug)]
 pub struct TextEncoder<'a> {
@@ -165,19 +166,46 @@ impl Visitor for TextEncoder<'_> {
     }
 }
 
-/// Renders `registry` in `format`, appending to `out`.
-pub fn encode(registry: &crate::Registry, format: Format, out: &mut Vec<u8>) {
-    let mut enc = TextEncoder::new(out, format);
-    registry.visit(&mut enc);
-    enc.finish();
+/// Writes an `f64` as both formats accept it: shortest round-trip digits,
+/// `NaN`, `+Inf`, `-Inf`.
+fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        let mut buf = ryu::Buffer::new();
+        out.extend_from_slice(buf.format_finite(v).as_bytes());
+    } else if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v > 0.0 {
+        out.extend_from_slice(b"+Inf");
+    } else {
+        out.extend_from_slice(b"-Inf");
+    }
 }
 
-/// Renders `registry` as Prometheus text 0.0.4.
-pub fn encode_prometheus(registry: &crate::Registry, out: &mut Vec<u8>) {
-    encode(registry, Format::Prometheus, out);
+fn write_u64(out: &mut Vec<u8>, v: u64) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(v).as_bytes());
 }
 
-/// Renders `registry` as OpenMetrics 1.0 text, ending with `# EOF`.
-pub fn encode_openmetrics(registry: &crate::Registry, out: &mut Vec<u8>) {
-    encode(registry, Format::OpenMetrics, out);
+fn write_i64(out: &mut Vec<u8>, v: i64) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(v).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats() {
+        let f = |v| {
+            let mut o = Vec::new();
+            write_f64(&mut o, v);
+            String::from_utf8(o).unwrap()
+        };
+        assert_eq!(f(0.005), "0.005");
+        assert_eq!(f(1.0), "1.0");
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(f(1e-10).parse::<f64>().ok(), Some(1e-10));
+    }
 }

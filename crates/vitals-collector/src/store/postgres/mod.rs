@@ -20,8 +20,9 @@
 //! Series are keyed by a SHA-256 of their labels (`series_id`), so long
 //! labels never hit the btree index-row size limit.
 //!
-//! - `mod.rs`: the store, connecting, and the [`Store`] impl, each method
-//!   a call into one of the files below.
+//! - `mod.rs`: connecting and migrating, and the [`Store`] impl, each
+//!   method a call into one of the files below.
+//! - `pool.rs`: the store value (its connection pool and known partitions).
 //! - `schema.rs`: migrations and the totals backfill.
 //! - `partitions.rs`: day partitions, created ahead and dropped by retention.
 //! - `rows.rs`: rows to and from the model (series ids, counts, sketch
@@ -34,6 +35,7 @@
 mod custom;
 mod failure;
 mod partitions;
+mod pool;
 mod read;
 mod rows;
 mod schema;
@@ -46,7 +48,7 @@ use crate::model::{
     KeyRecord, Resolution, Sample, ServiceRecord, UnixMs,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use failure::db;
+pub use pool::PostgresStore;
 use schema::MIGRATIONS;
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -55,19 +57,6 @@ use tokio_postgres::NoTls;
 
 /// Connections kept open per store.
 const POOL_SIZE: usize = 8;
-
-/// The PostgreSQL store. Cheap to share: it holds a connection pool.
-pub struct PostgresStore {
-    pool: Pool,
-    /// Partitions known to exist, as `(table, day)`.
-    partitions: Mutex<HashSet<(&'static str, i64)>>,
-}
-
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore").finish_non_exhaustive()
-    }
-}
 
 impl PostgresStore {
     /// The schema version this build migrates to (how many migrations it has).
@@ -137,26 +126,6 @@ impl PostgresStore {
         store.migrate(migrations).await?;
         store.create_ahead(now_ms()).await?;
         Ok(store)
-    }
-
-    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(|e| match e {
-            // Connecting failed: the server refused the login (with a
-            // SQLSTATE), or could not be reached at all.
-            deadpool_postgres::PoolError::Backend(e) if e.as_db_error().is_none() => {
-                StoreError::postgres_client(
-                    format!("cannot connect: {e}; check that the server is up and reachable at the URL"),
-                    Some(Box::new(e)),
-                )
-            }
-            deadpool_postgres::PoolError::Backend(e) => db(e),
-            other => StoreError::postgres_client(
-                format!(
-                    "no connection from the pool: {other}; check that the server is up and reachable at the URL"
-                ),
-                Some(Box::new(other)),
-            ),
-        })
     }
 }
 

@@ -28,7 +28,6 @@ use rows::db;
 use rusqlite::Connection;
 use schema::MIGRATIONS;
 use std::sync::{Arc, Mutex};
-use write::Job;
 
 /// The SQLite store. Cheap to clone: clones share the connection.
 ///
@@ -39,7 +38,7 @@ use write::Job;
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    pending: Arc<Mutex<std::collections::VecDeque<Job>>>,
+    pending: write::Queue,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -129,7 +128,15 @@ impl SqliteStore {
 /// is in `read.rs`, `write.rs` and `custom.rs`.
 impl Store for SqliteStore {
     fn ingest(&self, write: IngestWrite) -> BoxFuture<'_, StoreResult<IngestOutcome>> {
-        self.ingest_grouped(write)
+        let answer = write::enqueue(&self.pending, write);
+        let queue = self.pending.clone();
+        let run = self.with(move |c| write::commit_queued(c, &queue));
+        Box::pin(async move {
+            run.await?;
+            answer
+                .await
+                .map_err(|_| StoreError::Task("the ingest write was dropped unanswered".into()))?
+        })
     }
 
     fn read_buckets(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<Bucket>>> {

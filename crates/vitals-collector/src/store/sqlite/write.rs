@@ -2,14 +2,15 @@
 //! and one disk sync, each in its own savepoint), bucket merges in place,
 //! dirty marks, rollup replacements, retention deletes and new keys.
 
-use super::SqliteStore;
 use super::custom::upsert_custom;
 use super::rows::{db, encode_sketch, stats_from_row, u64_to_sql};
 use crate::model::{
     Bucket, CustomPoint, DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord, Resolution, UnixMs,
 };
-use crate::store::{BoxFuture, StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 /// An ingest write waiting for the next group commit.
 pub(super) struct Job {
@@ -315,40 +316,39 @@ fn clear_period(tx: &Connection, table: &str, period: &DirtyPeriod) -> StoreResu
     Ok(())
 }
 
-impl SqliteStore {
-    /// [`Store::ingest`](crate::store::Store::ingest): queues the write
-    /// and commits every queued write in one group (see [`ingest_group`]).
-    pub(super) fn ingest_grouped(
-        &self,
-        write: IngestWrite,
-    ) -> BoxFuture<'_, StoreResult<IngestOutcome>> {
-        let (done, answer) = tokio::sync::oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(Job { write, done });
-        let pending = self.pending.clone();
-        let run = self.with(move |c| {
-            // Whoever holds the connection takes every queued write; if
-            // another task already took ours, there is nothing to do.
-            loop {
-                let jobs: Vec<Job> = {
-                    let mut q = pending.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = q.len().min(MAX_GROUP);
-                    q.drain(..n).collect()
-                };
-                if jobs.is_empty() {
-                    return Ok(());
-                }
-                ingest_group(c, jobs);
-            }
-        });
-        Box::pin(async move {
-            run.await?;
-            answer
-                .await
-                .map_err(|_| StoreError::Task("the ingest write was dropped unanswered".into()))?
-        })
+/// The ingest writes waiting for the next group commit, shared by the
+/// store's clones.
+pub(super) type Queue = Arc<Mutex<VecDeque<Job>>>;
+
+/// Queues `write` for the next group commit; the answer comes on the
+/// returned channel once [`commit_queued`] has written it.
+pub(super) fn enqueue(
+    queue: &Queue,
+    write: IngestWrite,
+) -> tokio::sync::oneshot::Receiver<StoreResult<IngestOutcome>> {
+    let (done, answer) = tokio::sync::oneshot::channel();
+    queue
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push_back(Job { write, done });
+    answer
+}
+
+/// [`Store::ingest`](crate::store::Store::ingest), on the connection:
+/// commits every queued write in groups (see [`ingest_group`]). Whoever
+/// holds the connection takes every queued write; if another task already
+/// took ours, there is nothing to do.
+pub(super) fn commit_queued(c: &mut Connection, queue: &Queue) -> StoreResult<()> {
+    loop {
+        let jobs: Vec<Job> = {
+            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+            let n = q.len().min(MAX_GROUP);
+            q.drain(..n).collect()
+        };
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        ingest_group(c, jobs);
     }
 }
 

@@ -1,17 +1,8 @@
-//! Typed lifecycle events and the data they carry.
-//!
-//! Instrumentation (the server layer, WebSocket and SSE wrappers, task
-//! trackers) emits [`Event`]s on an [`EventBus`]; callbacks, the
-//! `/debug/events` stream and the dashboard subscribe. The bus is the only
-//! thing instrumentation knows about, as a tracing subscriber is to spans.
+//! The lifecycle events and the data they carry: what instrumentation
+//! emits on an [`EventBus`](super::EventBus) and subscribers receive.
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-#[cfg(feature = "enabled")]
-pub use crate::event_bus::{EventBus, Subscription};
-#[cfg(not(feature = "enabled"))]
-pub use crate::noop::{EventBus, Subscription};
 
 /// Direction of a message on a WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,136 @@
+//! The [`Store`] trait: what every back end does, and the contract the
+//! shared suite checks. Its own file, below the back ends that implement
+//! it, so `mod.rs` only declares and re-exports.
+
+use super::error::StoreResult;
+use crate::model::{
+    Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
+    KeyRecord, Resolution, RouteSum, Sample, SeriesSelect, ServiceRecord, UnixMs, sum_routes,
+};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable future: what [`Store`] methods return, so the trait
+/// can be used as `Arc<dyn Store>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the collector keeps its data. Implementations must be safe to
+/// share between tasks and must never block the async runtime (run
+/// blocking drivers on `spawn_blocking` or a dedicated thread).
+///
+/// Contract, checked by `testing::run_store_suite`:
+/// - [`Store::ingest`] is atomic and durable when it returns `Ok`: either
+///   every bucket, sample and the batch id are stored, or none is. A batch
+///   id already stored for the same tenant and service returns
+///   [`IngestOutcome::Duplicate`] and writes nothing. Each written minute
+///   bucket is *merged* (counts added, sketches merged) into any stored one
+///   with the same key, and marks its five-minute period dirty.
+/// - Custom points of an ingest are part of it (stored atomically with it,
+///   skipped with a duplicate). Each is merged into any stored point with
+///   the same key ([`crate::model::CustomStats::merge`]: the later value
+///   is `last`, min and max widen) and marks its five-minute period dirty
+///   like a bucket does.
+/// - [`Store::write_rollup`] *replaces* the target period's buckets,
+///   marks the next coarser period dirty, and clears the dirty mark only if
+///   its generation is unchanged. [`Store::write_custom_rollup`] replaces
+///   the period's custom points and touches no mark: the rollup job calls
+///   it first, so a failure in between leaves the period dirty and the
+///   next pass redoes both.
+/// - [`Store::drop_buckets_before`] drops custom points of that resolution
+///   with the buckets (one retention per resolution).
+/// - Reads never return another tenant's data.
+pub trait Store: Send + Sync + 'static {
+    /// Durably stores one ingest write (see the trait docs).
+    fn ingest(&self, write: IngestWrite) -> BoxFuture<'_, StoreResult<IngestOutcome>>;
+
+    /// Buckets matching `query`, in no particular order.
+    fn read_buckets(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<Bucket>>>;
+
+    /// Custom points matching `query`, in no particular order.
+    fn read_custom(&self, query: CustomQuery) -> BoxFuture<'_, StoreResult<Vec<CustomPoint>>>;
+
+    /// Replaces the custom points of `period` (its tenant, resolution and
+    /// start) with `points`; dirty marks are left alone (see the trait docs).
+    fn write_custom_rollup(
+        &self,
+        period: DirtyPeriod,
+        points: Vec<CustomPoint>,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// The route series matching `query` (its `series` is ignored) added
+    /// up per (method, route), in no particular order; equal to
+    /// [`crate::model::sum_routes`] of those buckets. Back ends may sum
+    /// stored sketches without decoding them into [`vitals::Sketch`]s.
+    fn route_sums(&self, query: BucketQuery) -> BoxFuture<'_, StoreResult<Vec<RouteSum>>> {
+        Box::pin(async move {
+            let buckets = self
+                .read_buckets(BucketQuery {
+                    series: SeriesSelect::Routes,
+                    ..query
+                })
+                .await?;
+            Ok(sum_routes(&buckets))
+        })
+    }
+
+    /// Up to `limit` periods at `resolution` (five-minute or hour) marked
+    /// dirty whose start is before `before_ms`, oldest first.
+    fn dirty_periods(
+        &self,
+        resolution: Resolution,
+        before_ms: UnixMs,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<DirtyPeriod>>>;
+
+    /// Replaces the buckets of `period` with `buckets` (all of the period's
+    /// tenant, resolution and start), marks the next coarser period dirty,
+    /// and clears `period`'s mark if its generation is unchanged.
+    fn write_rollup(
+        &self,
+        period: DirtyPeriod,
+        buckets: Vec<Bucket>,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Deletes buckets and custom points at `resolution` that start before
+    /// `before_ms`; returns how many were removed (back ends that drop whole partitions
+    /// may return an estimate).
+    fn drop_buckets_before(
+        &self,
+        resolution: Resolution,
+        before_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// Deletes samples older than `before_ms`; returns how many were removed.
+    fn drop_samples_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// Forgets batch ids received before `before_ms` (a retry after that
+    /// would count again, so keep them at least as long as ingest accepts
+    /// a batch's timestamps); returns how many were removed.
+    fn drop_batch_ids_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// The tenant's services with the time data last arrived for each.
+    fn services(&self, tenant: String) -> BoxFuture<'_, StoreResult<Vec<ServiceRecord>>>;
+
+    /// The newest `limit` samples of one service, newest first.
+    fn recent_samples(
+        &self,
+        tenant: String,
+        service: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<Sample>>>;
+
+    /// Stores a new key. A key whose hash exists already is
+    /// [`StoreError::DuplicateKey`](super::StoreError::DuplicateKey).
+    fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// The key with this hash, if any.
+    fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>>;
+
+    /// Adds the back end's own metrics (if it has any) to the collector's
+    /// registry, served at `GET /metrics`; called once per collector built
+    /// over this store. The default has none. The Redis hot tier reports
+    /// its flushing here.
+    fn register_metrics(&self, registry: &vitals::Registry) {
+        let _ = registry;
+    }
+}
