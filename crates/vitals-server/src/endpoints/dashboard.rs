@@ -1,6 +1,7 @@
 //! `GET /debug/`: the live dashboard, one page embedded in the binary.
 //!
-//! The page (`assets/dashboard.{html,css,js}`) needs no build step, loads
+//! The page (`assets/dashboard.{html,css,js}`, the script split into ES
+//! modules `assets/dashboard-*.js`) needs no build step, loads
 //! nothing from another origin (its Content-Security-Policy forbids it) and
 //! uses relative URLs only, so it works offline and under any path prefix.
 //! It polls `metrics` beside it, seeds its charts from `history` and goes
@@ -33,11 +34,19 @@ const JS: &str = "text/javascript; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
 /// The files the page loads, each served at `/debug/<name>` with its
-/// content type: the stylesheet, the script and the icon. Any other name
-/// under `/debug/` is a 404.
+/// content type: the stylesheet, the script (`dashboard.js`, an ES module
+/// that imports the `dashboard-*.js` beside it) and the icon. Any other
+/// name under `/debug/` is a 404.
 const ASSETS: &[(&str, &str, &str)] = &[
     asset_file!("dashboard.css", CSS),
     asset_file!("dashboard.js", JS),
+    asset_file!("dashboard-state.js", JS),
+    asset_file!("dashboard-format.js", JS),
+    asset_file!("dashboard-data.js", JS),
+    asset_file!("dashboard-sync.js", JS),
+    asset_file!("dashboard-panels.js", JS),
+    asset_file!("dashboard-charts.js", JS),
+    asset_file!("dashboard-theme.js", JS),
     asset_file!("favicon.svg", SVG),
 ];
 
