@@ -35,8 +35,8 @@ const SVG: &str = "image/svg+xml";
 
 /// The files the page loads, each served at `/debug/<name>` with its
 /// content type: the stylesheet, the script (`dashboard.js`, an ES module
-/// that imports the `dashboard-*.js` beside it) and the icon. Any other
-/// name under `/debug/` is a 404.
+/// that imports the `dashboard-*.js` beside it) and the icon. A name not
+/// listed here is a 404.
 const ASSETS: &[(&str, &str, &str)] = &[
     asset_file!("dashboard.css", CSS),
     asset_file!("dashboard.js", JS),
