@@ -237,8 +237,16 @@ fn page_and_assets_are_served_with_their_types() {
             );
         }
     }
+    const JS: &str = "text/javascript; charset=utf-8";
     for (path, ty) in [
-        ("/debug/dashboard.js", "text/javascript; charset=utf-8"),
+        ("/debug/dashboard.js", JS),
+        ("/debug/dashboard-state.js", JS),
+        ("/debug/dashboard-format.js", JS),
+        ("/debug/dashboard-data.js", JS),
+        ("/debug/dashboard-sync.js", JS),
+        ("/debug/dashboard-panels.js", JS),
+        ("/debug/dashboard-charts.js", JS),
+        ("/debug/dashboard-theme.js", JS),
         ("/debug/dashboard.css", "text/css; charset=utf-8"),
         ("/debug/favicon.svg", "image/svg+xml"),
     ] {
@@ -250,9 +258,22 @@ fn page_and_assets_are_served_with_their_types() {
         );
         assert!(head.contains("cache-control: no-cache"), "{path}: {head}");
         assert!(!body.is_empty());
+        if ty == JS {
+            assert!(
+                !body.contains("innerHTML"),
+                "{path}: the script never writes markup"
+            );
+        }
     }
-    let js = http_get(server.addr, "/debug/dashboard.js").1;
-    assert!(!js.contains("innerHTML"), "the script never writes markup");
+    // Only the page's own files are served beside it.
+    for path in [
+        "/debug/dashboard-nope.js",
+        "/debug/dashboard.map",
+        "/debug/assets/dashboard.js",
+    ] {
+        let (head, _) = http_get(server.addr, path);
+        assert!(head.starts_with("http/1.1 404"), "{path}: {head}");
+    }
     // `/debug` redirects relatively, keeping the filters.
     let (head, _) = http_get(server.addr, "/debug?route=%2Fusers%2F%7Bid%7D&live=1");
     assert!(head.starts_with("http/1.1 308"), "{head}");
@@ -268,7 +289,12 @@ fn page_and_assets_are_served_with_their_types() {
 #[test]
 fn dashboard_is_behind_the_endpoint_credentials() {
     let server = RunningServer::start_with(any_addr(), Kind::Demo, |b| b.auth_bearer("t0ken"));
-    for path in ["/debug/", "/debug", "/debug/dashboard.js"] {
+    for path in [
+        "/debug/",
+        "/debug",
+        "/debug/dashboard.js",
+        "/debug/dashboard-sync.js",
+    ] {
         let (head, body) = http_get(server.addr, path);
         assert!(head.starts_with("http/1.1 401"), "{path}: {head}");
         assert!(body.contains("error"), "{path}: {body}");

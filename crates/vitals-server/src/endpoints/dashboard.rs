@@ -1,6 +1,7 @@
 //! `GET /debug/`: the live dashboard, one page embedded in the binary.
 //!
-//! The page (`assets/dashboard.{html,css,js}`) needs no build step, loads
+//! The page (`assets/dashboard.{html,css,js}`, the script split into ES
+//! modules `assets/dashboard-*.js`) needs no build step, loads
 //! nothing from another origin (its Content-Security-Policy forbids it) and
 //! uses relative URLs only, so it works offline and under any path prefix.
 //! It polls `metrics` beside it, seeds its charts from `history` and goes
@@ -16,9 +17,38 @@ use bytes::Bytes;
 use vitals::Registry;
 
 const HTML: &str = include_str!("../../assets/dashboard.html");
-const CSS: &str = include_str!("../../assets/dashboard.css");
-const JS: &str = include_str!("../../assets/dashboard.js");
-const ICON: &str = include_str!("../../assets/favicon.svg");
+
+/// `(name, content type, text)` of a file in `assets/`.
+macro_rules! asset_file {
+    ($name:literal, $content_type:expr) => {
+        (
+            $name,
+            $content_type,
+            include_str!(concat!("../../assets/", $name)),
+        )
+    };
+}
+
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+/// The files the page loads, each served at `/debug/<name>` with its
+/// content type: the stylesheet, the script (`dashboard.js`, an ES module
+/// that imports the `dashboard-*.js` beside it) and the icon. A name not
+/// listed here is a 404.
+const ASSETS: &[(&str, &str, &str)] = &[
+    asset_file!("dashboard.css", CSS),
+    asset_file!("dashboard.js", JS),
+    asset_file!("dashboard-state.js", JS),
+    asset_file!("dashboard-format.js", JS),
+    asset_file!("dashboard-data.js", JS),
+    asset_file!("dashboard-sync.js", JS),
+    asset_file!("dashboard-panels.js", JS),
+    asset_file!("dashboard-charts.js", JS),
+    asset_file!("dashboard-theme.js", JS),
+    asset_file!("favicon.svg", SVG),
+];
 
 /// Where the page lists the sibling endpoints it may call.
 const ENDPOINTS_PLACEHOLDER: &str = "{{endpoints}}";
@@ -40,7 +70,7 @@ pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
     let html = Bytes::from(HTML.replace(ENDPOINTS_PLACEHOLDER, &SIBLINGS.join(" ")));
     let registry = metrics.registry().clone();
     let page_registry = registry.clone();
-    axum::Router::new()
+    let router = axum::Router::new()
         .route(
             "/debug/",
             get(move |RawQuery(query): RawQuery| async move {
@@ -53,29 +83,17 @@ pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
         .route(
             "/debug",
             get(move |RawQuery(query): RawQuery| async move { redirect(&registry, query) }),
-        )
-        .route(
-            "/debug/dashboard.css",
-            get(|| async {
-                asset(
-                    "text/css; charset=utf-8",
-                    Bytes::from_static(CSS.as_bytes()),
-                )
-            }),
-        )
-        .route(
-            "/debug/dashboard.js",
-            get(|| async {
-                asset(
-                    "text/javascript; charset=utf-8",
-                    Bytes::from_static(JS.as_bytes()),
-                )
-            }),
-        )
-        .route(
-            "/debug/favicon.svg",
-            get(|| async { asset("image/svg+xml", Bytes::from_static(ICON.as_bytes())) }),
-        )
+        );
+    ASSETS
+        .iter()
+        .fold(router, |router, &(name, content_type, body)| {
+            router.route(
+                &format!("/debug/{name}"),
+                get(
+                    move || async move { asset(content_type, Bytes::from_static(body.as_bytes())) },
+                ),
+            )
+        })
 }
 
 /// The page forwards its query string to `/debug/metrics`, which checks
@@ -133,4 +151,45 @@ fn redirect(registry: &Registry, query: Option<String>) -> Response {
         [(header::LOCATION, location)],
     )
         .into_response()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+mod tests {
+    use super::{ASSETS, HTML};
+
+    /// A file added to `assets/` but not to `ASSETS` would be a 404 the
+    /// page only meets in a browser: every file is served, and every module
+    /// a script imports or the page preloads is one of them.
+    #[test]
+    fn every_asset_is_served_and_every_import_is_an_asset() {
+        let served: Vec<&str> = ASSETS.iter().map(|&(name, _, _)| name).collect();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name != "dashboard.html" {
+                assert!(served.contains(&name.as_str()), "{name} is not served");
+            }
+        }
+        let texts = ASSETS.iter().map(|&(name, _, text)| (name, text));
+        for (name, text) in texts.chain([("dashboard.html", HTML)]) {
+            let imports = text.split(" from './").skip(1);
+            let preloads = text.split("rel=\"modulepreload\" href=\"").skip(1);
+            for target in imports.chain(preloads) {
+                let target = target.split(['\'', '"']).next().unwrap();
+                assert!(
+                    served.contains(&target),
+                    "{name} loads {target}, not served"
+                );
+            }
+        }
+        assert!(
+            HTML.matches("rel=\"modulepreload\"").count()
+                == served
+                    .iter()
+                    .filter(|n| n.starts_with("dashboard-"))
+                    .count(),
+            "the page preloads every module"
+        );
+    }
 }
