@@ -128,17 +128,11 @@ impl Inner {
         from: UnixMs,
         to: UnixMs,
     ) -> StoreResult<Vec<CustomPoint>> {
-        let mut conn = self.conn.clone();
-        let minutes: Vec<i64> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.keys.view_minutes(&q.tenant))
-            .arg(from)
-            .arg(format!("({to}"))
-            .query_async(&mut conn)
-            .await
-            .map_err(rerr)?;
+        let minutes = self.hot_minutes(&q.tenant, from, to).await?;
         if minutes.is_empty() {
             return Ok(vec![]);
         }
+        let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for m in &minutes {
             pipe.cmd("HGETALL")

@@ -104,6 +104,24 @@ impl Spanned for CustomQuery {
 }
 
 impl Inner {
+    /// The minutes in `[from, to)` that `tenant` has a view of in Redis
+    /// (buckets and custom points share the per-minute index).
+    pub(super) async fn hot_minutes(
+        &self,
+        tenant: &str,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> StoreResult<Vec<UnixMs>> {
+        let mut conn = self.conn.clone();
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.view_minutes(tenant))
+            .arg(from)
+            .arg(format!("({to}"))
+            .query_async(&mut conn)
+            .await
+            .map_err(rerr)
+    }
+
     /// Minute buckets in `[from, to)`, all at or after the boundary, from Redis.
     pub(super) async fn read_hot(
         &self,
@@ -113,17 +131,11 @@ impl Inner {
         to: UnixMs,
         series: SeriesSelect,
     ) -> StoreResult<Vec<Bucket>> {
-        let mut conn = self.conn.clone();
-        let minutes: Vec<i64> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.keys.view_minutes(tenant))
-            .arg(from)
-            .arg(format!("({to}"))
-            .query_async(&mut conn)
-            .await
-            .map_err(rerr)?;
+        let minutes = self.hot_minutes(tenant, from, to).await?;
         if minutes.is_empty() {
             return Ok(vec![]);
         }
+        let mut conn = self.conn.clone();
         // Route and total series live in separate hashes per minute.
         let mut pipe = redis::pipe();
         let mut read: Vec<UnixMs> = Vec::new();
