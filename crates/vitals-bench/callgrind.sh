@@ -63,7 +63,8 @@ for mode in "${MODES[@]}"; do
     VG_PID=$!
     addr=
     for ((i = 0; i < 300; i++)); do
-        addr=$(sed -n 's/^listening on //p' "$OUT/server-$mode.out")
+        # The background job may not have opened its output file yet.
+        addr=$(sed -n 's/^listening on //p' "$OUT/server-$mode.out" 2>/dev/null || true)
         [[ -n $addr ]] && break
         kill -0 "$VG_PID" 2>/dev/null || die "server ($mode) exited; see $OUT/server-$mode.err"
         sleep 0.1
