@@ -105,7 +105,7 @@ fn tests_in_the_sources_that_did_not_run_are_named() {
         "{out}"
     );
     assert!(
-        out.contains("defined in crates/vitals-server/tests/server.rs"),
+        out.contains("defined in crates/vitals-server/tests/server/"),
         "{out}"
     );
 }

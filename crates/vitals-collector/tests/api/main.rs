@@ -1,0 +1,79 @@
+//! Black-box tests: a real collector on 127.0.0.1:0, a real HTTP client,
+//! results compared with values computed exactly from the raw inputs.
+//! The ingest cases also run on PostgreSQL and the Redis hot tier (see
+//! `external`); everything else runs on an in-memory store.
+//!
+//! - `ingest`: what a batch becomes: exact figures per route, merged
+//!   sketches, duplicates counted once, unescaped text, the minute of its
+//!   timestamp.
+//! - `tenants`: one tenant never sees another's data; the per-tenant
+//!   service limit holds across restarts and concurrent first batches.
+//! - `limits`: routes past the limit fold into overflow, sampled requests
+//!   past the batch limit refuse the batch.
+//! - `refusals`: hostile bodies, bad query parameters and what the router
+//!   refuses are clear JSON errors, and counted.
+//! - `health`: each service's health follows its own policy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../external/mod.rs"]
+mod external;
+
+mod health;
+mod ingest;
+mod limits;
+mod refusals;
+mod tenants;
+
+use common::*;
+use serde_json::{Value, json};
+
+struct Raw {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
+    duration: f64,
+    caller: Option<&'static str>,
+}
+
+fn raw_requests(seed: u64, n: usize) -> Vec<Raw> {
+    let mut rng = Rng(seed);
+    let routes = ["/users/{id}", "/orders", "/health"];
+    let callers = [None, Some("web"), Some("mobile")];
+    (0..n)
+        .map(|_| {
+            let r = rng.next();
+            Raw {
+                route: routes[(r % 3) as usize],
+                method: if r % 7 == 0 { "POST" } else { "GET" },
+                status: match r % 20 {
+                    0 => 503,
+                    1 => 404,
+                    _ => 200,
+                },
+                duration: rng.duration_ms(),
+                caller: callers[((r >> 8) % 3) as usize],
+            }
+        })
+        .collect()
+}
+
+fn records_body(service: &str, batch_id: Option<&str>, raw: &[Raw], ts: i64) -> Value {
+    let requests: Vec<Value> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({
+                "method": r.method,
+                "route": r.route,
+                "path": r.route.replace("{id}", &i.to_string()),
+                "status": r.status,
+                "duration_ms": r.duration,
+                "caller": r.caller,
+                "timestamp_ms": ts + i as i64 % 1000,
+            })
+        })
+        .collect();
+    json!({ "service": service, "instance": "i-1", "batch_id": batch_id, "requests": requests })
+}
