@@ -321,21 +321,7 @@ fn oversized_query_is_refused_and_counted() {
         .build()
         .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let addr = runtime.block_on(async {
-        let listener = TrackedListener::bind("127.0.0.1:0", &metrics)
-            .await
-            .unwrap();
-        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
-        let app = app(&metrics);
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<ConnectionInfo>(),
-            )
-            .await
-        });
-        addr
-    });
+    let addr = runtime.block_on(common::serve(&metrics, app(&metrics)));
     let long = "x".repeat(vitals_server::MAX_QUERY_LEN + 1);
     for path in ["/debug/", "/debug"] {
         let (head, body) = http_get(addr, &format!("{path}?route={long}"));

@@ -5,6 +5,8 @@
 //! without a namespace, in Prometheus text and in OpenMetrics. A rename in
 //! either place fails here until the other follows.
 
+mod common;
+
 #[path = "../examples/demo_server.rs"]
 #[allow(dead_code)] // its `main` and flags are the example's, not the test's
 mod demo_server;
@@ -17,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use vitals::Registry;
 use vitals_server::push::PushConfig;
-use vitals_server::{ConnectionInfo, ServerMetrics, ServerMetricsBuilder, TrackedListener};
+use vitals_server::{ServerMetrics, ServerMetricsBuilder};
 
 const ARCHITECTURE: &str = include_str!("../../../docs/ARCHITECTURE.md");
 
@@ -107,19 +109,7 @@ async fn serve_demo(
         builder = builder.namespace(namespace);
     }
     let metrics = more(builder).build().expect("valid metric names");
-    let listener = TrackedListener::bind("127.0.0.1:0", &metrics)
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = axum::serve::Listener::local_addr(&listener).expect("local address");
-    let app = metrics.instrument(demo_server::routes());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<ConnectionInfo>(),
-        )
-        .await
-        .expect("demo server runs");
-    });
+    let addr = common::serve(&metrics, metrics.instrument(demo_server::routes())).await;
     Demo { addr, metrics }
 }
 

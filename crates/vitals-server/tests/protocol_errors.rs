@@ -6,13 +6,12 @@
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::serve::Listener;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vitals::Registry;
-use vitals_server::{ConnectionInfo, ServerMetrics, TrackedListener};
+use vitals_server::ServerMetrics;
 
 mod common;
 use common::{eventually, value};
@@ -28,18 +27,7 @@ async fn start() -> (SocketAddr, ServerMetrics, Registry) {
         get(|| async { (StatusCode::BAD_REQUEST, "you asked wrong") }),
     );
     let app = metrics.instrument(app);
-    let listener = TrackedListener::bind("127.0.0.1:0", &metrics)
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<ConnectionInfo>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = common::serve(&metrics, app).await;
     (addr, metrics, registry)
 }
 

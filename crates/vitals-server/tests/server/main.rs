@@ -23,7 +23,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 use vitals::Registry;
-use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+use vitals_server::{RouteMetrics, ServerMetrics};
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -111,19 +111,7 @@ async fn start_with(
     let metrics = f(ServerMetrics::builder().registry(registry.clone()))
         .build()
         .unwrap();
-    let listener = TrackedListener::bind("127.0.0.1:0", &metrics)
-        .await
-        .unwrap();
-    let addr = axum::serve::Listener::local_addr(&listener).unwrap();
-    let app = app(&metrics);
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<ConnectionInfo>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = common::serve(&metrics, app(&metrics)).await;
     Server { addr, registry }
 }
 
