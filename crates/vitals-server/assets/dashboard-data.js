@@ -19,7 +19,7 @@ const MONOTONE = [
 ];
 // The page's own requests: counted, but they do not ask for a refresh
 // (or every refresh would ask for the next one).
-const OWN_ROUTE = /(^|\/)(debug\/(metrics|history|events|dashboard(-[a-z]+)?\.(js|css)|favicon\.svg)?|metrics)$/;
+const OWN_ROUTE = /(^|\/)(debug\/(metrics|history|events|\{file\}|dashboard(-[a-z]+)?\.(js|css)|favicon\.svg)?|metrics)$/;
 
 /** What identifies a row of the route table. */
 export function routeKey(r) { return `${r.method} ${r.route}`; }

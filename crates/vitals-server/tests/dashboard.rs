@@ -274,6 +274,13 @@ fn page_and_assets_are_served_with_their_types() {
         let (head, _) = http_get(server.addr, path);
         assert!(head.starts_with("http/1.1 404"), "{path}: {head}");
     }
+    // The files are one route in the application's figures, not one each.
+    let (_, text) = http_get(server.addr, "/metrics");
+    assert!(
+        text.contains("route=\"/debug/{file}\",status=\"200\"} 10\n"),
+        "{text}"
+    );
+    assert!(!text.contains("route=\"/debug/dashboard"), "{text}");
     // `/debug` redirects relatively, keeping the filters.
     let (head, _) = http_get(server.addr, "/debug?route=%2Fusers%2F%7Bid%7D&live=1");
     assert!(head.starts_with("http/1.1 308"), "{head}");

@@ -9,7 +9,7 @@
 
 use super::query;
 use crate::server_metrics::ServerMetrics;
-use axum::extract::RawQuery;
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -84,16 +84,20 @@ pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
             "/debug",
             get(move |RawQuery(query): RawQuery| async move { redirect(&registry, query) }),
         );
-    ASSETS
-        .iter()
-        .fold(router, |router, &(name, content_type, body)| {
-            router.route(
-                &format!("/debug/{name}"),
-                get(
-                    move || async move { asset(content_type, Bytes::from_static(body.as_bytes())) },
-                ),
-            )
-        })
+    // One route for every file, so the page's own requests take one row
+    // (`route="/debug/{file}"`) in the application's figures, not one per
+    // file. Static routes (`/debug/metrics`, …) win over the capture.
+    router.route(
+        "/debug/{file}",
+        get(|Path(file): Path<String>| async move {
+            match ASSETS.iter().find(|(name, _, _)| *name == file) {
+                Some(&(_, content_type, body)) => {
+                    asset(content_type, Bytes::from_static(body.as_bytes()))
+                }
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }),
+    )
 }
 
 /// The page forwards its query string to `/debug/metrics`, which checks

@@ -53,12 +53,16 @@ async fn auth_protects_every_endpoint_and_counts_refusals() {
         assert_eq!(res.status().as_u16(), want, "{path} {header:?}");
     }
     // The application's own routes stay open; unknown paths stay 404.
+    // A name directly under /debug/ is the dashboard's file route
+    // (`/debug/{file}`), protected like the rest: 401 before any lookup,
+    // so a client without the credential learns nothing of which exist.
     assert_eq!(get_body(&s, "/users/1").await.0, 200);
-    assert_eq!(get_body(&s, "/debug/nope").await.0, 404);
+    assert_eq!(get_body(&s, "/nope").await.0, 404);
+    assert_eq!(get_body(&s, "/debug/nope").await.0, 401);
 
     let text = exposition(&s);
     assert!(
-        text.contains("vitals_rejected_total{reason=\"debug_auth_missing\"} 4\n"),
+        text.contains("vitals_rejected_total{reason=\"debug_auth_missing\"} 5\n"),
         "{text}"
     );
     assert!(
