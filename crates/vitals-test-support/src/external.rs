@@ -201,6 +201,46 @@ pub fn require_command(name: &str, install: &str) -> bool {
     false
 }
 
+/// Runs Prometheus's own checker, `promtool check metrics`, on `text` (the
+/// Prometheus text format) and returns what it reported, for the caller to
+/// judge its lint findings. Panics when promtool refuses the text: any exit
+/// but 0 (clean) or 3 (lint findings only). `None` when promtool is not
+/// installed, after [`skip_or_fail`] (the test must then return).
+pub fn promtool_check_metrics(text: &[u8]) -> Option<String> {
+    if !require_command(
+        "promtool",
+        "Debian package prometheus (scripts/test installs it)",
+    ) {
+        return None;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(text)
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool ran");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = out.status.code();
+    assert!(
+        code == Some(0) || code == Some(3),
+        "promtool rejected the exposition ({code:?}):\n{report}\n{}",
+        String::from_utf8_lossy(text)
+    );
+    Some(report)
+}
+
 /// True when `python3` is on `PATH` and imports `module`; otherwise
 /// [`skip_or_fail`]s, saying to `install` it, and returns false.
 pub fn require_python_module(module: &str, install: &str) -> bool {
@@ -319,6 +359,16 @@ pub fn hide_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn promtool_passes_a_valid_exposition_and_refuses_a_broken_one() {
+        let Some(report) = promtool_check_metrics(b"# HELP up Up.\n# TYPE up gauge\nup 1\n") else {
+            return;
+        };
+        assert!(report.trim().is_empty(), "a clean exposition: {report:?}");
+        let refused = std::panic::catch_unwind(|| promtool_check_metrics(b"up{job=\"x 1\n"));
+        assert!(refused.is_err(), "promtool accepted a broken exposition");
+    }
 
     #[test]
     fn skipping_needs_the_variable_and_no_ci() {

@@ -238,29 +238,6 @@ async fn hostile_paths_methods_and_headers_keep_the_exposition_valid() {
     }
     let text = s.registry.render(Format::Prometheus);
     // The exposition stays valid for Prometheus's own checker.
-    if !vitals_test_support::external::require_command(
-        "promtool",
-        "Debian package prometheus (scripts/test installs it)",
-    ) {
-        return;
-    }
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(&text).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let code = out.status.code();
-    assert!(
-        code == Some(0) || code == Some(3),
-        "promtool rejected the exposition: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Any lint finding is accepted here: the point is that it parses.
+    let _ = vitals_test_support::external::promtool_check_metrics(&text);
 }
