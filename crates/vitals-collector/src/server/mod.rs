@@ -11,7 +11,8 @@
 //! `GET /v1/services`, `/v1/services/{service}/stats|routes|timeseries|recent`,
 //! `/v1/services/{service}/custom` (custom metrics list) and
 //! `/v1/services/{service}/custom/{name}` (one metric's series),
-//! `/v1/connections`; plus `/metrics` and `/healthz`.
+//! `/v1/connections`; plus `/metrics` and `/healthz`; the web UI at `/`
+//! and its files at `/ui/{*file}` (from `crate::ui`).
 
 mod batches;
 mod queries;
@@ -52,6 +53,8 @@ impl Collector {
             .route("/v1/connections", get(queries::connections))
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/", get(|| async { crate::ui::page() }))
+            .route("/ui/{*file}", get(ui_file))
             // After every route: it applies to the routes added before it.
             .method_not_allowed_fallback(refusals::method_not_allowed)
             .fallback(refusals::not_found)
@@ -71,6 +74,18 @@ impl Collector {
             .await;
         jobs.abort();
         result.map_err(CollectorError::Io)
+    }
+}
+
+/// `GET /ui/{*file}`: a file of the web UI, or the counted 404 of an
+/// unknown path.
+async fn ui_file(
+    State(c): State<Collector>,
+    refusals::ApiPath(file): refusals::ApiPath<String>,
+) -> Response {
+    match crate::ui::file(&file) {
+        Some(response) => response,
+        None => refusals::not_found(State(c)).await,
     }
 }
 
