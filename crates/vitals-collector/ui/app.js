@@ -112,9 +112,9 @@ function App() {
   const pending = useRef(null);
 
   useEffect(() => onPlace(setPlace), []);
-  useEffect(() => {
-    document.documentElement.dataset.theme = theme;
-  }, [theme]);
+  // Set while rendering, not in an effect: the pages' charts read the
+  // theme's colours in their own effects, which run before this one's.
+  document.documentElement.dataset.theme = theme;
   useEffect(() => {
     const t = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(t);

@@ -54,7 +54,9 @@ export function Chart({ id, title, series, unit = '', theme }) {
         stroke: cssVar(PALETTE[i % PALETTE.length]),
         width: 1.5,
         spanGaps: false,
-        points: { show: false },
+        // Dots too: a minute with requests between two without is a lone
+        // point, which a line alone would not show.
+        points: { show: true, size: 5 },
       }))],
     };
     plot.current = new uPlot(opts, align(series), el);

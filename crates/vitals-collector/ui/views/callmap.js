@@ -13,6 +13,8 @@ import * as f from '../format.js';
 const W = 900;
 const H = 560;
 const R = 22;
+/** An edge at or above this error rate is drawn red. */
+const FAILING = 0.05;
 
 /** Node positions: on a circle, in name order. */
 export function layout(names) {
@@ -41,7 +43,7 @@ function Edge({ e, from, to, width, bent }) {
   const x2 = to.x - ux * (R + 6) + ox;
   const y2 = to.y - uy * (R + 6) + oy;
   const label = `${f.rate(e.rate_per_sec)} · ${f.pct(e.error_rate)} err · p95 ${f.ms(e.p95_ms)}`;
-  return html`<g class=${`edge${e.error_rate > 0 ? ' failing' : ''}`} data-caller=${e.caller} data-callee=${e.callee} data-width=${width.toFixed(2)}>
+  return html`<g class=${`edge${e.error_rate >= FAILING ? ' failing' : ''}`} data-caller=${e.caller} data-callee=${e.callee} data-width=${width.toFixed(2)}>
     <title>${`${e.caller} → ${e.callee}: ${label}`}</title>
     <line x1=${x1} y1=${y1} x2=${x2} y2=${y2} stroke-width=${width} marker-end="url(#arrow)"></line>
     <text x=${(x1 + x2) / 2 + ox * 2} y=${(y1 + y2) / 2 + oy * 2 - 4} text-anchor="middle">${label}</text>
@@ -71,7 +73,7 @@ export default function CallMap({ place, version }) {
     <${Problem} error=${error} />
     <svg id="callmap" viewBox=${`0 0 ${W} ${H}`} role="img" aria-label="Call map: services and who calls whom"
         data-nodes=${names.length} data-edges=${data.edges.length}>
-      <defs><marker id="arrow" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse">
+      <defs><marker id="arrow" viewBox="0 0 10 10" refX="8" refY="5" markerUnits="userSpaceOnUse" markerWidth="12" markerHeight="12" orient="auto">
         <path d="M 0 0 L 10 5 L 0 10 z"></path></marker></defs>
       ${data.edges.filter((e) => e.caller !== e.callee).map((e) => html`<${Edge} e=${e} from=${at.get(e.caller)} to=${at.get(e.callee)}
           width=${1.5 + 7 * Math.sqrt((e.rate_per_sec || 0) / maxRate)} bent=${pairs.has(`${e.callee}\u0000${e.caller}`)} />`)}
