@@ -207,6 +207,7 @@ async fn ui_in_headless_chromium() {
         "collector-service-light.png",
         "collector-service-dark.png",
         "collector-callmap-dark.png",
+        "collector-journey-dark.png",
     ] {
         let png = std::fs::read(shots.join(name)).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");

@@ -111,7 +111,7 @@ async function checkSignIn(page, base, keys) {
 
 async function checkOverview(page, base, read) {
   await page.goto(`${base}/#/services?window=${WINDOW}`);
-  const api = await read.get(`v1/services?window=${WINDOW}&sparkline=1`).catch(() => read.get(`v1/services?window=${WINDOW}`)); // TODO(i11-api): sparkline required once merged
+  const api = await read.get(`v1/services?window=${WINDOW}&sparkline=1`);
   assert(api.services.length === 3, `three services pushed: ${JSON.stringify(api.services.map((s) => s.service))}`);
   await page.waitForFunction((n) => document.querySelectorAll('#services tbody tr').length === n, api.services.length);
   const rows = await tableRows(page, 'services');
@@ -375,7 +375,7 @@ async function checkOtherTenant(browser, base, other, otherKey) {
   void other;
 }
 
-async function screenshots(page, base, shots, journeys) {
+async function screenshots(page, base, shots) {
   const files = [];
   const shot = async (name) => {
     const file = path.join(shots, name);
@@ -400,24 +400,14 @@ async function screenshots(page, base, shots, journeys) {
   await page.goto(`${base}/#/callmap?window=${WINDOW}`);
   await page.waitForSelector('#callmap g.edge');
   await shot('collector-callmap-dark.png');
-  if (journeys) {
-    await page.goto(`${base}/#/journey/${JOURNEY}`);
-    await page.waitForSelector('#timeline li');
-    await shot('collector-journey-dark.png');
-  }
+  await page.goto(`${base}/#/journey/${JOURNEY}`);
+  await page.waitForSelector('#timeline li');
+  await shot('collector-journey-dark.png');
   for (const f of files) console.log(`screenshot: ${f}`);
   ok('light and dark screenshots taken');
 }
 
 let failing = async () => {};
-
-/** Whether the collector has an endpoint (TEMPORARY, see main). */
-async function exists(base, key, p) {
-  const controller = new AbortController();
-  const r = await fetch(`${base}/${p}`, { headers: { Authorization: `Bearer ${key}` }, signal: controller.signal });
-  controller.abort();
-  return r.status !== 404;
-}
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
@@ -448,18 +438,13 @@ async function main() {
     await checkOverview(page, base, read);
     await checkHostile(page, base);
     await checkServicePage(page, base, read);
-    // TEMPORARY until the i11-api branch (/v1/traces, /v1/live) is merged: then both are required.
-    const journeys = await exists(base, args.read, `v1/traces/${JOURNEY}`);
-    if (journeys) await checkJourney(page, base, read);
-    else console.log('skip - journey: this collector has no /v1/traces yet');
+    await checkJourney(page, base, read);
     await checkCallMap(page, base, read);
-    if (await exists(base, args.read, 'v1/live')) await checkLive(page, base, ingest, read);
-    else console.log('skip - live: this collector has no /v1/live yet');
+    await checkLive(page, base, ingest, read);
     await checkFallback(context, base, ingest, read);
     await checkOtherTenant(browser, base, other, args.otherRead);
-    await screenshots(page, base, args.shots, journeys);
-    // TEMPORARY (see above): a collector without /v1/live, /v1/traces or sparklines answers 404 / 400.
-    assertNoErrors(w, (e) => /status of 40[04]/.test(e.text) && /v1\/live|v1\/traces|sparkline=1/.test(e.url));
+    await screenshots(page, base, args.shots);
+    assertNoErrors(w);
     ok('no console error on the main page (the CSP refused nothing)');
     await page.click('#signout');
     await page.waitForSelector('#signin');
