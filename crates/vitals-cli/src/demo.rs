@@ -130,9 +130,15 @@ async fn start_service(
         .push(push)
         .build()
         .map_err(|e| anyhow!("metrics for {name}: {e}"))?;
-    let listener = TrackedListener::bind(listen, &metrics)
-        .await
-        .with_context(|| format!("cannot listen on {listen} for the {name} service"))?;
+    let listener = TrackedListener::bind(listen, &metrics).await.map_err(|e| {
+        crate::errors::cannot_listen(
+            e,
+            listen,
+            &format!("the {name} service"),
+            "--service-listen",
+            "VITALS_DEMO_SERVICE_LISTEN",
+        )
+    })?;
     let addr = axum::serve::Listener::local_addr(&listener)?;
     let app = metrics.instrument(app(addr)?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -264,11 +270,25 @@ pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>
             vitals_collector::store::redact_password(&args.store)
         )
     })?;
+    // The demo's keys from an earlier run on this store go: starting the
+    // demo again never piles keys up (`vitals collector keys list`).
+    let old_keys = vitals_collector::auth::list_keys(&**collector.store(), Some("demo")).await?;
+    for old in &old_keys {
+        collector.store().revoke_keys(old.hash.clone()).await?;
+    }
     let ingest_key = collector.create_key("demo", Role::Ingest).await?;
     let read_key = collector.create_key("demo", Role::Read).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .with_context(|| format!("cannot listen on {} for the collector", args.listen))?;
+        .map_err(|e| {
+            crate::errors::cannot_listen(
+                e,
+                &args.listen,
+                "the collector",
+                "--listen",
+                "VITALS_DEMO_LISTEN",
+            )
+        })?;
     let collector_addr = listener.local_addr()?;
     let (stop_collector, collector_stopped) = tokio::sync::oneshot::channel::<()>();
     let collector_task = tokio::spawn(collector.serve(listener, async {
