@@ -3,6 +3,7 @@
 //! handlers share (answering an error, checking a key). The router over it
 //! is in `mod.rs`; the handlers import this file, never `mod.rs`.
 
+use super::live_hub::LiveHub;
 use crate::auth::{self, KeyCache, MAX_KEY_LEN};
 use crate::clock::now_ms;
 use crate::config::CollectorConfig;
@@ -46,6 +47,7 @@ pub(super) struct Inner {
     pub(super) overflowed: Counter,
     pub(super) apdex_estimated: Counter,
     pub(super) failures: CounterVec,
+    pub(super) live: Arc<LiveHub>,
 }
 
 /// A collector: configuration, store and state shared by its HTTP
@@ -123,6 +125,11 @@ impl Collector {
             ),
             &["reason"],
         )?;
+        let live = Arc::new(LiveHub::new(
+            &registry,
+            config.limits.max_live_clients,
+            config.limits.live_buffer,
+        )?);
         Ok(Collector {
             inner: Arc::new(Inner {
                 config,
@@ -136,6 +143,7 @@ impl Collector {
                 overflowed,
                 apdex_estimated,
                 failures,
+                live,
             }),
         })
     }
