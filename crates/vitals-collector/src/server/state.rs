@@ -205,15 +205,22 @@ impl Collector {
     ) -> Result<KeyRecord, ApiError> {
         let unauthorized =
             |msg: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg.to_string());
-        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let value = values.next().ok_or_else(|| {
             unauthorized("missing Authorization header; send `Authorization: Bearer <key>`")
         })?;
+        if values.next().is_some() {
+            // Which one a proxy or this server would read is anyone's
+            // guess: refuse rather than pick.
+            return Err(unauthorized(
+                "several Authorization headers; send exactly one `Authorization: Bearer <key>`",
+            ));
+        }
         let key = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+            .and_then(auth::bearer_token)
+            .filter(|k| k.len() <= MAX_KEY_LEN)
             .ok_or_else(|| {
                 unauthorized("malformed Authorization header; send `Authorization: Bearer <key>`")
             })?;

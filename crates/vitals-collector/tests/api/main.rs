@@ -12,6 +12,8 @@
 //!   past the batch limit refuse the batch.
 //! - `refusals`: hostile bodies, bad query parameters and what the router
 //!   refuses are clear JSON errors, and counted.
+//! - `hardening`: numbers no interval can hold, `Authorization` edge cases,
+//!   service names that cannot be queried back.
 //! - `health`: each service's health follows its own policy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,6 +22,7 @@ mod common;
 #[path = "../external/mod.rs"]
 mod external;
 
+mod hardening;
 mod health;
 mod ingest;
 mod limits;
