@@ -83,5 +83,5 @@ pub use model::{
     with_totals,
 };
 pub use query::Health;
-pub use server::{Collector, CollectorError, MAX_QUERY_LEN, MAX_RECENT};
+pub use server::{Collector, CollectorError, MAX_OTLP_IN_FLIGHT, MAX_QUERY_LEN, MAX_RECENT};
 pub use store::{BoxFuture, SqliteStore, Store, StoreError, StoreResult};

@@ -8,6 +8,7 @@ use crate::clock::now_ms;
 use crate::config::CollectorConfig;
 use crate::error::ApiError;
 use crate::ingest::RouteLimiter;
+use crate::ingest::otlp::Streams;
 use crate::model::{KeyRecord, Role, UnixMs};
 use crate::rollup::{self, Retention};
 use crate::store::{self, Store, StoreError};
@@ -16,6 +17,11 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
 use vitals::{Counter, CounterVec, Registry};
+
+/// OTLP export requests one collector handles at once; past it the
+/// answer is `429 Too Many Requests` with `Retry-After`, which OTLP
+/// exporters honour.
+pub const MAX_OTLP_IN_FLIGHT: usize = 64;
 
 /// Why the collector could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +52,12 @@ pub(super) struct Inner {
     pub(super) overflowed: Counter,
     pub(super) apdex_estimated: Counter,
     pub(super) failures: CounterVec,
+    /// OTLP data points by outcome (accepted, rejected).
+    pub(super) otlp_points: CounterVec,
+    /// Cumulative OTLP streams' last readings.
+    pub(super) streams: Streams,
+    /// OTLP requests being handled; past its permits the answer is 429.
+    pub(super) otlp_in_flight: tokio::sync::Semaphore,
 }
 
 /// A collector: configuration, store and state shared by its HTTP
@@ -123,6 +135,13 @@ impl Collector {
             ),
             &["reason"],
         )?;
+        let otlp_points = registry.counter_vec(
+            (
+                "vitals_collector_otlp_data_points_total",
+                "OTLP data points received on /v1/metrics, by outcome (accepted, rejected)",
+            ),
+            &["outcome"],
+        )?;
         Ok(Collector {
             inner: Arc::new(Inner {
                 config,
@@ -136,6 +155,9 @@ impl Collector {
                 overflowed,
                 apdex_estimated,
                 failures,
+                otlp_points,
+                streams: Streams::new(now_ms()),
+                otlp_in_flight: tokio::sync::Semaphore::new(MAX_OTLP_IN_FLIGHT),
             }),
         })
     }
@@ -190,12 +212,17 @@ impl Collector {
 
     /// Counts and renders an error answer.
     pub(super) fn fail(&self, err: ApiError) -> Response {
+        self.count_error(&err);
+        err.into_response()
+    }
+
+    /// Counts an error answer: a refusal by its reason, a failure as one.
+    pub(super) fn count_error(&self, err: &ApiError) {
         if err.is_rejection() {
             self.inner.registry.count_rejected(err.reason);
         } else {
             self.inner.failures.get(&[err.reason]).inc();
         }
-        err.into_response()
     }
 
     pub(super) async fn authorize(

@@ -14,6 +14,7 @@
 //!   refuses are clear JSON errors, and counted.
 //! - `hardening`: numbers no interval can hold, `Authorization` edge cases,
 //!   service names that cannot be queried back.
+//! - `otlp_sdk`: the real OpenTelemetry Python SDK exports to `/v1/metrics`.
 //! - `health`: each service's health follows its own policy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,6 +27,7 @@ mod hardening;
 mod health;
 mod ingest;
 mod limits;
+mod otlp_sdk;
 mod refusals;
 mod tenants;
 
