@@ -14,6 +14,7 @@
 //!   refuses are clear JSON errors, and counted.
 //! - `hardening`: numbers no interval can hold, `Authorization` edge cases,
 //!   service names that cannot be queried back.
+//! - `otlp`: `/v1/metrics` answers as OTLP/HTTP says; retries count once.
 //! - `otlp_sdk`: the real OpenTelemetry Python SDK exports to `/v1/metrics`.
 //! - `health`: each service's health follows its own policy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,6 +28,7 @@ mod hardening;
 mod health;
 mod ingest;
 mod limits;
+mod otlp;
 mod otlp_sdk;
 mod refusals;
 mod tenants;

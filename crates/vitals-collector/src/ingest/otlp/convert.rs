@@ -8,13 +8,12 @@
 use super::super::prepare::{Prepared, to_buckets};
 use super::super::validate::check_service;
 use super::attributes;
+use super::building::Building;
 use super::points::{Ctx, Outcome, custom_points, route_point};
 use super::streams::{Last, Streams};
 use crate::error::ApiError;
 use crate::ingest::Intake;
-use crate::model::{
-    BucketStats, CustomKey, CustomPoint, CustomStats, IngestWrite, Resolution, SeriesKey, UnixMs,
-};
+use crate::model::{CustomPoint, IngestWrite, Resolution};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 use std::collections::{BTreeMap, HashMap};
@@ -77,16 +76,6 @@ pub(crate) struct Converted {
     pub rejected: Rejected,
     /// Data points in the request.
     pub points: u64,
-}
-
-/// What a service's points add up to before the write is built.
-#[derive(Default)]
-pub(crate) struct Building {
-    pub buckets: BTreeMap<(UnixMs, SeriesKey), BucketStats>,
-    pub custom: BTreeMap<(UnixMs, CustomKey), CustomStats>,
-    pub requests: u64,
-    pub overflowed: u64,
-    pub updates: HashMap<String, Last>,
 }
 
 /// Data points in one metric.

@@ -63,13 +63,73 @@ pub fn decode_request(
                 format!("the body is not an OTLP ExportMetricsServiceRequest: {e}"),
             )
         }),
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_json",
-                format!("the body is not an OTLP/JSON ExportMetricsServiceRequest: {e}"),
-            )
-        }),
+        Encoding::Json => {
+            let invalid = |e: &dyn std::fmt::Display| {
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!("the body is not an OTLP/JSON ExportMetricsServiceRequest: {e}"),
+                )
+            };
+            let req: ExportMetricsServiceRequest =
+                serde_json::from_slice(body).map_err(|e| invalid(&e))?;
+            if has_metric_without_data(&req) {
+                check_metric_data(body).map_err(|e| invalid(&e))?;
+            }
+            Ok(req)
+        }
     }
+}
+
+/// The five JSON keys of `Metric.data`.
+const DATA_KEYS: [&str; 5] = [
+    "gauge",
+    "sum",
+    "histogram",
+    "exponentialHistogram",
+    "summary",
+];
+
+fn has_metric_without_data(req: &ExportMetricsServiceRequest) -> bool {
+    req.resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .any(|m| m.data.is_none())
+}
+
+/// The generated JSON mapping reads `Metric.data` through a flattened
+/// `Option`, which turns a malformed `gauge`, `sum` or histogram into "no
+/// data" instead of an error: the metric would vanish without a word. So
+/// when a metric came out without data, the body is read again and each
+/// data key present is decoded on its own, to find the error.
+fn check_metric_data(body: &[u8]) -> Result<(), String> {
+    use opentelemetry_proto::tonic::metrics::v1 as m;
+    let raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let metrics = raw["resourceMetrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["scopeMetrics"].as_array().into_iter().flatten())
+        .flat_map(|s| s["metrics"].as_array().into_iter().flatten());
+    for metric in metrics {
+        for key in DATA_KEYS {
+            let Some(data) = metric.get(key) else {
+                continue;
+            };
+            let data = data.clone();
+            let read = match key {
+                "gauge" => serde_json::from_value::<m::Gauge>(data).map(drop),
+                "sum" => serde_json::from_value::<m::Sum>(data).map(drop),
+                "histogram" => serde_json::from_value::<m::Histogram>(data).map(drop),
+                "exponentialHistogram" => {
+                    serde_json::from_value::<m::ExponentialHistogram>(data).map(drop)
+                }
+                _ => serde_json::from_value::<m::Summary>(data).map(drop),
+            };
+            read.map_err(|e| format!("metric {}: its {key} cannot be read: {e}", metric["name"]))?;
+        }
+    }
+    Ok(())
 }
 
 /// Data points in a request, for the per-request limit.

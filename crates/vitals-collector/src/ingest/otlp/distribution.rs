@@ -184,13 +184,6 @@ impl Distribution {
     /// went down (an SDK rescales as its range grows) is compared at the
     /// coarser scale.
     pub(crate) fn since(&self, earlier: &Distribution) -> Since {
-        let Some(count) = self.count.checked_sub(earlier.count) else {
-            return Since::Reset;
-        };
-        let sum = match (self.sum, earlier.sum) {
-            (Some(a), Some(b)) => Some((a - b).max(0.0)),
-            _ => None,
-        };
         let buckets = match (&self.buckets, &earlier.buckets) {
             (
                 Buckets::Explicit { bounds, counts },
@@ -264,6 +257,13 @@ impl Distribution {
                 }
             }
             _ => return Since::Incompatible,
+        };
+        let Some(count) = self.count.checked_sub(earlier.count) else {
+            return Since::Reset;
+        };
+        let sum = match (self.sum, earlier.sum) {
+            (Some(a), Some(b)) => Some((a - b).max(0.0)),
+            _ => None,
         };
         Since::Delta(Distribution {
             count,
@@ -366,8 +366,12 @@ mod tests {
         assert!(Distribution::explicit(&p).is_err(), "counts do not add up");
         assert!(Distribution::explicit(&explicit(&[2.0, 1.0], &[1, 1, 1], 3.0)).is_err());
         assert!(Distribution::explicit(&explicit(&[1.0], &[1, 1, 1], 3.0)).is_err());
-        let mut p = explicit(&[1.0], &[u64::MAX, 2], 3.0);
-        p.count = 1;
+        let p = HistogramDataPoint {
+            count: 1,
+            bucket_counts: vec![u64::MAX, 2],
+            explicit_bounds: vec![1.0],
+            ..Default::default()
+        };
         assert!(Distribution::explicit(&p).is_err(), "an overflowing total");
         let e = ExponentialHistogramDataPoint {
             scale: 21,

@@ -12,8 +12,10 @@
 //! - `streams.rs`: the per-stream state cumulative streams need (where it
 //!   lives and what it guarantees is in that file's docs).
 //! - `attributes.rs`: reading attributes; labels; stream keys.
+//! - `building.rs`: what a service's points add up to, before its write.
 
 mod attributes;
+mod building;
 mod convert;
 mod decode;
 mod distribution;

@@ -7,7 +7,7 @@
 
 use super::super::validate::{check_method, check_name, check_status, check_timestamp};
 use super::attributes;
-use super::convert::Building;
+use super::building::Building;
 use super::distribution::{Distribution, Since};
 use super::streams::{Classified, Last, Reading, classify};
 use crate::error::ApiError;
@@ -117,42 +117,44 @@ fn ms_per_unit(unit: &str) -> Option<f64> {
     }
 }
 
+/// A histogram data point's common fields and its distribution, read.
+type ReadPoint<'p> = (Common<'p>, Result<Distribution, String>);
+
 /// The points of an `http.server.request.duration` histogram.
 pub(crate) fn route_point(ctx: &Ctx<'_>, m: &Metric, b: &mut Building) -> Vec<Outcome> {
-    let (temporality, points): (i32, Vec<(Common<'_>, Result<Distribution, String>)>) =
-        match &m.data {
-            Some(Data::Histogram(h)) => (
-                h.aggregation_temporality,
-                h.data_points
-                    .iter()
-                    .map(|p| {
-                        let c = Common {
-                            attrs: &p.attributes,
-                            start_ns: p.start_time_unix_nano,
-                            time_ns: p.time_unix_nano,
-                            flags: p.flags,
-                        };
-                        (c, Distribution::explicit(p))
-                    })
-                    .collect(),
-            ),
-            Some(Data::ExponentialHistogram(h)) => (
-                h.aggregation_temporality,
-                h.data_points
-                    .iter()
-                    .map(|p| {
-                        let c = Common {
-                            attrs: &p.attributes,
-                            start_ns: p.start_time_unix_nano,
-                            time_ns: p.time_unix_nano,
-                            flags: p.flags,
-                        };
-                        (c, Distribution::exponential(p))
-                    })
-                    .collect(),
-            ),
-            _ => return Vec::new(),
-        };
+    let (temporality, points): (i32, Vec<ReadPoint<'_>>) = match &m.data {
+        Some(Data::Histogram(h)) => (
+            h.aggregation_temporality,
+            h.data_points
+                .iter()
+                .map(|p| {
+                    let c = Common {
+                        attrs: &p.attributes,
+                        start_ns: p.start_time_unix_nano,
+                        time_ns: p.time_unix_nano,
+                        flags: p.flags,
+                    };
+                    (c, Distribution::explicit(p))
+                })
+                .collect(),
+        ),
+        Some(Data::ExponentialHistogram(h)) => (
+            h.aggregation_temporality,
+            h.data_points
+                .iter()
+                .map(|p| {
+                    let c = Common {
+                        attrs: &p.attributes,
+                        start_ns: p.start_time_unix_nano,
+                        time_ns: p.time_unix_nano,
+                        flags: p.flags,
+                    };
+                    (c, Distribution::exponential(p))
+                })
+                .collect(),
+        ),
+        _ => return Vec::new(),
+    };
     points
         .into_iter()
         .map(|(c, dist)| route_one(ctx, m, temporality, c, dist, b).into())
@@ -169,6 +171,11 @@ fn route_one(
 ) -> Result<(), ApiError> {
     if c.flags & NO_RECORDED_VALUE != 0 {
         return Ok(());
+    }
+    if temporality != AggregationTemporality::Delta as i32
+        && temporality != AggregationTemporality::Cumulative as i32
+    {
+        return Err(temporality_error(&m.name, temporality));
     }
     let limits = &ctx.at.config.limits;
     let to_ms = ms_per_unit(&m.unit).ok_or_else(|| {
