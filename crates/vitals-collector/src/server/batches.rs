@@ -98,12 +98,10 @@ impl Collector {
         let batch_id = write.batch_id.clone();
         let series = write.buckets.len();
         let custom = write.custom.len();
-        let outcome = self
-            .inner
-            .store
-            .ingest(write)
-            .await
-            .map_err(ApiError::store_unavailable)?;
+        let timer = self.inner.store_write_seconds.start_timer();
+        let outcome = self.inner.store.ingest(write).await;
+        timer.stop();
+        let outcome = outcome.map_err(ApiError::store_unavailable)?;
         let status = match outcome {
             IngestOutcome::Stored => {
                 self.inner.ingested.get(&[endpoint]).add(requests);
@@ -133,6 +131,7 @@ impl Collector {
 /// `POST /v1/ingest` and `POST /v1/requests`: authorize, read and decode
 /// the body within the limits, admit the service, prepare, store durably.
 async fn ingest_body<B: BatchKind>(c: Collector, headers: HeaderMap, body: Body) -> Response {
+    let _timer = c.inner.ingest_seconds.get(&[B::ENDPOINT]).start_timer();
     let result = async {
         let key = c.authorize(&headers, Role::Ingest).await?;
         let (bytes, gzip) = c.read_body(&headers, body).await?;

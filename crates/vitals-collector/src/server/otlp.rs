@@ -54,6 +54,7 @@ pub(super) async fn metrics(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let _timer = c.inner.ingest_seconds.get(&[ENDPOINT]).start_timer();
     let encoding = match Encoding::of(headers.get(header::CONTENT_TYPE)) {
         Ok(e) => e,
         Err(e) => {

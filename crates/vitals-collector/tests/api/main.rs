@@ -15,6 +15,7 @@
 //! - `hardening`: numbers no interval can hold, `Authorization` edge cases,
 //!   service names that cannot be queried back.
 //! - `otlp`: `/v1/metrics` answers as OTLP/HTTP says; retries count once.
+//! - `own_metrics`: the collector's own `/metrics`, promtool-clean.
 //! - `otlp_sdk`: the real OpenTelemetry Python SDK exports to `/v1/metrics`.
 //! - `health`: each service's health follows its own policy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -30,6 +31,7 @@ mod ingest;
 mod limits;
 mod otlp;
 mod otlp_sdk;
+mod own_metrics;
 mod refusals;
 mod tenants;
 
