@@ -31,7 +31,9 @@ async fn the_collectors_own_metrics_cover_ingest_store_and_rollups() {
         )
         .await;
     assert_eq!(st, 200);
-    let (st, _) = tc.post("/v1/requests", &json!({"service": "..", "requests": []})).await;
+    let (st, _) = tc
+        .post("/v1/requests", &json!({"service": "..", "requests": []}))
+        .await;
     assert_eq!(st, 400);
     let (st, _) = tc
         .request(
