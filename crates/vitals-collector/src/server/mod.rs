@@ -12,15 +12,23 @@
 //! `GET /v1/services`, `/v1/services/{service}/stats|routes|timeseries|recent`,
 //! `/v1/services/{service}/custom` (custom metrics list) and
 //! `/v1/services/{service}/custom/{name}` (one metric's series),
-//! `/v1/connections`; plus `/metrics` and `/healthz`.
+//! `/v1/connections`, `/v1/traces/{trace_id}` (a request journey, in
+//! `journeys.rs`) and `/v1/live` (Server-Sent Events as batches are
+//! stored, in `live.rs`); plus `/metrics` and `/healthz`.
 
 mod batches;
+mod journeys;
+mod live;
+mod live_hub;
 mod otlp;
 mod queries;
 mod refusals;
 mod state;
 
-pub use queries::{MAX_QUERY_LEN, MAX_RECENT};
+pub use journeys::{MAX_JOURNEY, is_trace_id};
+pub use live::KEEPALIVE;
+pub use live_hub::LiveBatch;
+pub use queries::{MAX_QUERY_LEN, MAX_RECENT, MAX_ROUTES_LIMIT};
 pub use state::{Collector, CollectorError, MAX_OTLP_IN_FLIGHT};
 
 use axum::Router;
@@ -53,6 +61,8 @@ impl Collector {
                 get(queries::custom_series),
             )
             .route("/v1/connections", get(queries::connections))
+            .route("/v1/traces/{trace_id}", get(journeys::trace))
+            .route("/v1/live", get(live::live))
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
             // After every route: it applies to the routes added before it.
@@ -69,6 +79,12 @@ impl Collector {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), CollectorError> {
         let jobs = self.spawn_jobs();
+        let this = self.clone();
+        // Open live streams would hold a graceful shutdown forever.
+        let shutdown = async move {
+            shutdown.await;
+            this.end_live_streams();
+        };
         let result = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;

@@ -3,6 +3,7 @@
 //! handlers share (answering an error, checking a key). The router over it
 //! is in `mod.rs`; the handlers import this file, never `mod.rs`.
 
+use super::live_hub::LiveHub;
 use crate::auth::{self, KeyCache, MAX_KEY_LEN};
 use crate::clock::now_ms;
 use crate::config::CollectorConfig;
@@ -64,6 +65,7 @@ pub(super) struct Inner {
     pub(super) streams: Streams,
     /// OTLP requests being handled; past its permits the answer is 429.
     pub(super) otlp_in_flight: tokio::sync::Semaphore,
+    pub(super) live: Arc<LiveHub>,
 }
 
 /// The rollup job's figures on the collector's own `/metrics`.
@@ -176,6 +178,11 @@ impl Collector {
             ),
             &["reason"],
         )?;
+        let live = Arc::new(LiveHub::new(
+            &registry,
+            config.limits.max_live_clients,
+            config.limits.live_buffer,
+        )?);
         let otlp_points = registry.counter_vec(
             (
                 "vitals_collector_otlp_data_points_total",
@@ -208,6 +215,7 @@ impl Collector {
                 overflowed,
                 apdex_estimated,
                 failures,
+                live,
                 otlp_points,
                 ingest_seconds,
                 store_write_seconds,

@@ -18,6 +18,10 @@
 //! - `own_metrics`: the collector's own `/metrics`, promtool-clean.
 //! - `otlp_sdk`: the real OpenTelemetry Python SDK exports to `/v1/metrics`.
 //! - `health`: each service's health follows its own policy.
+//! - `freshness`: every window sees every acknowledged batch at once, on
+//!   every back end.
+//! - `journeys`: request journeys across services, every route, sparklines.
+//! - `live`: the `/v1/live` event stream, per tenant, bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/mod.rs"]
@@ -25,10 +29,13 @@ mod common;
 #[path = "../external/mod.rs"]
 mod external;
 
+mod freshness;
 mod hardening;
 mod health;
 mod ingest;
+mod journeys;
 mod limits;
+mod live;
 mod otlp;
 mod otlp_sdk;
 mod own_metrics;
