@@ -114,6 +114,7 @@
 //! [`MatchedPath`]: axum::extract::MatchedPath
 
 mod builder;
+pub mod client;
 mod collect;
 mod endpoints;
 mod entry_points;
@@ -121,6 +122,7 @@ mod labels;
 pub mod push;
 mod record;
 mod server_metrics;
+mod servers;
 mod settings;
 
 pub use builder::ServerMetricsBuilder;
@@ -142,6 +144,7 @@ pub use record::sse::TrackedEventStream;
 pub use record::tasks::{RunningTask, TaskQueue, TaskTracker};
 pub use record::websocket::{TrackedWebSocket, WsMessage};
 pub use server_metrics::ServerMetrics;
+pub use servers::MAX_SERVERS;
 pub use settings::{
     DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
     DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW,
