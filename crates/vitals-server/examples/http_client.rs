@@ -67,16 +67,20 @@ async fn call(State(app): State<App>, Query(q): Query<Call>) -> (StatusCode, Str
         );
     }
     let Ok(req) = http::Request::get(format!("{}{path}", app.target)).body(Empty::new()) else {
-        return (StatusCode::BAD_REQUEST, "path is not a valid URI path\n".to_owned());
+        return (
+            StatusCode::BAD_REQUEST,
+            "path is not a valid URI path\n".to_owned(),
+        );
     };
     match app.client.oneshot(req).await {
         Ok(res) => {
             let status = res.status();
             // Read the body to its end: the call is recorded then.
             let body = res.into_body().collect().await.map(|b| b.to_bytes());
-            let text = body.map_or_else(|e| format!("body failed: {e}\n"), |b| {
-                String::from_utf8_lossy(&b).into_owned()
-            });
+            let text = body.map_or_else(
+                |e| format!("body failed: {e}\n"),
+                |b| String::from_utf8_lossy(&b).into_owned(),
+            );
             (status, text)
         }
         Err(e) => (StatusCode::BAD_GATEWAY, format!("call failed: {e}\n")),

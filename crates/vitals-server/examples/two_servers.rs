@@ -56,9 +56,6 @@ async fn main() -> std::io::Result<()> {
         admin_listener,
         admin_app.into_make_service_with_connect_info::<ConnectionInfo>(),
     );
-    tokio::try_join!(
-        async { public.await },
-        async { admin.await },
-    )?;
+    tokio::try_join!(async { public.await }, async { admin.await },)?;
     Ok(())
 }

@@ -6,9 +6,9 @@
 //! The modules that use a setting read it from the built options
 //! ([`DebugOptions`], the [`History`] ring, …), never a default of their own.
 
+use crate::client::families::ClientFamilies;
 use crate::collect::process::ProcessCollector;
 use crate::collect::runtime::RuntimeCollector;
-use crate::client::families::ClientFamilies;
 use crate::collect::uptime::Uptime;
 use crate::endpoints::auth::Credentials;
 use crate::endpoints::history::History;

@@ -9,13 +9,13 @@
 //! concerns that take a `&ServerMetrics`; its header says why
 //! `impl ServerMetrics` is in two files.
 
+use crate::client::ClientMetrics;
+use crate::client::families::ClientFamilies;
 use crate::endpoints::auth::Credentials;
 use crate::endpoints::history::History;
 use crate::push::{Aggregator, FlushReport, PushClient};
 use crate::record::lifespan::Lifespan;
 use crate::record::task_families::TaskFamilies;
-use crate::client::ClientMetrics;
-use crate::client::families::ClientFamilies;
 use crate::servers::ServerSide;
 use crate::settings::DebugOptions;
 use std::future::Future;

@@ -173,6 +173,9 @@ mod tests {
         let a = new_traceparent();
         let b = new_traceparent();
         assert_ne!(a, b);
-        assert!(crate::push::parse_traceparent(a.as_bytes()).is_some(), "{a:?}");
+        assert!(
+            crate::push::parse_traceparent(a.as_bytes()).is_some(),
+            "{a:?}"
+        );
     }
 }

@@ -68,7 +68,10 @@ impl ClientFamilies {
                 &["client", "method", "host", "kind"],
             )?,
             active: r.gauge_vec(
-                opts("http_client_active_requests", "Outbound HTTP requests in flight"),
+                opts(
+                    "http_client_active_requests",
+                    "Outbound HTTP requests in flight",
+                ),
                 &["client"],
             )?,
             opened: r.counter_vec(

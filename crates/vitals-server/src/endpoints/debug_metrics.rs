@@ -262,8 +262,7 @@ async fn debug_metrics(
         Some(key) => match m.clients.find(key) {
             Some(i) => Some(m.clients.names()[i].to_string()),
             None => {
-                let known: Vec<String> =
-                    m.clients.names().iter().map(|n| n.to_string()).collect();
+                let known: Vec<String> = m.clients.names().iter().map(|n| n.to_string()).collect();
                 return QueryError::new(format!(
                     "unknown client {key:?}: give a declared client's index or name"
                 ))

@@ -109,7 +109,9 @@ fn split_server<'v>(
     }
     match values.split_first() {
         Some((server, rest)) => (
-            sides.iter().position(|s| s.label.as_deref() == Some(&**server)),
+            sides
+                .iter()
+                .position(|s| s.label.as_deref() == Some(&**server)),
             rest,
         ),
         None => (None, values),

@@ -66,7 +66,8 @@ impl ClientAggregator {
 
     /// The interval's calls, emptied for the next.
     pub(crate) fn take(&self) -> Vec<ClientAggregate> {
-        let taken = std::mem::take(&mut *self.series.lock().unwrap_or_else(PoisonError::into_inner));
+        let taken =
+            std::mem::take(&mut *self.series.lock().unwrap_or_else(PoisonError::into_inner));
         let mut out: Vec<ClientAggregate> = taken
             .into_iter()
             .map(|((client, peer, method, class), acc)| ClientAggregate {
@@ -79,7 +80,14 @@ impl ClientAggregator {
                 duration_ms: acc.duration_ms,
             })
             .collect();
-        out.sort_by(|a, b| (&a.client, &a.peer, &a.method, a.status_class).cmp(&(&b.client, &b.peer, &b.method, b.status_class)));
+        out.sort_by(|a, b| {
+            (&a.client, &a.peer, &a.method, a.status_class).cmp(&(
+                &b.client,
+                &b.peer,
+                &b.method,
+                b.status_class,
+            ))
+        });
         out
     }
 }
