@@ -158,6 +158,20 @@ pin_project! {
     }
 }
 
+impl<B> std::fmt::Debug for ClientBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBody")
+            .field("recording", &self.call.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
 impl<B> ClientBody<B> {
     pub(crate) fn new(inner: B, call: Call) -> Self {
         ClientBody {
