@@ -53,6 +53,13 @@ impl ClientMetricsLayer {
     }
 }
 
+impl ClientMetrics {
+    /// The tower layer recording every call of the service it wraps.
+    pub fn layer(&self) -> ClientMetricsLayer {
+        ClientMetricsLayer::new(self.clone())
+    }
+}
+
 impl<S> Layer<S> for ClientMetricsLayer {
     type Service = ClientMetricsService<S>;
     fn layer(&self, inner: S) -> Self::Service {

@@ -1,6 +1,7 @@
 //! [`ClientMetrics`]: one declared outbound HTTP client, its settings
 //! (peer name, timeout, caller header) and the handles it records into.
-//! Hand it to the tower layer ([`ClientMetricsLayer`](super::ClientMetricsLayer)),
+//! Hand it to the tower layer ([`ClientMetricsLayer`](super::ClientMetricsLayer),
+//! from `layer.rs`),
 //! the connector ([`TrackedConnector`](super::TrackedConnector)) or the
 //! `reqwest` wrapper.
 
@@ -120,10 +121,5 @@ impl ClientMetrics {
     /// The client's index: the order it was declared in.
     pub fn index(&self) -> usize {
         self.shared.index
-    }
-
-    /// The tower layer recording every call of the service it wraps.
-    pub fn layer(&self) -> super::ClientMetricsLayer {
-        super::ClientMetricsLayer::new(self.clone())
     }
 }

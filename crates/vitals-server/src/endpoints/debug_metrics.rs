@@ -191,7 +191,7 @@ fn clients_section(
         for kind in crate::client::ErrorKind::ALL {
             let mut n = 0;
             f.errors.for_each(|values, c| {
-                if values.first().is_some_and(|c| &**c == &**name)
+                if values.first().is_some_and(|c| **c == **name)
                     && values.get(3).is_some_and(|k| &**k == kind.as_str())
                 {
                     n += c.get();
