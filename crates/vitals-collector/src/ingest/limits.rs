@@ -7,8 +7,8 @@
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::model::{
-    Admission, Bucket, BucketQuery, CustomQuery, MemberKind, MemberSet, OVERFLOW_ROUTE, Resolution,
-    SeriesKey, SeriesSelect, UnixMs,
+    Admission, Bucket, BucketQuery, CustomQuery, IngestWrite, MemberKind, MemberSet,
+    OVERFLOW_ROUTE, Resolution, SeriesKey, SeriesSelect, UnixMs,
 };
 use crate::store::Store;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -160,26 +160,25 @@ impl RouteLimiter {
     }
 
     /// After step 4 with a store that shares route sets: asks the store to
-    /// admit the routes of `prepared` this collector has not seen admitted
+    /// admit the routes of `write` this collector has not seen admitted
     /// ([`RouteLimiter::route`] let them through pending), then folds the
-    /// buckets of refused routes into [`OVERFLOW_ROUTE`] and counts them
-    /// in `prepared.overflowed`. Without shared sets, does nothing.
+    /// buckets of refused routes into [`OVERFLOW_ROUTE`]; returns how many
+    /// buckets were folded. Without shared sets, does nothing.
     pub async fn confirm_routes(
         &self,
         store: &dyn Store,
         tenant: &str,
-        prepared: &mut super::Prepared,
+        write: &mut IngestWrite,
         limits: &Limits,
-    ) -> Result<(), ApiError> {
+    ) -> Result<u64, ApiError> {
         if self.mode.load(Ordering::Relaxed) != MODE_SHARED {
-            return Ok(());
+            return Ok(0);
         }
-        let service = prepared.write.service.clone();
+        let service = write.service.clone();
         let unknown: Vec<String> = {
             let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             let known = seen.get(tenant).and_then(|s| s.get(&service));
-            let mut unknown: Vec<String> = prepared
-                .write
+            let mut unknown: Vec<String> = write
                 .buckets
                 .iter()
                 .filter(|b| !b.key.is_total() && b.key.route != OVERFLOW_ROUTE)
@@ -193,7 +192,7 @@ impl RouteLimiter {
             unknown
         };
         if unknown.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let answer = store
             .admit(
@@ -211,10 +210,10 @@ impl RouteLimiter {
             .into_iter()
             .filter(|r| !admitted.contains(r))
             .collect();
-        if !refused.is_empty() {
-            prepared.overflowed += fold_routes(&mut prepared.write.buckets, &refused);
+        if refused.is_empty() {
+            return Ok(0);
         }
-        Ok(())
+        Ok(fold_routes(&mut write.buckets, &refused))
     }
 
     /// Counts `service` among `tenant`'s services, or refuses it when the

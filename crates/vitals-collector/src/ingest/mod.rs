@@ -121,8 +121,9 @@ pub(crate) async fn accept<K: BatchKind>(
         .admit_service(at.store, at.tenant, K::service(&batch), at.now, limits)
         .await?;
     let mut prepared = K::prepare(batch, at)?;
-    at.routes
-        .confirm_routes(at.store, at.tenant, &mut prepared, limits)
+    prepared.overflowed += at
+        .routes
+        .confirm_routes(at.store, at.tenant, &mut prepared.write, limits)
         .await?;
     Ok(prepared)
 }
