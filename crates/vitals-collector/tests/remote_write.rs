@@ -429,5 +429,13 @@ async fn requests_carry_the_protocol_headers_and_failures_retry_or_drop_as_speci
         ),
         seen[3].body.sample_count()
     );
+    // The exporter's families pass Prometheus's own checker.
+    if let Some(report) = external::promtool_check_metrics(text.as_bytes()) {
+        let ours: Vec<&str> = report
+            .lines()
+            .filter(|l| l.contains("remote_write"))
+            .collect();
+        assert!(ours.is_empty(), "{report}");
+    }
     tc.stop().await;
 }

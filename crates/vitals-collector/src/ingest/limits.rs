@@ -114,6 +114,8 @@ impl RouteLimiter {
         recent.sort();
         recent.truncate(limits.max_routes_per_service);
         if self.mode.load(Ordering::Relaxed) == MODE_SHARED {
+            // The overflow route is where refused routes go, not a member.
+            recent.retain(|r| r != OVERFLOW_ROUTE);
             let set = route_set(tenant, service);
             let answer = store
                 .admit(set, recent.clone(), recent, limits.max_routes_per_service)
