@@ -27,7 +27,8 @@ mod write;
 
 pub use admission::{Admission, MemberKind, MemberSet};
 pub use bucket::{
-    Bucket, BucketQuery, BucketStats, OVERFLOW_ROUTE, RouteSum, SeriesKey, SeriesSelect,
+    Bucket, BucketQuery, BucketStats, CLIENT_METHOD, OVERFLOW_ROUTE, RouteSum, SeriesKey,
+    SeriesSelect,
 };
 pub use custom::{CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, canonical_labels};
 pub use keys::{KeyRecord, Role};
@@ -36,4 +37,4 @@ pub use merge::{
     totals_of, with_totals,
 };
 pub use period::{DirtyPeriod, Resolution, UnixMs};
-pub use write::{IngestOutcome, IngestWrite, Sample, ServiceRecord};
+pub use write::{IngestOutcome, IngestWrite, Sample, ServiceRecord, TraceSample};
