@@ -32,6 +32,24 @@ fn batch(service: &str, routes: &[String], id: &str, now: i64) -> Value {
     json!({"service": service, "instance": "i-1", "batch_id": id, "requests": requests})
 }
 
+/// An OTLP/JSON body: five requests of `route` as a delta histogram.
+fn otlp(service: &str, route: &str) -> Value {
+    let now_ns = now_ms() as u64 * 1_000_000;
+    json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeMetrics": [{"metrics": [{
+            "name": "http.server.request.duration", "unit": "s",
+            "histogram": {"aggregationTemporality": 1, "dataPoints": [{
+                "attributes": [
+                    {"key": "http.request.method", "value": {"stringValue": "GET"}},
+                    {"key": "http.route", "value": {"stringValue": route}},
+                    {"key": "http.response.status_code", "value": {"intValue": "200"}}],
+                "startTimeUnixNano": (now_ns - 1_000_000_000).to_string(),
+                "timeUnixNano": now_ns.to_string(),
+                "count": "5", "sum": 0.25,
+                "bucketCounts": ["0", "5", "0"], "explicitBounds": [0.01, 0.1]}]}}]}]}]})
+}
+
 #[tokio::test]
 async fn three_collectors_on_one_postgres_and_redis_admit_as_one() {
     let Some(schema) = TestSchema::create("scale").await else {
@@ -122,6 +140,36 @@ async fn three_collectors_on_one_postgres_and_redis_admit_as_one() {
         let (status, reply) = t.await.expect("task");
         assert_eq!(status, 200, "{reply}");
     }
+    // OTLP routes count against the same shared set: six new routes of a
+    // second service, one request each, spread over the collectors.
+    let second = admitted.iter().nth(1).expect("two").clone();
+    let mut tasks = Vec::new();
+    for r in 0..6 {
+        let c = collectors[r % 3].clone();
+        let body = serde_json::to_vec(&otlp(&second, &format!("/o{r}"))).unwrap();
+        tasks.push(tokio::spawn(async move {
+            c.post_raw("/v1/metrics", body, &[("content-type", "application/json")])
+                .await
+        }));
+    }
+    for t in tasks {
+        let (status, reply) = t.await.expect("task");
+        assert_eq!(status, 200, "{reply}");
+    }
+    for c in &collectors {
+        let routes = c
+            .get_ok(&format!("/v1/services/{second}/routes?window=15m"))
+            .await;
+        let list = routes["routes"].as_array().expect("routes");
+        let named = list.iter().filter(|r| r["route"] != "__overflow__").count();
+        let total: u64 = list
+            .iter()
+            .map(|r| r["requests"].as_u64().unwrap_or(0))
+            .sum();
+        // "/a" from the first batches and three of the six.
+        assert_eq!((named, total), (MAX_ROUTES, 1 + 6 * 5), "{routes}");
+    }
+
     let mut answers = Vec::new();
     for c in &collectors {
         let services = c.get_ok("/v1/services?window=15m").await;
