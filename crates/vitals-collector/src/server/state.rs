@@ -226,17 +226,17 @@ impl Collector {
             .ok_or_else(|| {
                 unauthorized("unknown API key; create one with `vitals collector keys create`")
             })?;
-        if rec.role != role {
+        if !rec.role.allows(role) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!(
                     "this key has role {}; {} needs a key with role {role}",
                     rec.role,
-                    if role == Role::Ingest {
-                        "ingest"
-                    } else {
-                        "reading"
+                    match role {
+                        Role::Ingest => "ingest",
+                        Role::Read => "reading",
+                        Role::Admin => "writing alert rules",
                     }
                 ),
             ));

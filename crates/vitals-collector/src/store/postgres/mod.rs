@@ -30,8 +30,10 @@
 //! - `write.rs`: ingest, rollup replacements, keys; retries.
 //! - `read.rs`: buckets, dirty periods, services, samples, keys.
 //! - `custom.rs`: the custom points tables.
+//! - `alerts.rs`: the alerting tables (rules, states, history).
 //! - `failure.rs`: driver errors, and which ones are worth a retry.
 
+mod alerts;
 mod custom;
 mod failure;
 mod partitions;
@@ -44,8 +46,8 @@ mod write;
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::clock::now_ms;
 use crate::model::{
-    Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, Sample, ServiceRecord, UnixMs,
+    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
+    KeyRecord, Resolution, Sample, ServiceRecord, StoredAlert, StoredRule, UnixMs,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 pub use pool::PostgresStore;
@@ -204,5 +206,41 @@ impl Store for PostgresStore {
 
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         Box::pin(self.select_key(hash))
+    }
+
+    fn alert_rules(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<StoredRule>>> {
+        Box::pin(self.select_alert_rules(tenant))
+    }
+
+    fn put_alert_rule(&self, rule: StoredRule, replace: bool) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.upsert_alert_rule(rule, replace))
+    }
+
+    fn delete_alert_rule(&self, tenant: String, name: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.remove_alert_rule(tenant, name))
+    }
+
+    fn alert_states(&self) -> BoxFuture<'_, StoreResult<Vec<StoredAlert>>> {
+        Box::pin(self.select_alert_states())
+    }
+
+    fn save_alerts(
+        &self,
+        states: Vec<StoredAlert>,
+        removed: Vec<(String, String, String)>,
+        events: Vec<AlertEvent>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.write_alerts(states, removed, events))
+    }
+
+    fn alert_history(
+        &self,
+        query: AlertHistoryQuery,
+    ) -> BoxFuture<'_, StoreResult<Vec<AlertEvent>>> {
+        Box::pin(self.select_alert_history(query))
+    }
+
+    fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(self.delete_alert_history_before(before_ms))
     }
 }
