@@ -48,6 +48,8 @@
 //!   back end passes [`testing`]'s suite (feature `testing`).
 //! - Custom metrics: pushed in batches, stored like buckets
 //!   ([`model::CustomPoint`]), answered by [`custom_metrics`].
+//! - Alerting: [`alerting`] (rules, states, notifications, history;
+//!   the API in `server/alerts.rs`).
 //! - Settings: [`config`] (the TOML file and its `VITALS_*` variables;
 //!   [`ConfigError`] in `config/error.rs`).
 //! - Errors: [`ApiError`] (what the API answers), [`StoreError`].
@@ -57,6 +59,7 @@
 //! `config` → `model`; the merges live in `model`, so no store reaches back
 //! into `rollup`.
 
+pub mod alerting;
 pub mod auth;
 mod clock;
 pub mod codec;

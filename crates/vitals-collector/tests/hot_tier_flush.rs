@@ -120,6 +120,9 @@ impl Store for FlakyStore {
     fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
         self.inner.drop_alert_history_before(before_ms)
     }
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.inner.tenants()
+    }
 }
 
 /// The value of one series in Prometheus text (`name{labels}` as written).

@@ -3,9 +3,13 @@
 //! so an empty file (or none) is a working configuration; every key has a
 //! variable too ([`environment`]).
 
+pub mod alert_rule;
+pub mod alerting;
 pub mod environment;
 mod error;
 
+pub use alert_rule::{NameLimits, Op, Rule, RuleSource, RuleSpec, Signal};
+pub use alerting::{AlertingConfig, AlertingSettings, AlertmanagerReceiver, WebhookReceiver};
 pub use error::ConfigError;
 
 use crate::rollup::Retention;
@@ -43,6 +47,8 @@ pub struct CollectorConfig {
     pub defaults: ServicePolicy,
     /// Per-service overrides, by service name.
     pub services: BTreeMap<String, ServicePolicy>,
+    /// Alert rules, receivers and notification timing.
+    pub alerting: AlertingConfig,
 }
 
 impl Default for CollectorConfig {
@@ -57,6 +63,7 @@ impl Default for CollectorConfig {
             limits: Limits::default(),
             defaults: ServicePolicy::default(),
             services: BTreeMap::new(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -79,6 +86,7 @@ impl CollectorConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.retention.resolve()?;
         self.hot_tier.resolve()?;
+        self.alerting_settings()?;
         if self.rollup_interval_secs == 0 || self.rollup_interval_secs > 3600 {
             return Err(format!(
                 "rollup_interval_secs must be 1..=3600, got {}",
@@ -139,6 +147,20 @@ impl CollectorConfig {
             }
         }
         Ok(())
+    }
+
+    /// The `[alerting]` section checked, with the rules' names bounded by
+    /// `[limits]`.
+    pub fn alerting_settings(&self) -> Result<AlertingSettings, String> {
+        self.alerting.resolve(&self.listen, self.name_limits())
+    }
+
+    /// The name limits alert rules are checked against.
+    pub fn name_limits(&self) -> NameLimits {
+        NameLimits {
+            max_name_len: self.limits.max_name_len,
+            max_route_len: self.limits.max_route_len,
+        }
     }
 
     /// The policy for `service`: its own entry over the defaults over the

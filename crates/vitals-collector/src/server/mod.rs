@@ -66,10 +66,19 @@ impl Collector {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), CollectorError> {
         let jobs = self.spawn_jobs();
+        let alerts = self
+            .inner
+            .alerting
+            .settings()
+            .enabled
+            .then(|| self.inner.alerting.spawn());
         let result = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
         jobs.abort();
+        if let Some(a) = alerts {
+            a.abort();
+        }
         result.map_err(CollectorError::Io)
     }
 }

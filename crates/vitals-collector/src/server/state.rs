@@ -3,6 +3,7 @@
 //! handlers share (answering an error, checking a key). The router over it
 //! is in `mod.rs`; the handlers import this file, never `mod.rs`.
 
+use crate::alerting::{AlertMetrics, Alerting};
 use crate::auth::{self, KeyCache, MAX_KEY_LEN};
 use crate::clock::now_ms;
 use crate::config::CollectorConfig;
@@ -46,6 +47,7 @@ pub(super) struct Inner {
     pub(super) overflowed: Counter,
     pub(super) apdex_estimated: Counter,
     pub(super) failures: CounterVec,
+    pub(super) alerting: Alerting,
 }
 
 /// A collector: configuration, store and state shared by its HTTP
@@ -92,6 +94,7 @@ impl Collector {
         store: Arc<dyn Store>,
     ) -> Result<Self, CollectorError> {
         let retention = config.retention.resolve().map_err(CollectorError::Config)?;
+        let alerting_settings = config.alerting_settings().map_err(CollectorError::Config)?;
         let registry = Registry::new();
         store.register_metrics(&registry);
         let batches = registry.counter_vec(
@@ -123,6 +126,13 @@ impl Collector {
             ),
             &["reason"],
         )?;
+        let alerting = Alerting::new(
+            &config,
+            alerting_settings,
+            retention,
+            store.clone(),
+            AlertMetrics::register(&registry)?,
+        );
         Ok(Collector {
             inner: Arc::new(Inner {
                 config,
@@ -136,6 +146,7 @@ impl Collector {
                 overflowed,
                 apdex_estimated,
                 failures,
+                alerting,
             }),
         })
     }
@@ -155,6 +166,11 @@ impl Collector {
         &self.inner.registry
     }
 
+    /// The alerting engine (rules, states, notifications).
+    pub fn alerting(&self) -> &Alerting {
+        &self.inner.alerting
+    }
+
     /// Creates an API key for `tenant` and returns the secret (shown once).
     pub async fn create_key(&self, tenant: &str, role: Role) -> Result<String, StoreError> {
         auth::create_key(&*self.inner.store, tenant, role, now_ms()).await
@@ -165,6 +181,11 @@ impl Collector {
     pub async fn run_jobs_once(&self, now: UnixMs) -> Result<(), StoreError> {
         rollup::rollup_pass(&*self.inner.store).await?;
         rollup::apply_retention(&*self.inner.store, &self.inner.retention, now).await?;
+        // Alert history is kept as long as the hour rollups.
+        self.inner
+            .store
+            .drop_alert_history_before(now.saturating_sub(self.inner.retention.hour_ms))
+            .await?;
         Ok(())
     }
 

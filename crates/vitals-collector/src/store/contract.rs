@@ -169,4 +169,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes history entries older than `before_ms`; returns how many.
     fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// Every tenant with at least one service, sorted (the built-in health
+    /// rule watches each one's services).
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 }

@@ -425,4 +425,8 @@ impl Store for HotTier {
     fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
         self.inner.store.drop_alert_history_before(before_ms)
     }
+
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.inner.store.tenants()
+    }
 }

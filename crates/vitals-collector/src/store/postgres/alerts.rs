@@ -1,6 +1,6 @@
 //! The alerting tables: `alert_rules` (rules written over the API),
 //! `alert_states` (one row per alert, its state as JSON) and
-//! `alert_history` (every state change).
+//! `alert_history` (every state change); and the tenants with services.
 
 use super::failure::db;
 use super::pool::PostgresStore;
@@ -192,5 +192,15 @@ impl PostgresStore {
         c.execute("DELETE FROM alert_history WHERE at_ms < $1", &[&before_ms])
             .await
             .map_err(db)
+    }
+
+    /// Every tenant with a service.
+    pub(super) async fn select_tenants(&self) -> StoreResult<Vec<String>> {
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT DISTINCT tenant FROM services ORDER BY tenant", &[])
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

@@ -243,4 +243,8 @@ impl Store for PostgresStore {
     fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(self.delete_alert_history_before(before_ms))
     }
+
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(self.select_tenants())
+    }
 }

@@ -1,6 +1,6 @@
 //! The alerting tables: `alert_rules` (rules written over the API),
 //! `alert_states` (one row per alert, its state as JSON) and
-//! `alert_history` (every state change).
+//! `alert_history` (every state change); and the tenants with services.
 
 use super::rows::db;
 use crate::model::{AlertEvent, AlertHistoryQuery, StoredAlert, StoredRule, UnixMs};
@@ -174,4 +174,13 @@ pub(super) fn drop_history_before(c: &Connection, before_ms: UnixMs) -> StoreRes
         .execute("DELETE FROM alert_history WHERE at_ms < ?1", [before_ms])
         .map_err(db)?;
     Ok(n as u64)
+}
+
+/// Every tenant with a service.
+pub(super) fn tenants(c: &Connection) -> StoreResult<Vec<String>> {
+    let mut stmt = c
+        .prepare_cached("SELECT DISTINCT tenant FROM services ORDER BY tenant")
+        .map_err(db)?;
+    let rows = stmt.query_map([], |r| r.get(0)).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
 }

@@ -250,4 +250,8 @@ impl Store for SqliteStore {
     fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
         self.with(move |c| alerts::drop_history_before(c, before_ms))
     }
+
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.with(|c| alerts::tenants(c))
+    }
 }
