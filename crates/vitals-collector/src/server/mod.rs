@@ -11,8 +11,11 @@
 //! `GET /v1/services`, `/v1/services/{service}/stats|routes|timeseries|recent`,
 //! `/v1/services/{service}/custom` (custom metrics list) and
 //! `/v1/services/{service}/custom/{name}` (one metric's series),
-//! `/v1/connections`; plus `/metrics` and `/healthz`.
+//! `/v1/connections`; alerting (`alerts.rs`): `GET`/`POST /v1/alert-rules`,
+//! `PUT`/`DELETE /v1/alert-rules/{name}`, `GET /v1/alerts`; plus
+//! `/metrics` and `/healthz`.
 
+mod alerts;
 mod batches;
 mod queries;
 mod refusals;
@@ -50,6 +53,15 @@ impl Collector {
                 get(queries::custom_series),
             )
             .route("/v1/connections", get(queries::connections))
+            .route(
+                "/v1/alert-rules",
+                get(alerts::list_rules).post(alerts::create_rule),
+            )
+            .route(
+                "/v1/alert-rules/{name}",
+                axum::routing::put(alerts::replace_rule).delete(alerts::delete_rule),
+            )
+            .route("/v1/alerts", get(alerts::history))
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
             // After every route: it applies to the routes added before it.
