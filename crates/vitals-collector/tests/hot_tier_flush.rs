@@ -10,8 +10,9 @@ mod external;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vitals_collector::model::{
-    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, Sample, SeriesSelect, ServiceRecord, StoredAlert, StoredRule, UnixMs,
+    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
+    IngestOutcome, IngestWrite, KeyRecord, Resolution, Sample, SeriesSelect, ServiceRecord,
+    StoredAlert, StoredRule, UnixMs,
 };
 use vitals_collector::store::{HotTier, HotTierConfig, SqliteStore};
 use vitals_collector::testing::{key, minute_bucket};

@@ -152,7 +152,10 @@ mod tests {
         assert_eq!(due(&t, None, am, &TIMING, 1_000), Some(AlertState::Firing));
         let told = sent(AlertState::Firing, 1_000, 1_000);
         assert_eq!(due(&t, Some(&told), am, &TIMING, 60_999), None);
-        assert_eq!(due(&t, Some(&told), am, &TIMING, 61_000), Some(AlertState::Firing));
+        assert_eq!(
+            due(&t, Some(&told), am, &TIMING, 61_000),
+            Some(AlertState::Firing)
+        );
     }
 
     #[test]
@@ -161,9 +164,15 @@ mod tests {
         let old = sent(AlertState::Resolved, 400_000, 1_000);
         let w = ReceiverKind::Webhook;
         assert_eq!(due(&t, Some(&old), w, &TIMING, 530_000), None);
-        assert_eq!(due(&t, Some(&old), w, &TIMING, 700_000), Some(AlertState::Firing));
+        assert_eq!(
+            due(&t, Some(&old), w, &TIMING, 700_000),
+            Some(AlertState::Firing)
+        );
         for s in [AlertState::Inactive, AlertState::Pending] {
-            let t = Tracked { state: s, ..firing(1) };
+            let t = Tracked {
+                state: s,
+                ..firing(1)
+            };
             assert_eq!(due(&t, None, w, &TIMING, i64::MAX), None);
         }
     }

@@ -180,7 +180,12 @@ impl Alerting {
             .cloned()
             .collect();
         let limits = self.inner.config.name_limits();
-        for stored in self.inner.store.alert_rules(tenant.map(str::to_owned)).await? {
+        for stored in self
+            .inner
+            .store
+            .alert_rules(tenant.map(str::to_owned))
+            .await?
+        {
             let Ok(spec) = serde_json::from_str::<RuleSpec>(&stored.spec) else {
                 continue;
             };
@@ -285,7 +290,12 @@ impl Alerting {
                     let mut annotations: BTreeMap<String, String> = rule
                         .annotations
                         .iter()
-                        .map(|(k, v)| (k.clone(), render(v, reading.value, rule.threshold, &t.labels)))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                render(v, reading.value, rule.threshold, &t.labels),
+                            )
+                        })
                         .collect();
                     if let Some((health, reasons)) = &reading.health
                         && t.state == AlertState::Firing
@@ -496,8 +506,12 @@ impl Alerting {
             let Some(w) = s.webhooks.iter().find(|w| w.name == job.receiver) else {
                 continue;
             };
-            let message =
-                webhook_message(&w.name, &s.external_url, std::slice::from_ref(&job.alert), w.max_alerts);
+            let message = webhook_message(
+                &w.name,
+                &s.external_url,
+                std::slice::from_ref(&job.alert),
+                w.max_alerts,
+            );
             let body = serde_json::to_vec(&message).unwrap_or_default();
             let (url, sender, limit) = (w.url.clone(), self.inner.sender.clone(), limit.clone());
             set.spawn(async move {
@@ -630,7 +644,9 @@ impl Alerting {
             loop {
                 tick.tick().await;
                 if let Err(e) = this.evaluate(now_ms()).await {
-                    eprintln!("vitals collector: alert evaluation failed, retrying next round: {e}");
+                    eprintln!(
+                        "vitals collector: alert evaluation failed, retrying next round: {e}"
+                    );
                     continue;
                 }
                 if this.inner.notifying.try_lock().is_ok() {

@@ -28,6 +28,8 @@ pub use due::{ReceiverKind, Timing, due};
 pub use engine::{AlertKey, Alerting, ReceiverStatus, RoundReport, RuleView};
 pub use labels::{alert_labels, fingerprint, render, rfc3339};
 pub use metrics::AlertMetrics;
-pub use payload::{OutAlert, PostableAlert, WebhookAlert, WebhookMessage, postable, webhook_message};
+pub use payload::{
+    OutAlert, PostableAlert, WebhookAlert, WebhookMessage, postable, webhook_message,
+};
 pub use signals::{Reading, TenantReader};
 pub use state::{AlertState, Change, Sent, Tracked};

@@ -142,7 +142,12 @@ impl<'a> TenantReader<'a> {
         Ok(sum.finish())
     }
 
-    async fn custom_value(&mut self, service: &str, name: &str, w: &Window) -> StoreResult<Option<f64>> {
+    async fn custom_value(
+        &mut self,
+        service: &str,
+        name: &str,
+        w: &Window,
+    ) -> StoreResult<Option<f64>> {
         let key = (service.to_owned(), w.window_ms);
         if !self.custom.contains_key(&key) {
             let list = if self.last_seen.contains_key(service) {
@@ -187,8 +192,13 @@ impl<'a> TenantReader<'a> {
             });
         };
         let stats = if rule.route.is_some() || rule.method.is_some() {
-            self.route_total(&rule.service, rule.route.as_deref(), rule.method.as_deref(), &w)
-                .await?
+            self.route_total(
+                &rule.service,
+                rule.route.as_deref(),
+                rule.method.as_deref(),
+                &w,
+            )
+            .await?
         } else if matches!(rule.signal, Signal::Custom(_)) {
             BucketStats::default()
         } else {

@@ -120,9 +120,7 @@ impl Tracked {
                 self.ends_ms = None;
                 go(self, AlertState::Pending);
             }
-            if self.state == AlertState::Pending
-                && now - self.active_ms.unwrap_or(now) >= for_ms
-            {
+            if self.state == AlertState::Pending && now - self.active_ms.unwrap_or(now) >= for_ms {
                 self.starts_ms = Some(now);
                 go(self, AlertState::Firing);
             }
@@ -132,9 +130,7 @@ impl Tracked {
                     self.active_ms = None;
                     go(self, AlertState::Inactive);
                 }
-                AlertState::Firing
-                    if now - self.last_met_ms.unwrap_or(i64::MIN / 2) >= keep_ms =>
-                {
+                AlertState::Firing if now - self.last_met_ms.unwrap_or(i64::MIN / 2) >= keep_ms => {
                     self.active_ms = None;
                     self.ends_ms = Some(now);
                     go(self, AlertState::Resolved);
@@ -179,7 +175,12 @@ mod tests {
         assert_eq!(t.starts_ms, Some(60 * S));
         // A break while pending starts `for` again.
         let mut t = Tracked::default();
-        let states = run(&mut t, &[(0, true), (30, false), (45, true), (90, true), (105, true)], 60, 0);
+        let states = run(
+            &mut t,
+            &[(0, true), (30, false), (45, true), (90, true), (105, true)],
+            60,
+            0,
+        );
         assert_eq!(states, [Pending, Inactive, Pending, Pending, Firing]);
         assert_eq!(t.starts_ms, Some(105 * S));
     }
@@ -191,8 +192,14 @@ mod tests {
         assert_eq!(
             changes,
             [
-                Change { from: Inactive, to: Pending },
-                Change { from: Pending, to: Firing }
+                Change {
+                    from: Inactive,
+                    to: Pending
+                },
+                Change {
+                    from: Pending,
+                    to: Firing
+                }
             ]
         );
         assert_eq!(t.starts_ms, Some(5 * S));
@@ -204,7 +211,14 @@ mod tests {
         // Fires, then the condition flickers off and on within 60 s.
         let states = run(
             &mut t,
-            &[(0, true), (15, false), (30, true), (45, false), (75, false), (90, false)],
+            &[
+                (0, true),
+                (15, false),
+                (30, true),
+                (45, false),
+                (75, false),
+                (90, false),
+            ],
             0,
             60,
         );
@@ -214,7 +228,12 @@ mod tests {
         assert_eq!(t.ends_ms, Some(90 * S));
         // Without keep_firing_for the same input flaps.
         let mut t = Tracked::default();
-        let states = run(&mut t, &[(0, true), (15, false), (30, true), (45, false)], 0, 0);
+        let states = run(
+            &mut t,
+            &[(0, true), (15, false), (30, true), (45, false)],
+            0,
+            0,
+        );
         assert_eq!(states, [Firing, Resolved, Firing, Resolved]);
     }
 

@@ -402,10 +402,7 @@ impl RuleSpec {
             (Some("<"), _) => Op::Lt,
             (Some("<="), _) => Op::Le,
             (Some(other), _) => {
-                return Err(format!(
-                    "op {:?} must be one of >, >=, <, <=",
-                    short(other)
-                ));
+                return Err(format!("op {:?} must be one of >, >=, <, <=", short(other)));
             }
         };
         let threshold = match (self.threshold, &signal) {
@@ -417,7 +414,12 @@ impl RuleSpec {
             }
             (Some(t), _) => t,
         };
-        check_pairs("labels", &self.labels, MAX_LABEL_VALUE_LEN, &RESERVED_LABELS)?;
+        check_pairs(
+            "labels",
+            &self.labels,
+            MAX_LABEL_VALUE_LEN,
+            &RESERVED_LABELS,
+        )?;
         check_pairs("annotations", &self.annotations, MAX_ANNOTATION_LEN, &[])?;
         Ok(Rule {
             tenant: tenant.to_owned(),
@@ -480,10 +482,15 @@ mod tests {
 
     #[test]
     fn a_good_rule_is_checked_into_its_parts() {
-        let r = spec("p95_ms").check("acme", RuleSource::Api, LIMITS).expect("valid");
+        let r = spec("p95_ms")
+            .check("acme", RuleSource::Api, LIMITS)
+            .expect("valid");
         assert_eq!(r.signal, Signal::P95);
         assert_eq!((r.op, r.threshold), (Op::Gt, 0.1));
-        assert_eq!((r.window_ms, r.for_ms, r.keep_firing_for_ms), (300_000, 60_000, 0));
+        assert_eq!(
+            (r.window_ms, r.for_ms, r.keep_firing_for_ms),
+            (300_000, 60_000, 0)
+        );
         assert!(r.op.holds(0.2, 0.1) && !r.op.holds(0.1, 0.1));
         assert!(Op::Ge.holds(0.1, 0.1) && Op::Le.holds(0.1, 0.1) && Op::Lt.holds(0.0, 0.1));
         let custom = spec("custom:queue_depth")
@@ -510,24 +517,120 @@ mod tests {
     fn bad_rules_say_what_is_wrong() {
         let long = "x".repeat(5000);
         let cases: Vec<(RuleSpec, &str)> = vec![
-            (RuleSpec { name: "".into(), ..spec("rate") }, "rule name"),
-            (RuleSpec { name: "a b".into(), ..spec("rate") }, "rule name"),
-            (RuleSpec { service: long.clone(), ..spec("rate") }, "service"),
-            (RuleSpec { service: "a\nb".into(), ..spec("rate") }, "service"),
-            (RuleSpec { route: Some(long.clone()), ..spec("rate") }, "route"),
-            (RuleSpec { method: Some("get".into()), ..spec("rate") }, "method"),
+            (
+                RuleSpec {
+                    name: "".into(),
+                    ..spec("rate")
+                },
+                "rule name",
+            ),
+            (
+                RuleSpec {
+                    name: "a b".into(),
+                    ..spec("rate")
+                },
+                "rule name",
+            ),
+            (
+                RuleSpec {
+                    service: long.clone(),
+                    ..spec("rate")
+                },
+                "service",
+            ),
+            (
+                RuleSpec {
+                    service: "a\nb".into(),
+                    ..spec("rate")
+                },
+                "service",
+            ),
+            (
+                RuleSpec {
+                    route: Some(long.clone()),
+                    ..spec("rate")
+                },
+                "route",
+            ),
+            (
+                RuleSpec {
+                    method: Some("get".into()),
+                    ..spec("rate")
+                },
+                "method",
+            ),
             (spec("error_rte"), "unknown signal"),
-            (RuleSpec { name: BUILTIN_HEALTH_RULE.into(), ..spec("rate") }, "built-in"),
-            (RuleSpec { op: Some("=".into()), ..spec("rate") }, "op"),
-            (RuleSpec { op: None, ..spec("rate") }, "needs an op"),
-            (RuleSpec { threshold: None, ..spec("rate") }, "needs a threshold"),
-            (RuleSpec { threshold: Some(f64::NAN), ..spec("rate") }, "finite"),
+            (
+                RuleSpec {
+                    name: BUILTIN_HEALTH_RULE.into(),
+                    ..spec("rate")
+                },
+                "built-in",
+            ),
+            (
+                RuleSpec {
+                    op: Some("=".into()),
+                    ..spec("rate")
+                },
+                "op",
+            ),
+            (
+                RuleSpec {
+                    op: None,
+                    ..spec("rate")
+                },
+                "needs an op",
+            ),
+            (
+                RuleSpec {
+                    threshold: None,
+                    ..spec("rate")
+                },
+                "needs a threshold",
+            ),
+            (
+                RuleSpec {
+                    threshold: Some(f64::NAN),
+                    ..spec("rate")
+                },
+                "finite",
+            ),
             (spec("no_data"), "no_data"),
-            (RuleSpec { route: Some("/x".into()), ..spec("health") }, "whole service"),
-            (RuleSpec { window: "30s".into(), ..spec("rate") }, "window"),
-            (RuleSpec { window: "2d".into(), ..spec("rate") }, "window"),
-            (RuleSpec { for_: "soon".into(), ..spec("rate") }, "for"),
-            (RuleSpec { keep_firing_for: "2d".into(), ..spec("rate") }, "keep_firing_for"),
+            (
+                RuleSpec {
+                    route: Some("/x".into()),
+                    ..spec("health")
+                },
+                "whole service",
+            ),
+            (
+                RuleSpec {
+                    window: "30s".into(),
+                    ..spec("rate")
+                },
+                "window",
+            ),
+            (
+                RuleSpec {
+                    window: "2d".into(),
+                    ..spec("rate")
+                },
+                "window",
+            ),
+            (
+                RuleSpec {
+                    for_: "soon".into(),
+                    ..spec("rate")
+                },
+                "for",
+            ),
+            (
+                RuleSpec {
+                    keep_firing_for: "2d".into(),
+                    ..spec("rate")
+                },
+                "keep_firing_for",
+            ),
             (
                 RuleSpec {
                     labels: [("service".to_string(), "x".to_string())].into(),

@@ -173,13 +173,8 @@ impl AlertingConfig {
             "1m to 1d",
         )?;
         let group_wait = span_within("group_wait", &self.group_wait, 0, HOUR, "0s to 1h")?;
-        let group_interval = span_within(
-            "group_interval",
-            &self.group_interval,
-            0,
-            DAY,
-            "0s to 1d",
-        )?;
+        let group_interval =
+            span_within("group_interval", &self.group_interval, 0, DAY, "0s to 1d")?;
         let repeat_interval = span_within(
             "repeat_interval",
             &self.repeat_interval,
@@ -195,13 +190,8 @@ impl AlertingConfig {
             "1s to 1h",
         )?;
         let timeout = span_within("timeout", &self.timeout, 100, MINUTE, "100ms to 1m")?;
-        let retry_backoff = span_within(
-            "retry_backoff",
-            &self.retry_backoff,
-            1,
-            MINUTE,
-            "1ms to 1m",
-        )?;
+        let retry_backoff =
+            span_within("retry_backoff", &self.retry_backoff, 1, MINUTE, "1ms to 1m")?;
         if !(1..=20).contains(&self.retry_attempts) {
             return Err(format!(
                 "alerting.retry_attempts must be 1 to 20, got {}",

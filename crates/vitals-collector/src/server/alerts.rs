@@ -90,11 +90,7 @@ pub(super) async fn list_rules(
     let result = async {
         let key = c.authorize(&headers, Role::Read).await?;
         params(q, &[])?;
-        let mut views = c
-            .alerting()
-            .view(&key.tenant)
-            .await
-            .map_err(store_failed)?;
+        let mut views = c.alerting().view(&key.tenant).await.map_err(store_failed)?;
         views.sort_by(|a, b| {
             (state_rank(a), &a.rule.name, &a.rule.service).cmp(&(
                 state_rank(b),

@@ -38,7 +38,10 @@ pub const MAX_QUERY_LEN: usize = 1024;
 pub const MAX_RECENT: usize = 1000;
 
 /// Parses a query string, refusing unknown or repeated parameters.
-pub(super) fn params(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+pub(super) fn params(
+    raw: Option<String>,
+    allowed: &[&str],
+) -> Result<BTreeMap<String, String>, ApiError> {
     let raw = raw.unwrap_or_default();
     if raw.len() > MAX_QUERY_LEN {
         return Err(ApiError::bad_request(

@@ -4,8 +4,9 @@
 
 use super::error::StoreResult;
 use crate::model::{
-    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, RouteSum, Sample, SeriesSelect, ServiceRecord, StoredAlert, StoredRule, UnixMs, sum_routes,
+    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
+    IngestOutcome, IngestWrite, KeyRecord, Resolution, RouteSum, Sample, SeriesSelect,
+    ServiceRecord, StoredAlert, StoredRule, UnixMs, sum_routes,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -164,8 +165,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, StoreResult<()>>;
 
     /// History entries matching `query`, newest first.
-    fn alert_history(&self, query: AlertHistoryQuery)
-    -> BoxFuture<'_, StoreResult<Vec<AlertEvent>>>;
+    fn alert_history(
+        &self,
+        query: AlertHistoryQuery,
+    ) -> BoxFuture<'_, StoreResult<Vec<AlertEvent>>>;
 
     /// Deletes history entries older than `before_ms`; returns how many.
     fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>>;

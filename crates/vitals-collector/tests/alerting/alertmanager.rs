@@ -53,9 +53,11 @@ async fn get(url: &str) -> Result<(u16, String), String> {
 
 /// Our alert among Alertmanager's listed alerts, if there.
 fn ours(alerts: &Value) -> Option<Value> {
-    alerts.as_array()?.iter().find(|a| {
-        a["labels"]["alertname"] == "checkout_errors" && a["labels"]["tenant"] == "acme"
-    }).cloned()
+    alerts
+        .as_array()?
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "checkout_errors" && a["labels"]["tenant"] == "acme")
+        .cloned()
 }
 
 #[tokio::test]
@@ -76,7 +78,10 @@ async fn a_real_alertmanager_lists_the_alert_then_sees_it_resolved() {
     let port = free_port();
     let child = Command::new(BINARY)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=")
         .stdout(Stdio::null())
@@ -85,13 +90,15 @@ async fn a_real_alertmanager_lists_the_alert_then_sees_it_resolved() {
         .expect("start alertmanager");
     let _guard = KillOnDrop(child);
     let base = format!("http://127.0.0.1:{port}");
-    wait_until_async("Alertmanager is ready", Duration::from_secs(30), async || {
-        match get(&format!("{base}/-/ready")).await {
+    wait_until_async(
+        "Alertmanager is ready",
+        Duration::from_secs(30),
+        async || match get(&format!("{base}/-/ready")).await {
             Ok((200, _)) => Ok(()),
             Ok((s, b)) => Err(format!("{s}: {b}")),
             Err(e) => Err(e),
-        }
-    })
+        },
+    )
     .await;
 
     let toml = format!(

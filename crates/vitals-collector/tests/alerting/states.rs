@@ -96,11 +96,17 @@ async fn pending_then_firing_after_for_then_resolved_with_history() {
     assert_eq!(since[0]["to"], "resolved");
     let text = tc.metrics_text().await;
     assert_eq!(
-        metric_value(&text, r#"vitals_collector_alert_transitions_total{to="firing"}"#),
+        metric_value(
+            &text,
+            r#"vitals_collector_alert_transitions_total{to="firing"}"#
+        ),
         1
     );
     assert_eq!(
-        metric_value(&text, r#"vitals_collector_alert_rounds_total{outcome="ok"}"#),
+        metric_value(
+            &text,
+            r#"vitals_collector_alert_rounds_total{outcome="ok"}"#
+        ),
         5
     );
 }
@@ -133,7 +139,9 @@ async fn keep_firing_for_stops_flapping_where_a_plain_rule_flaps() {
     );
     assert_eq!(
         plain,
-        ["firing", "resolved", "firing", "firing", "resolved", "resolved"]
+        [
+            "firing", "resolved", "firing", "firing", "resolved", "resolved"
+        ]
     );
     let fired = |rule: &str, all: &[Value]| {
         all.iter()
@@ -176,9 +184,15 @@ async fn no_data_fires_when_the_window_is_empty_and_for_unknown_services() {
     traffic_at(&tc, "checkout", 10, 0, t).await;
     let a = tc.collector.alerting();
     a.run_once(t + 30 * S).await.expect("round");
-    assert_eq!(rule_state(&tc, "silent", "checkout").await["state"], "inactive");
+    assert_eq!(
+        rule_state(&tc, "silent", "checkout").await["state"],
+        "inactive"
+    );
     assert_eq!(rule_state(&tc, "silent", "checkout").await["value"], 10.0);
-    assert_eq!(rule_state(&tc, "never_seen", "ghost").await["state"], "firing");
+    assert_eq!(
+        rule_state(&tc, "never_seen", "ghost").await["state"],
+        "firing"
+    );
     assert_eq!(rule_state(&tc, "slow", "checkout").await["state"], "firing");
     a.run_once(t + 10 * M).await.expect("round");
     let silent = rule_state(&tc, "silent", "checkout").await;
@@ -268,36 +282,84 @@ async fn a_restart_in_each_state_continues_where_it_stopped() {
     let t = base_minute();
     let tc = open_at(&path, &toml).await;
     traffic_at(&tc, "checkout", 80, 20, t).await;
-    tc.collector.alerting().run_once(t + 10 * S).await.expect("round");
-    assert_eq!(rule_state(&tc, "errors", "checkout").await["state"], "pending");
-    assert_eq!(rule_state(&tc, "calm", "checkout").await["state"], "inactive");
+    tc.collector
+        .alerting()
+        .run_once(t + 10 * S)
+        .await
+        .expect("round");
+    assert_eq!(
+        rule_state(&tc, "errors", "checkout").await["state"],
+        "pending"
+    );
+    assert_eq!(
+        rule_state(&tc, "calm", "checkout").await["state"],
+        "inactive"
+    );
 
     // Pending across a restart: `for` counts from the first pending round.
     let tc = restart(tc, &path, &toml).await;
     let r = rule_state(&tc, "errors", "checkout").await;
     assert_eq!(r["state"], "pending", "before any round: {r}");
-    assert_eq!(rule_state(&tc, "calm", "checkout").await["state"], "inactive");
-    tc.collector.alerting().run_once(t + 40 * S).await.expect("round");
-    assert_eq!(rule_state(&tc, "errors", "checkout").await["state"], "pending");
+    assert_eq!(
+        rule_state(&tc, "calm", "checkout").await["state"],
+        "inactive"
+    );
+    tc.collector
+        .alerting()
+        .run_once(t + 40 * S)
+        .await
+        .expect("round");
+    assert_eq!(
+        rule_state(&tc, "errors", "checkout").await["state"],
+        "pending"
+    );
     let tc = restart(tc, &path, &toml).await;
-    tc.collector.alerting().run_once(t + 70 * S).await.expect("round");
+    tc.collector
+        .alerting()
+        .run_once(t + 70 * S)
+        .await
+        .expect("round");
     let r = rule_state(&tc, "errors", "checkout").await;
     assert_eq!(r["state"], "firing", "{r}");
     assert_eq!(r["active_ms"], t + 10 * S);
 
     // Firing across a restart: still firing, no second firing.
     let tc = restart(tc, &path, &toml).await;
-    assert_eq!(rule_state(&tc, "errors", "checkout").await["state"], "firing");
-    tc.collector.alerting().run_once(t + 90 * S).await.expect("round");
+    assert_eq!(
+        rule_state(&tc, "errors", "checkout").await["state"],
+        "firing"
+    );
+    tc.collector
+        .alerting()
+        .run_once(t + 90 * S)
+        .await
+        .expect("round");
     let r = rule_state(&tc, "errors", "checkout").await;
-    assert_eq!((r["state"].as_str(), r["starts_ms"].as_i64()), (Some("firing"), Some(t + 70 * S)));
+    assert_eq!(
+        (r["state"].as_str(), r["starts_ms"].as_i64()),
+        (Some("firing"), Some(t + 70 * S))
+    );
 
     // Resolved across a restart: stays resolved, no new change.
-    tc.collector.alerting().run_once(t + 7 * M).await.expect("round");
+    tc.collector
+        .alerting()
+        .run_once(t + 7 * M)
+        .await
+        .expect("round");
     let tc = restart(tc, &path, &toml).await;
-    assert_eq!(rule_state(&tc, "errors", "checkout").await["state"], "resolved");
-    tc.collector.alerting().run_once(t + 8 * M).await.expect("round");
-    assert_eq!(rule_state(&tc, "errors", "checkout").await["state"], "resolved");
+    assert_eq!(
+        rule_state(&tc, "errors", "checkout").await["state"],
+        "resolved"
+    );
+    tc.collector
+        .alerting()
+        .run_once(t + 8 * M)
+        .await
+        .expect("round");
+    assert_eq!(
+        rule_state(&tc, "errors", "checkout").await["state"],
+        "resolved"
+    );
 
     let all = history(&tc, "?service=checkout").await;
     let steps: Vec<(&str, &str)> = all
@@ -306,7 +368,11 @@ async fn a_restart_in_each_state_continues_where_it_stopped() {
         .collect();
     assert_eq!(
         steps,
-        [("firing", "resolved"), ("pending", "firing"), ("inactive", "pending")],
+        [
+            ("firing", "resolved"),
+            ("pending", "firing"),
+            ("inactive", "pending")
+        ],
         "each change once, whatever the restarts"
     );
     tc.stop().await;

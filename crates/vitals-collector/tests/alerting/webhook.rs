@@ -39,7 +39,9 @@ impl Receiver {
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(hook))
             .with_state(r.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
         (r, url)
@@ -99,7 +101,11 @@ async fn two_failures_then_one_delivery_then_resolved_in_order_and_no_duplicate_
         .await
         .expect("round");
     assert_eq!(sent, 1);
-    assert_eq!(receiver.posts.load(Ordering::SeqCst), 3, "two failures, then delivered");
+    assert_eq!(
+        receiver.posts.load(Ordering::SeqCst),
+        3,
+        "two failures, then delivered"
+    );
     let taken = receiver.taken();
     assert_eq!(taken.len(), 1, "delivered once: {taken:?}");
     let m = &taken[0];
@@ -136,7 +142,10 @@ async fn two_failures_then_one_delivery_then_resolved_in_order_and_no_duplicate_
     assert_eq!(alert["fingerprint"].as_str().map(str::len), Some(16));
     let text = tc.metrics_text().await;
     assert_eq!(
-        metric_value(&text, r#"vitals_collector_alert_delivery_failures_total{receiver="ops"}"#),
+        metric_value(
+            &text,
+            r#"vitals_collector_alert_delivery_failures_total{receiver="ops"}"#
+        ),
         2
     );
     assert_eq!(
@@ -149,24 +158,49 @@ async fn two_failures_then_one_delivery_then_resolved_in_order_and_no_duplicate_
 
     // Still firing: nothing new before repeat_interval (4 h), also not
     // after a restart.
-    tc.collector.alerting().run_once(t + 45 * S).await.expect("round");
+    tc.collector
+        .alerting()
+        .run_once(t + 45 * S)
+        .await
+        .expect("round");
     let tc = {
         tc.stop().await;
         open_at(&path, &toml).await
     };
-    tc.collector.alerting().run_once(t + 60 * S).await.expect("round");
+    tc.collector
+        .alerting()
+        .run_once(t + 60 * S)
+        .await
+        .expect("round");
     assert_eq!(receiver.taken().len(), 1, "no duplicate");
 
     // Recovery: one resolved message, after the firing one.
-    tc.collector.alerting().run_once(t + 7 * M).await.expect("round");
-    tc.collector.alerting().run_once(t + 8 * M).await.expect("round");
+    tc.collector
+        .alerting()
+        .run_once(t + 7 * M)
+        .await
+        .expect("round");
+    tc.collector
+        .alerting()
+        .run_once(t + 8 * M)
+        .await
+        .expect("round");
     let taken = receiver.taken();
-    let statuses: Vec<&str> = taken.iter().map(|m| m["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = taken
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["firing", "resolved"]);
     let resolved = &taken[1]["alerts"][0];
     assert_eq!(resolved["status"], "resolved");
-    assert_eq!(resolved["endsAt"], vitals_collector::alerting::rfc3339(t + 7 * M));
-    assert_eq!(resolved["fingerprint"], taken[0]["alerts"][0]["fingerprint"]);
+    assert_eq!(
+        resolved["endsAt"],
+        vitals_collector::alerting::rfc3339(t + 7 * M)
+    );
+    assert_eq!(
+        resolved["fingerprint"],
+        taken[0]["alerts"][0]["fingerprint"]
+    );
     // The alerts page sees the receiver's counts.
     let list = tc.get_ok("/v1/alert-rules").await;
     assert_eq!(list["receivers"][0]["name"], "ops");
@@ -204,14 +238,20 @@ async fn a_4xx_is_not_retried_and_the_failure_is_counted_and_shown() {
         "{ops}"
     );
     // Not marked as told: the next round tries again.
-    tc.collector.alerting().run_once(t + 45 * S).await.expect("round");
+    tc.collector
+        .alerting()
+        .run_once(t + 45 * S)
+        .await
+        .expect("round");
     assert_eq!(receiver.posts.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
 async fn a_receiver_that_never_answers_times_out_and_is_retried() {
     // A listener that accepts and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = silent.local_addr().expect("addr");
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
@@ -237,7 +277,10 @@ async fn a_receiver_that_never_answers_times_out_and_is_retried() {
     assert_eq!(sent, 0);
     let text = tc.metrics_text().await;
     assert_eq!(
-        metric_value(&text, r#"vitals_collector_alert_delivery_failures_total{receiver="ops"}"#),
+        metric_value(
+            &text,
+            r#"vitals_collector_alert_delivery_failures_total{receiver="ops"}"#
+        ),
         3
     );
     let list = tc.get_ok("/v1/alert-rules").await;

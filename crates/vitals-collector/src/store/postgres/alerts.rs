@@ -59,7 +59,11 @@ impl PostgresStore {
     }
 
     /// Deletes a rule and its alerts' states.
-    pub(super) async fn remove_alert_rule(&self, tenant: String, name: String) -> StoreResult<bool> {
+    pub(super) async fn remove_alert_rule(
+        &self,
+        tenant: String,
+        name: String,
+    ) -> StoreResult<bool> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(db)?;
         let n = tx

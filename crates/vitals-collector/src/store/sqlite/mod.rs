@@ -23,8 +23,9 @@ mod write;
 
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::model::{
-    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, RouteSum, Sample, ServiceRecord, StoredAlert, StoredRule, UnixMs,
+    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
+    IngestOutcome, IngestWrite, KeyRecord, Resolution, RouteSum, Sample, ServiceRecord,
+    StoredAlert, StoredRule, UnixMs,
 };
 use rows::db;
 use rusqlite::Connection;
