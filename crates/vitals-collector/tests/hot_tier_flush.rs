@@ -124,6 +124,12 @@ impl Store for FlakyStore {
     fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         self.inner.tenants()
     }
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.inner.list_keys(tenant)
+    }
+    fn revoke_keys(&self, prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.inner.revoke_keys(prefix)
+    }
 }
 
 /// The value of one series in Prometheus text (`name{labels}` as written).

@@ -248,4 +248,12 @@ impl Store for PostgresStore {
     fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         Box::pin(self.select_tenants())
     }
+
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        Box::pin(self.select_keys(tenant))
+    }
+
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        Box::pin(self.delete_keys(hash_prefix))
+    }
 }

@@ -255,4 +255,12 @@ impl Store for SqliteStore {
     fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
         self.with(|c| alerts::tenants(c))
     }
+
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.with(move |c| read::list_keys(c, tenant.as_deref()))
+    }
+
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.with(move |c| write::revoke_keys(c, &hash_prefix))
+    }
 }

@@ -464,3 +464,19 @@ pub(super) fn create_key(c: &Connection, key: &KeyRecord) -> StoreResult<()> {
     }
     Ok(())
 }
+
+/// Deletes the keys whose hash starts with `prefix` and returns them, in
+/// one transaction.
+pub(super) fn revoke_keys(c: &mut Connection, prefix: &str) -> StoreResult<Vec<KeyRecord>> {
+    let tx = c.transaction().map_err(db)?;
+    let doomed = super::read::list_keys(&tx, None)?
+        .into_iter()
+        .filter(|k| k.hash.starts_with(prefix))
+        .collect::<Vec<_>>();
+    for k in &doomed {
+        tx.execute("DELETE FROM api_keys WHERE hash = ?1", [&k.hash])
+            .map_err(db)?;
+    }
+    tx.commit().map_err(db)?;
+    Ok(doomed)
+}
