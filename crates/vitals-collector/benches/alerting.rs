@@ -99,11 +99,32 @@ fn alerting(c: &mut Criterion) {
                         tenant: "bench".into(),
                         resolution: Resolution::Minute,
                         start_ms: t,
-                        key: SeriesKey { service: format!("svc-{s}"), method: "GET".into(), route: format!("/route/{r}"), status_class: 2, caller: String::new() },
-                        stats: BucketStats { count: 100, errors: 1, satisfied: 80, tolerating: 10, duration_ms: sketch(&mut seed, 100), last_seen_ms: now },
+                        key: SeriesKey {
+                            service: format!("svc-{s}"),
+                            method: "GET".into(),
+                            route: format!("/route/{r}"),
+                            status_class: 2,
+                            caller: String::new(),
+                        },
+                        stats: BucketStats {
+                            count: 100,
+                            errors: 1,
+                            satisfied: 80,
+                            tolerating: 10,
+                            duration_ms: sketch(&mut seed, 100),
+                            last_seen_ms: now,
+                        },
                     })
                     .collect();
-                let w = IngestWrite { tenant: "bench".into(), service: format!("svc-{s}"), batch_id: None, received_ms: now, buckets: with_totals(buckets), samples: vec![], custom: vec![] };
+                let w = IngestWrite {
+                    tenant: "bench".into(),
+                    service: format!("svc-{s}"),
+                    batch_id: None,
+                    received_ms: now,
+                    buckets: with_totals(buckets),
+                    samples: vec![],
+                    custom: vec![],
+                };
                 store.ingest(w).await.unwrap();
             }
         }
@@ -124,7 +145,9 @@ fn alerting(c: &mut Criterion) {
         started.elapsed()
     );
     let mut group = c.benchmark_group("alerting");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     group.bench_function("round_1000_rules_20x50_sqlite", |b| {
         b.iter(|| rt.block_on(a.evaluate(at())).unwrap())
     });

@@ -57,6 +57,7 @@ impl Collector {
             self.inner.registry.count_rejected("custom_series_limit");
         }
         let batch_id = write.batch_id.clone();
+        let (tenant, service) = (write.tenant.clone(), write.service.clone());
         let series = write.buckets.len();
         let custom = write.custom.len();
         let outcome = self
@@ -68,6 +69,7 @@ impl Collector {
         let status = match outcome {
             IngestOutcome::Stored => {
                 self.inner.ingested.get(&[endpoint]).add(requests);
+                self.announce_batch(&tenant, &service);
                 "stored"
             }
             IngestOutcome::Duplicate => "duplicate",

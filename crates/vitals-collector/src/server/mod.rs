@@ -11,17 +11,26 @@
 //! `GET /v1/services`, `/v1/services/{service}/stats|routes|timeseries|recent`,
 //! `/v1/services/{service}/custom` (custom metrics list) and
 //! `/v1/services/{service}/custom/{name}` (one metric's series),
-//! `/v1/connections`; alerting (`alerts.rs`): `GET`/`POST /v1/alert-rules`,
-//! `PUT`/`DELETE /v1/alert-rules/{name}`, `GET /v1/alerts`; plus
-//! `/metrics` and `/healthz`.
+//! `/v1/connections`, `/v1/traces/{trace_id}` (a request journey, in
+//! `journeys.rs`) and `/v1/live` (Server-Sent Events as batches are
+//! stored, in `live.rs`); alerting (`alerts.rs`): `GET`/`POST
+//! /v1/alert-rules`, `PUT`/`DELETE /v1/alert-rules/{name}`, `GET
+//! /v1/alerts`; plus `/metrics` and `/healthz`; the web UI at `/` and
+//! its files at `/ui/{*file}` (from `crate::ui`).
 
 mod alerts;
 mod batches;
+mod journeys;
+mod live;
+mod live_hub;
 mod queries;
 mod refusals;
 mod state;
 
-pub use queries::{MAX_QUERY_LEN, MAX_RECENT};
+pub use journeys::{MAX_JOURNEY, is_trace_id};
+pub use live::KEEPALIVE;
+pub use live_hub::LiveBatch;
+pub use queries::{MAX_QUERY_LEN, MAX_RECENT, MAX_ROUTES_LIMIT};
 pub use state::{Collector, CollectorError};
 
 use axum::Router;
@@ -62,8 +71,12 @@ impl Collector {
                 axum::routing::put(alerts::replace_rule).delete(alerts::delete_rule),
             )
             .route("/v1/alerts", get(alerts::history))
+            .route("/v1/traces/{trace_id}", get(journeys::trace))
+            .route("/v1/live", get(live::live))
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/", get(|| async { crate::ui::page() }))
+            .route("/ui/{*file}", get(ui_file))
             // After every route: it applies to the routes added before it.
             .method_not_allowed_fallback(refusals::method_not_allowed)
             .fallback(refusals::not_found)
@@ -84,6 +97,12 @@ impl Collector {
             .settings()
             .enabled
             .then(|| self.inner.alerting.spawn());
+        let this = self.clone();
+        // Open live streams would hold a graceful shutdown forever.
+        let shutdown = async move {
+            shutdown.await;
+            this.end_live_streams();
+        };
         let result = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
@@ -92,6 +111,18 @@ impl Collector {
             a.abort();
         }
         result.map_err(CollectorError::Io)
+    }
+}
+
+/// `GET /ui/{*file}`: a file of the web UI, or the counted 404 of an
+/// unknown path.
+async fn ui_file(
+    State(c): State<Collector>,
+    refusals::ApiPath(file): refusals::ApiPath<String>,
+) -> Response {
+    match crate::ui::file(&file) {
+        Some(response) => response,
+        None => refusals::not_found(State(c)).await,
     }
 }
 

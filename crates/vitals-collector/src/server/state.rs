@@ -3,6 +3,7 @@
 //! handlers share (answering an error, checking a key). The router over it
 //! is in `mod.rs`; the handlers import this file, never `mod.rs`.
 
+use super::live_hub::LiveHub;
 use crate::alerting::{AlertMetrics, Alerting};
 use crate::auth::{self, KeyCache, MAX_KEY_LEN};
 use crate::clock::now_ms;
@@ -48,6 +49,7 @@ pub(super) struct Inner {
     pub(super) apdex_estimated: Counter,
     pub(super) failures: CounterVec,
     pub(super) alerting: Alerting,
+    pub(super) live: Arc<LiveHub>,
 }
 
 /// A collector: configuration, store and state shared by its HTTP
@@ -133,6 +135,11 @@ impl Collector {
             store.clone(),
             AlertMetrics::register(&registry)?,
         );
+        let live = Arc::new(LiveHub::new(
+            &registry,
+            config.limits.max_live_clients,
+            config.limits.live_buffer,
+        )?);
         Ok(Collector {
             inner: Arc::new(Inner {
                 config,
@@ -147,6 +154,7 @@ impl Collector {
                 apdex_estimated,
                 failures,
                 alerting,
+                live,
             }),
         })
     }

@@ -13,6 +13,10 @@
 //! - `refusals`: hostile bodies, bad query parameters and what the router
 //!   refuses are clear JSON errors, and counted.
 //! - `health`: each service's health follows its own policy.
+//! - `freshness`: every window sees every acknowledged batch at once, on
+//!   every back end.
+//! - `journeys`: request journeys across services, every route, sparklines.
+//! - `live`: the `/v1/live` event stream, per tenant, bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/mod.rs"]
@@ -20,9 +24,12 @@ mod common;
 #[path = "../external/mod.rs"]
 mod external;
 
+mod freshness;
 mod health;
 mod ingest;
+mod journeys;
 mod limits;
+mod live;
 mod refusals;
 mod tenants;
 

@@ -67,7 +67,7 @@ use crate::clock::now_ms;
 use crate::model::{
     AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
     IngestOutcome, IngestWrite, KeyRecord, Resolution, Sample, ServiceRecord, StoredAlert,
-    StoredRule, UnixMs,
+    StoredRule, TraceSample, UnixMs,
 };
 use keys::{Keys, glob_escape};
 use metrics::{HotTierCollector, HotTierMetrics};
@@ -328,6 +328,18 @@ impl Store for HotTier {
         self.inner.store.dirty_periods(resolution, before_ms, limit)
     }
 
+    fn dirty_starts(
+        &self,
+        tenant: String,
+        resolution: Resolution,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<Vec<UnixMs>>> {
+        self.inner
+            .store
+            .dirty_starts(tenant, resolution, start_ms, end_ms)
+    }
+
     fn write_rollup(
         &self,
         period: DirtyPeriod,
@@ -374,6 +386,15 @@ impl Store for HotTier {
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<Sample>>> {
         Box::pin(self.inner.recent_samples(tenant, service, limit))
+    }
+
+    fn trace_samples(
+        &self,
+        tenant: String,
+        trace_id: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<TraceSample>>> {
+        Box::pin(self.inner.trace_samples(tenant, trace_id, limit))
     }
 
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {

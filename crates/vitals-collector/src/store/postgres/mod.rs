@@ -48,7 +48,7 @@ use crate::clock::now_ms;
 use crate::model::{
     AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
     IngestOutcome, IngestWrite, KeyRecord, Resolution, Sample, ServiceRecord, StoredAlert,
-    StoredRule, UnixMs,
+    StoredRule, TraceSample, UnixMs,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 pub use pool::PostgresStore;
@@ -164,6 +164,16 @@ impl Store for PostgresStore {
         Box::pin(self.select_dirty_periods(resolution, before_ms, limit))
     }
 
+    fn dirty_starts(
+        &self,
+        tenant: String,
+        resolution: Resolution,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<Vec<UnixMs>>> {
+        Box::pin(self.select_dirty_starts(tenant, resolution, start_ms, end_ms))
+    }
+
     fn write_rollup(
         &self,
         period: DirtyPeriod,
@@ -199,6 +209,15 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<Sample>>> {
         Box::pin(self.select_recent_samples(tenant, service, limit))
+    }
+
+    fn trace_samples(
+        &self,
+        tenant: String,
+        trace_id: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<TraceSample>>> {
+        Box::pin(self.select_trace_samples(tenant, trace_id, limit))
     }
 
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {

@@ -109,6 +109,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "#,
     // Per-service total series: see TOTALS_MIGRATION.
     TOTALS_MIGRATION,
+    // Request journeys: the samples of one trace, across services
+    // (inherited by each day partition).
+    r#"
+    CREATE INDEX samples_by_trace ON samples (tenant, trace_id) WHERE trace_id IS NOT NULL;
+    "#,
     // Alerting: rules written over the API, each alert's state, and the
     // history of state changes (see `alerts.rs`). History is small (one
     // row per state change), so a plain table with a time index.

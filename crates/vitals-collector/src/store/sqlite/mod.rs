@@ -25,7 +25,7 @@ use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::model::{
     AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
     IngestOutcome, IngestWrite, KeyRecord, Resolution, RouteSum, Sample, ServiceRecord,
-    StoredAlert, StoredRule, UnixMs,
+    StoredAlert, StoredRule, TraceSample, UnixMs,
 };
 use rows::db;
 use rusqlite::Connection;
@@ -171,6 +171,16 @@ impl Store for SqliteStore {
         self.with(move |c| read::dirty_periods(c, resolution, before_ms, limit))
     }
 
+    fn dirty_starts(
+        &self,
+        tenant: String,
+        resolution: Resolution,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<Vec<UnixMs>>> {
+        self.with(move |c| read::dirty_starts(c, &tenant, resolution, start_ms, end_ms))
+    }
+
     fn write_rollup(
         &self,
         period: DirtyPeriod,
@@ -206,6 +216,15 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<Sample>>> {
         self.with(move |c| read::recent_samples(c, &tenant, &service, limit))
+    }
+
+    fn trace_samples(
+        &self,
+        tenant: String,
+        trace_id: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<TraceSample>>> {
+        self.with(move |c| read::trace_samples(c, &tenant, &trace_id, limit))
     }
 
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {
