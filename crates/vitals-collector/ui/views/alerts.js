@@ -115,32 +115,32 @@ function RuleForm({ editing, onSaved, onCancel }) {
       setBusy(false);
     }
   };
-  const input = (name, label, attrs = {}) => html`<label>${label}
-    <input name=${name} value=${form[name]} onInput=${field(name)} ...${attrs} /></label>`;
+  const input = (name, label, attrs = {}) => html`<div class="field"><label>${label}${' '}
+    <input name=${name} value=${form[name]} onInput=${field(name)} ...${attrs} /></label></div>`;
   return html`<form class="rule-form" id="rule-form" onSubmit=${submit}>
     <div class="fields">
       ${input('name', 'Name', { required: true, disabled: !!editing, placeholder: 'checkout_errors' })}
       ${input('service', 'Service', { required: true, placeholder: 'checkout' })}
       ${input('route', 'Route (optional)', { placeholder: '/pay' })}
       ${input('method', 'Method (optional)', { placeholder: 'POST' })}
-      <label>Signal
+      <div class="field"><label>Signal${' '}
         <select name="signal" value=${form.signal} onChange=${field('signal')}>
           ${['error_rate', 'p95_ms', 'p99_ms', 'rate', 'apdex', 'no_data', 'health'].map(
             (s) => html`<option value=${s}>${s}</option>`)}
-        </select></label>
-      <label>Op
+        </select></label></div>
+      <div class="field"><label>Op${' '}
         <select name="op" value=${form.op} onChange=${field('op')} disabled=${form.signal === 'no_data'}>
           ${['>', '>=', '<', '<='].map((o) => html`<option value=${o}>${o}</option>`)}
-        </select></label>
+        </select></label></div>
       ${input('threshold', 'Threshold', { type: 'number', step: 'any', disabled: form.signal === 'no_data' })}
       ${input('window', 'Window')}
       ${input('for', 'For')}
       ${input('keep_firing_for', 'Keep firing for')}
       ${input('severity', 'Label severity (optional)')}
       ${input('summary', 'Summary (optional; {{ $value }} is the value)')}
-      <label>Admin key (if the signed-in key is not one)
+      <div class="field"><label>Admin key (if the signed-in key is not one)${' '}
         <input name="admin_key" type="password" autocomplete="off" value=${key}
-          onInput=${(e) => setKey(e.target.value)} /></label>
+          onInput=${(e) => setKey(e.target.value)} /></label></div>
     </div>
     <${Problem} error=${problem} />
     <button type="submit" disabled=${busy}>${editing ? 'Save rule' : 'Add rule'}</button>
