@@ -433,6 +433,74 @@ mod tests {
     }
 
     #[test]
+    fn alerting_rules_and_receivers_come_from_variables_too() {
+        let vars: Vec<String> = settings().into_iter().map(|s| s.variable).collect();
+        for want in [
+            "VITALS_ALERTING_INTERVAL",
+            "VITALS_ALERTING_HEALTH_RULE",
+            "VITALS_ALERTING_RULES",
+            "VITALS_ALERTING_WEBHOOK",
+            "VITALS_ALERTING_ALERTMANAGER",
+            "VITALS_ALERTING_GROUP_WAIT",
+        ] {
+            assert!(vars.iter().any(|v| v == want), "{want} missing: {vars:?}");
+        }
+        let c = CollectorConfig::from_toml_and_env(
+            "[alerting]\ninterval = \"30s\"",
+            env(&[
+                ("VITALS_ALERTING_INTERVAL", "5s"),
+                ("VITALS_ALERTING_HEALTH_RULE", "false"),
+                (
+                    "VITALS_ALERTING_RULES",
+                    r#"[{ tenant = "acme", name = "errors", service = "checkout", signal = "error_rate", op = ">", threshold = 0.05, for = "2m" }]"#,
+                ),
+                (
+                    "VITALS_ALERTING_WEBHOOK",
+                    r#"[{ name = "ops", url = "http://hooks.example/x" }]"#,
+                ),
+                (
+                    "VITALS_ALERTING_ALERTMANAGER",
+                    r#"{ url = "http://127.0.0.1:9093" }"#,
+                ),
+            ]),
+        )
+        .expect("valid");
+        let a = c.alerting_settings().expect("checks");
+        assert_eq!(a.interval_ms, 5_000);
+        assert!(!a.health_rule);
+        assert_eq!(a.rules.len(), 1);
+        assert_eq!(
+            (a.rules[0].name.as_str(), a.rules[0].for_ms),
+            ("errors", 120_000)
+        );
+        assert_eq!(a.webhooks[0].name, "ops");
+        assert_eq!(
+            a.alertmanager.map(|m| m.url),
+            Some("http://127.0.0.1:9093".to_string())
+        );
+        // A rule that does not check names its place.
+        let c = CollectorConfig::from_toml_and_env(
+            "",
+            env(&[(
+                "VITALS_ALERTING_RULES",
+                r#"[{ tenant = "acme", name = "x", service = "s", signal = "cpu", op = ">", threshold = 1 }]"#,
+            )]),
+        )
+        .expect("reads");
+        let err = c.validate().expect_err("unknown signal");
+        assert!(
+            err.contains("alerting.rules[0]") && err.contains("cpu"),
+            "{err}"
+        );
+        let err = CollectorConfig::from_toml_and_env(
+            "",
+            env(&[("VITALS_ALERTING_WEBHOOK", r#"[{ url = "http://x" }]"#)]),
+        )
+        .expect_err("a webhook needs a name");
+        assert!(err.to_string().contains("VITALS_ALERTING_WEBHOOK"), "{err}");
+    }
+
+    #[test]
     fn text_values_are_never_repeated_in_errors() {
         let err = CollectorConfig::from_toml_and_env(
             "",

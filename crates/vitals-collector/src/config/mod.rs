@@ -3,11 +3,15 @@
 //! so an empty file (or none) is a working configuration; every key has a
 //! variable too ([`environment`]).
 
+pub mod alert_rule;
+pub mod alerting;
 mod duration;
 pub mod environment;
 mod error;
 mod remote_write;
 
+pub use alert_rule::{NameLimits, Op, Rule, RuleSource, RuleSpec, Signal};
+pub use alerting::{AlertingConfig, AlertingSettings, AlertmanagerReceiver, WebhookReceiver};
 pub use duration::parse_duration_ms;
 pub use error::ConfigError;
 pub use remote_write::{DEFAULT_BUCKETS_SECONDS, RemoteWriteConfig, RemoteWriteTarget};
@@ -49,6 +53,8 @@ pub struct CollectorConfig {
     pub services: BTreeMap<String, ServicePolicy>,
     /// Prometheus remote-write receivers (`[[remote_write]]`), none by default.
     pub remote_write: Vec<RemoteWriteConfig>,
+    /// Alert rules, receivers and notification timing.
+    pub alerting: AlertingConfig,
 }
 
 impl Default for CollectorConfig {
@@ -64,6 +70,7 @@ impl Default for CollectorConfig {
             defaults: ServicePolicy::default(),
             services: BTreeMap::new(),
             remote_write: Vec::new(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -95,6 +102,8 @@ impl CollectorConfig {
                 ));
             }
         }
+
+        self.alerting_settings()?;
         if !(1..=1_000_000).contains(&self.limits.live_buffer) {
             return Err(format!(
                 "limits.live_buffer must be 1 to 1000000, got {}",
@@ -161,6 +170,20 @@ impl CollectorConfig {
             }
         }
         Ok(())
+    }
+
+    /// The `[alerting]` section checked, with the rules' names bounded by
+    /// `[limits]`.
+    pub fn alerting_settings(&self) -> Result<AlertingSettings, String> {
+        self.alerting.resolve(&self.listen, self.name_limits())
+    }
+
+    /// The name limits alert rules are checked against.
+    pub fn name_limits(&self) -> NameLimits {
+        NameLimits {
+            max_name_len: self.limits.max_name_len,
+            max_route_len: self.limits.max_route_len,
+        }
     }
 
     /// The policy for `service`: its own entry over the defaults over the

@@ -13,11 +13,14 @@
 //! - `keys`: API keys ([`KeyRecord`], [`Role`]).
 //! - `admission`: bounded sets every collector on one store shares
 //!   ([`MemberSet`], [`Admission`]): services per tenant, routes per service.
+//! - `alert`: alerting as stored ([`StoredRule`], [`StoredAlert`],
+//!   [`AlertEvent`], [`AlertHistoryQuery`]).
 //! - `merge`: every merge of the above: totals ([`totals_of`]), fast sums
 //!   ([`StatsSum`]), route sums ([`sum_routes`]), merges by key and
 //!   roll-ups into coarser periods ([`roll_up`], [`roll_up_custom`]).
 
 mod admission;
+mod alert;
 mod bucket;
 mod custom;
 mod keys;
@@ -26,6 +29,7 @@ mod period;
 mod write;
 
 pub use admission::{Admission, MemberKind, MemberSet};
+pub use alert::{AlertEvent, AlertHistoryQuery, StoredAlert, StoredRule};
 pub use bucket::{
     Bucket, BucketQuery, BucketStats, CLIENT_METHOD, OVERFLOW_ROUTE, RouteSum, SeriesKey,
     SeriesSelect,

@@ -4,6 +4,7 @@
 //! is in `mod.rs`; the handlers import this file, never `mod.rs`.
 
 use super::live_hub::LiveHub;
+use crate::alerting::{AlertMetrics, Alerting};
 use crate::auth::{self, KeyCache, MAX_KEY_LEN};
 use crate::clock::now_ms;
 use crate::config::CollectorConfig;
@@ -68,6 +69,8 @@ pub(super) struct Inner {
     pub(super) streams: Streams,
     /// OTLP requests being handled; past its permits the answer is 429.
     pub(super) otlp_in_flight: tokio::sync::Semaphore,
+    /// Alert rules, states and notifications.
+    pub(super) alerting: Alerting,
     pub(super) live: Arc<LiveHub>,
 }
 
@@ -150,6 +153,7 @@ impl Collector {
         store: Arc<dyn Store>,
     ) -> Result<Self, CollectorError> {
         let retention = config.retention.resolve().map_err(CollectorError::Config)?;
+        let alerting_settings = config.alerting_settings().map_err(CollectorError::Config)?;
         let registry = Registry::new();
         store.register_metrics(&registry);
         let batches = registry.counter_vec(
@@ -192,6 +196,13 @@ impl Collector {
                 remote.push(Arc::new(exporter));
             }
         }
+        let alerting = Alerting::new(
+            &config,
+            alerting_settings,
+            retention,
+            store.clone(),
+            AlertMetrics::register(&registry)?,
+        );
         let live = Arc::new(LiveHub::new(
             &registry,
             config.limits.max_live_clients,
@@ -230,6 +241,7 @@ impl Collector {
                 apdex_estimated,
                 failures,
                 remote,
+                alerting,
                 live,
                 otlp_points,
                 ingest_seconds,
@@ -263,6 +275,11 @@ impl Collector {
         &self.inner.remote
     }
 
+    /// The alerting engine (rules, states, notifications).
+    pub fn alerting(&self) -> &Alerting {
+        &self.inner.alerting
+    }
+
     /// Creates an API key for `tenant` and returns the secret (shown once).
     pub async fn create_key(&self, tenant: &str, role: Role) -> Result<String, StoreError> {
         auth::create_key(&*self.inner.store, tenant, role, now_ms()).await
@@ -276,6 +293,11 @@ impl Collector {
         let result = async {
             let periods = rollup::rollup_pass(&*self.inner.store).await?;
             rollup::apply_retention(&*self.inner.store, &self.inner.retention, now).await?;
+            // Alert history is kept as long as the hour rollups.
+            self.inner
+                .store
+                .drop_alert_history_before(now.saturating_sub(self.inner.retention.hour_ms))
+                .await?;
             Ok::<_, StoreError>(periods)
         }
         .await;
@@ -379,17 +401,17 @@ impl Collector {
             .ok_or_else(|| {
                 unauthorized("unknown API key; create one with `vitals collector keys create`")
             })?;
-        if rec.role != role {
+        if !rec.role.allows(role) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!(
                     "this key has role {}; {} needs a key with role {role}",
                     rec.role,
-                    if role == Role::Ingest {
-                        "ingest"
-                    } else {
-                        "reading"
+                    match role {
+                        Role::Ingest => "ingest",
+                        Role::Read => "reading",
+                        Role::Admin => "writing alert rules",
                     }
                 ),
             ));
