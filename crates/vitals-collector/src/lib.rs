@@ -53,6 +53,9 @@
 //! - Settings: [`config`] (the TOML file and its `VITALS_*` variables;
 //!   [`ConfigError`] in `config/error.rs`).
 //! - Errors: [`ApiError`] (what the API answers), [`StoreError`].
+//! - Web UI: `ui/` serves the page at `/` and its files (embedded from
+//!   the crate's `ui/` folder) at `/ui/{*file}`; the page reads the API
+//!   above with a read key.
 //! - Time: `clock.rs`, the one place the wall clock is read ([`now_ms`]).
 //!
 //! Imports go one way: `server` → `ingest`, `query`, `rollup`, `store`,
@@ -73,6 +76,7 @@ mod server;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod ui;
 
 pub use clock::now_ms;
 pub use config::{
@@ -86,7 +90,7 @@ pub use model::{
 };
 pub use query::Health;
 pub use server::{
-    Collector, CollectorError, KEEPALIVE, LiveBatch, MAX_JOURNEY, MAX_QUERY_LEN, MAX_RECENT,
+    Collector, CollectorError, KEEPALIVE, LiveBatch, MAX_JOURNEY, MAX_OTLP_IN_FLIGHT, MAX_QUERY_LEN, MAX_RECENT,
     MAX_ROUTES_LIMIT, is_trace_id,
 };
 pub use store::{BoxFuture, SqliteStore, Store, StoreError, StoreResult};

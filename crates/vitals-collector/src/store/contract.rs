@@ -185,6 +185,18 @@ pub trait Store: Send + Sync + 'static {
     /// The key with this hash, if any.
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>>;
 
+    /// Every stored key (of one tenant, or of all), oldest first: what
+    /// `vitals collector keys list` shows. Only hashes are stored, so no
+    /// secret can be listed.
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>>;
+
+    /// Deletes the keys whose hash starts with `hash_prefix` (at least
+    /// [`crate::auth::MIN_KEY_ID_LEN`] hex digits) and returns them. The
+    /// caller refuses a prefix that names more than one key before
+    /// calling this; a running collector stops accepting a revoked key
+    /// within [`crate::auth::KEY_CACHE_TTL`].
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>>;
+
     /// Adds the back end's own metrics (if it has any) to the collector's
     /// registry, served at `GET /metrics`; called once per collector built
     /// over this store. The default has none. The Redis hot tier reports

@@ -404,6 +404,14 @@ impl Store for HotTier {
         self.inner.store.key_by_hash(hash)
     }
 
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.inner.store.list_keys(tenant)
+    }
+
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.inner.store.revoke_keys(hash_prefix)
+    }
+
     fn register_metrics(&self, registry: &vitals::Registry) {
         registry.register_collector(HotTierCollector(self.inner.metrics.clone()));
         self.inner.store.register_metrics(registry);

@@ -224,4 +224,12 @@ impl Store for PostgresStore {
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         Box::pin(self.select_key(hash))
     }
+
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        Box::pin(self.select_keys(tenant))
+    }
+
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        Box::pin(self.delete_keys(hash_prefix))
+    }
 }

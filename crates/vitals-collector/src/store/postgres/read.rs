@@ -198,6 +198,29 @@ impl PostgresStore {
         })
         .transpose()
     }
+
+    /// [`Store::list_keys`](crate::store::Store::list_keys).
+    pub(super) async fn select_keys(&self, tenant: Option<String>) -> StoreResult<Vec<KeyRecord>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT hash, tenant, role, created_ms FROM api_keys
+                 WHERE $1::text IS NULL OR tenant = $1 ORDER BY created_ms, hash",
+                &[&tenant],
+            )
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRecord {
+                    hash: r.get(0),
+                    tenant: r.get(1),
+                    role: r.get::<_, &str>(2).parse().map_err(StoreError::Corrupt)?,
+                    created_ms: r.get(3),
+                })
+            })
+            .collect()
+    }
 }
 
 /// A sample from the first nine columns of `samples`' usual select.

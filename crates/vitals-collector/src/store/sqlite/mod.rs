@@ -231,4 +231,12 @@ impl Store for SqliteStore {
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         self.with(move |c| read::key_by_hash(c, hash))
     }
+
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.with(move |c| read::list_keys(c, tenant.as_deref()))
+    }
+
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.with(move |c| write::revoke_keys(c, &hash_prefix))
+    }
 }

@@ -327,6 +327,38 @@ pub(super) fn key_by_hash(c: &Connection, hash: String) -> StoreResult<Option<Ke
     .transpose()
 }
 
+/// Every key (of `tenant`, or all), oldest first.
+pub(super) fn list_keys(c: &Connection, tenant: Option<&str>) -> StoreResult<Vec<KeyRecord>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT hash, tenant, role, created_ms FROM api_keys
+             WHERE ?1 IS NULL OR tenant = ?1 ORDER BY created_ms, hash",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map([tenant], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, UnixMs>(3)?,
+            ))
+        })
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?;
+    rows.into_iter()
+        .map(|(hash, tenant, role, created_ms)| {
+            Ok(KeyRecord {
+                hash,
+                tenant,
+                role: role.parse().map_err(StoreError::Corrupt)?,
+                created_ms,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::schema::{MIGRATIONS, migrate};
