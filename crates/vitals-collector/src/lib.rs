@@ -50,9 +50,14 @@
 //!   back end passes [`testing`]'s suite (feature `testing`).
 //! - Custom metrics: pushed in batches, stored like buckets
 //!   ([`model::CustomPoint`]), answered by [`custom_metrics`].
+//! - Export: [`remote_write`] sends the aggregates and custom metrics to
+//!   Prometheus-compatible stores (remote-write 1.0), queued on disk.
 //! - Settings: [`config`] (the TOML file and its `VITALS_*` variables;
 //!   [`ConfigError`] in `config/error.rs`).
 //! - Errors: [`ApiError`] (what the API answers), [`StoreError`].
+//! - Web UI: `ui/` serves the page at `/` and its files (embedded from
+//!   the crate's `ui/` folder) at `/ui/{*file}`; the page reads the API
+//!   above with a read key.
 //! - Time: `clock.rs`, the one place the wall clock is read ([`now_ms`]).
 //!
 //! Imports go one way: `server` → `ingest`, `query`, `rollup`, `store`,
@@ -68,11 +73,13 @@ pub mod error;
 pub mod ingest;
 pub mod model;
 pub mod query;
+pub mod remote_write;
 pub mod rollup;
 mod server;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod ui;
 
 pub use clock::now_ms;
 pub use config::{
@@ -86,7 +93,7 @@ pub use model::{
 };
 pub use query::Health;
 pub use server::{
-    Collector, CollectorError, KEEPALIVE, LiveBatch, MAX_JOURNEY, MAX_OTLP_IN_FLIGHT, MAX_QUERY_LEN, MAX_RECENT,
-    MAX_ROUTES_LIMIT, is_trace_id,
+    Collector, CollectorError, KEEPALIVE, LiveBatch, MAX_JOURNEY, MAX_OTLP_IN_FLIGHT,
+    MAX_QUERY_LEN, MAX_RECENT, MAX_ROUTES_LIMIT, is_trace_id,
 };
 pub use store::{BoxFuture, SqliteStore, Store, StoreError, StoreResult};

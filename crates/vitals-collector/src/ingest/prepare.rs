@@ -11,8 +11,8 @@ use super::validate::{
 use crate::config::CollectorConfig;
 use crate::error::ApiError;
 use crate::model::{
-    Bucket, BucketStats, CustomKey, CustomPoint, CustomStats, IngestWrite, Resolution, Sample,
-    SeriesKey, UnixMs, canonical_labels, with_totals,
+    Bucket, BucketStats, CLIENT_METHOD, CustomKey, CustomPoint, CustomStats, IngestWrite,
+    Resolution, Sample, SeriesKey, UnixMs, canonical_labels, with_totals,
 };
 use std::collections::BTreeMap;
 use vitals::wire::{IngestBatch, RouteAggregate};
@@ -103,8 +103,40 @@ pub fn prepare_batch(
             ),
         ));
     }
+    check_count(
+        "routes and clients",
+        batch.routes.len() + batch.clients.len(),
+        limits.max_routes_per_batch,
+    )?;
     for r in &batch.routes {
         check_aggregate(r, limits)?;
+        if r.method == CLIENT_METHOD {
+            return Err(ApiError::bad_request(
+                "invalid_method",
+                format!("method {CLIENT_METHOD:?} is reserved for the clients list"),
+            ));
+        }
+    }
+    // The caller's side of outbound calls, checked as route aggregates
+    // whose route is the peer (no Apdex counts: they stay out of totals).
+    let clients: Vec<RouteAggregate> = batch
+        .clients
+        .iter()
+        .map(|c| RouteAggregate {
+            method: c.method.clone(),
+            route: c.peer.clone(),
+            status_class: c.status_class,
+            caller: None,
+            count: c.count,
+            errors: c.errors,
+            satisfied: 0,
+            tolerating: 0,
+            duration_ms: c.duration_ms.clone(),
+        })
+        .collect();
+    for c in &clients {
+        check_aggregate(c, limits)?;
+        check_name("client peer", &c.route, limits.max_name_len, true)?;
     }
     let mut samples = Vec::with_capacity(batch.requests.len());
     for s in batch.requests {
@@ -234,6 +266,27 @@ pub fn prepare_batch(
             satisfied: r.satisfied,
             tolerating: r.tolerating,
             duration_ms: r.duration_ms,
+            last_seen_ms: now,
+        };
+        merged.entry((minute, key)).or_default().merge(&stats);
+    }
+    for c in clients {
+        // Peers count against the service's route limit like routes do.
+        let (peer, over) = routes.route(tenant, &batch.service, &c.route, limits);
+        overflowed += u64::from(over);
+        let key = SeriesKey {
+            service: batch.service.clone(),
+            method: CLIENT_METHOD.to_owned(),
+            route: peer,
+            status_class: c.status_class,
+            caller: String::new(),
+        };
+        let stats = BucketStats {
+            count: c.count,
+            errors: c.errors,
+            satisfied: 0,
+            tolerating: 0,
+            duration_ms: c.duration_ms,
             last_seen_ms: now,
         };
         merged.entry((minute, key)).or_default().merge(&stats);

@@ -14,7 +14,8 @@
 //! `/v1/services/{service}/custom/{name}` (one metric's series),
 //! `/v1/connections`, `/v1/traces/{trace_id}` (a request journey, in
 //! `journeys.rs`) and `/v1/live` (Server-Sent Events as batches are
-//! stored, in `live.rs`); plus `/metrics` and `/healthz`.
+//! stored, in `live.rs`); plus `/metrics` and `/healthz`; the web UI at
+//! `/` and its files at `/ui/{*file}` (from `crate::ui`).
 
 mod batches;
 mod journeys;
@@ -65,6 +66,8 @@ impl Collector {
             .route("/v1/live", get(live::live))
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/", get(|| async { crate::ui::page() }))
+            .route("/ui/{*file}", get(ui_file))
             // After every route: it applies to the routes added before it.
             .method_not_allowed_fallback(refusals::method_not_allowed)
             .fallback(refusals::not_found)
@@ -90,6 +93,18 @@ impl Collector {
             .await;
         jobs.abort();
         result.map_err(CollectorError::Io)
+    }
+}
+
+/// `GET /ui/{*file}`: a file of the web UI, or the counted 404 of an
+/// unknown path.
+async fn ui_file(
+    State(c): State<Collector>,
+    refusals::ApiPath(file): refusals::ApiPath<String>,
+) -> Response {
+    match crate::ui::file(&file) {
+        Some(response) => response,
+        None => refusals::not_found(State(c)).await,
     }
 }
 

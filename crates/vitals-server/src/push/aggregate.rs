@@ -65,6 +65,8 @@ pub(crate) struct Aggregator {
     overflow_caller: Arc<str>,
     sampler: Sampler,
     rejected: Rejections,
+    /// The caller's side of outbound calls (`client/`).
+    pub(crate) clients: super::client_side::ClientAggregator,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -240,6 +242,7 @@ impl Aggregator {
             invalid_caller,
             overflow_caller,
             sampler: Sampler::new(config.sample_size),
+            clients: super::client_side::ClientAggregator::new(config.max_series),
             rejected: Rejections {
                 caller_invalid: r("caller_invalid"),
                 caller_overflow: r("caller_overflow"),

@@ -92,6 +92,7 @@
 mod aggregate;
 mod caller;
 mod client;
+mod client_side;
 mod config;
 pub mod custom;
 mod delivery;
@@ -107,6 +108,7 @@ pub use caller::{
     valid_caller,
 };
 pub use client::{FlushReport, PushClient};
+pub use client_side::OVERFLOW_PEER;
 pub use config::{
     DEFAULT_INTERVAL, DEFAULT_MAX_CALLERS, DEFAULT_MAX_CUSTOM, DEFAULT_MAX_SERIES,
     DEFAULT_QUEUE_CAPACITY, DEFAULT_SAMPLE_SIZE, PushConfig,
