@@ -21,7 +21,7 @@ use tower::{Layer, Service, ServiceExt};
 use vitals::Registry;
 use vitals_collector::{Collector, CollectorConfig, Role};
 use vitals_server::push::CallerService;
-use vitals_server::{CallerLayer, ConnectionInfo, PushConfig, ServerMetrics, TrackedListener};
+use vitals_server::{CallerLayer, TrackedRouter, PushConfig, ServerMetrics, TrackedListener};
 
 /// Settings of `vitals demo`.
 #[derive(Debug, Clone)]
@@ -143,7 +143,7 @@ async fn start_service(
     let task = tokio::spawn(async move {
         let serve = axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<ConnectionInfo>(),
+            TrackedRouter::new(app),
         )
         .with_graceful_shutdown(signal);
         if let Err(e) = serve.await {

@@ -18,7 +18,7 @@ use axum::routing::get;
 use clap::Parser;
 use std::time::Duration;
 use vitals::Event;
-use vitals_server::{ConnectionInfo, ServerMetrics, TrackedListener};
+use vitals_server::{TrackedRouter, ServerMetrics, TrackedListener};
 
 /// A server that logs its slow and failed requests from the event bus.
 #[derive(Parser)]
@@ -86,7 +86,7 @@ async fn main() -> std::io::Result<()> {
     eprintln!("listening on http://{addr}");
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
+        TrackedRouter::new(app),
     )
     .await
 }

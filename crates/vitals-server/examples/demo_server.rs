@@ -25,7 +25,7 @@ use clap::Parser;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
-use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+use vitals_server::{TrackedRouter, RouteMetrics, ServerMetrics, TrackedListener};
 
 /// Longest `/slow` sleep and most `/sse` events, so a client cannot pin
 /// the demo forever.
@@ -112,7 +112,7 @@ async fn main() -> std::io::Result<()> {
     eprintln!("demo server on http://{addr}");
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
+        TrackedRouter::new(app),
     )
     .await
 }

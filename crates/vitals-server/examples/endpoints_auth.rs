@@ -17,7 +17,7 @@
 use axum::Router;
 use axum::routing::get;
 use clap::Parser;
-use vitals_server::{ConnectionInfo, ServerMetrics, TrackedListener};
+use vitals_server::{TrackedRouter, ServerMetrics, TrackedListener};
 
 /// A server whose metrics endpoints need credentials.
 #[derive(Parser)]
@@ -55,7 +55,7 @@ async fn main() -> std::io::Result<()> {
     eprintln!("listening on http://{addr}; /metrics and /debug/* need credentials");
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
+        TrackedRouter::new(app),
     )
     .await
 }

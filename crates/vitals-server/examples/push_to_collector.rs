@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tower::{Layer, ServiceExt};
 use vitals_server::push::CallerService;
-use vitals_server::{CallerLayer, ConnectionInfo, PushConfig, ServerMetrics, TrackedListener};
+use vitals_server::{CallerLayer, TrackedRouter, PushConfig, ServerMetrics, TrackedListener};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -160,7 +160,7 @@ async fn run(args: Args) -> Result<(), Error> {
     };
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
+        TrackedRouter::new(app),
     )
     .with_graceful_shutdown(metrics.shutdown_signal(ctrl_c))
     .await?;

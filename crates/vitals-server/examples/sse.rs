@@ -16,7 +16,7 @@ use clap::Parser;
 use futures_util::Stream;
 use std::convert::Infallible;
 use std::time::Duration;
-use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+use vitals_server::{TrackedRouter, RouteMetrics, ServerMetrics, TrackedListener};
 
 /// An SSE ticker with metrics.
 #[derive(Parser)]
@@ -48,7 +48,7 @@ async fn main() -> std::io::Result<()> {
     eprintln!("SSE on http://{addr}/ticks, metrics on http://{addr}/metrics");
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
+        TrackedRouter::new(app),
     )
     .await
 }

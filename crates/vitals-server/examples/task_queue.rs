@@ -23,7 +23,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
-use vitals_server::{ConnectionInfo, ServerMetrics, TaskQueue, TrackedListener};
+use vitals_server::{TrackedRouter, ServerMetrics, TaskQueue, TrackedListener};
 
 /// Jobs waiting at most: a full queue refuses new ones instead of growing.
 const CAPACITY: usize = 10_000;
@@ -155,7 +155,7 @@ async fn main() -> std::io::Result<()> {
     };
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
+        TrackedRouter::new(app),
     )
     .with_graceful_shutdown(metrics.shutdown_signal(ctrl_c))
     .await?;

@@ -15,7 +15,7 @@ use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use clap::Parser;
-use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+use vitals_server::{TrackedRouter, RouteMetrics, ServerMetrics, TrackedListener};
 
 /// A WebSocket echo server with metrics.
 #[derive(Parser)]
@@ -51,7 +51,7 @@ async fn main() -> std::io::Result<()> {
     eprintln!("WebSocket echo on ws://{addr}/echo, metrics on http://{addr}/metrics");
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
+        TrackedRouter::new(app),
     )
     .await
 }

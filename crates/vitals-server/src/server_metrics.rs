@@ -14,7 +14,7 @@ use crate::endpoints::history::History;
 use crate::push::{Aggregator, FlushReport, PushClient};
 use crate::record::lifespan::Lifespan;
 use crate::record::task_families::TaskFamilies;
-use crate::settings::DebugOptions;
+use crate::settings::{ConnectionOptions, DebugOptions};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +50,7 @@ pub(crate) struct Handles {
     pub(crate) connections_failed: Counter,
     pub(crate) connections_idle: Gauge,
     pub(crate) connections_peer_closed: Counter,
+    pub(crate) connections_timed_out: Counter,
     pub(crate) bytes_sent: Counter,
     pub(crate) bytes_received: Counter,
     // HTTP/2 (record/in_flight.rs).
@@ -59,6 +60,9 @@ pub(crate) struct Handles {
     pub(crate) lifespan: Lifespan,
     // HTTP (record/in_flight.rs).
     pub(crate) requests: CounterVec,
+    /// The endpoints' own requests, unless `endpoints_as_application`.
+    pub(crate) endpoint_requests: CounterVec,
+    pub(crate) endpoints_as_application: bool,
     pub(crate) duration: HistogramVec,
     pub(crate) first_byte: HistogramVec,
     pub(crate) active_requests: Gauge,
@@ -87,6 +91,7 @@ pub(crate) struct Handles {
     pub(crate) push_client: Option<PushClient>,
     // The endpoints.
     pub(crate) debug: DebugOptions,
+    pub(crate) connection: ConnectionOptions,
     pub(crate) credentials: Credentials,
     pub(crate) history: History,
 }

@@ -5,8 +5,9 @@
 //!
 //! - `plain`: uninstrumented, `axum::serve` on a tokio `TcpListener`;
 //! - `vitals`: fully instrumented by vitals-server (the HTTP layer,
-//!   `/metrics` and `/debug/metrics` through `ServerMetrics::instrument`, a
-//!   `TrackedListener` and `ConnectionInfo` per connection);
+//!   `/metrics` and `/debug/*` through `ServerMetrics::instrument`, a
+//!   `TrackedListener` served through `TrackedRouter`, which hands each
+//!   request its connection);
 //! - `axum-prometheus`: the `axum-prometheus` crate's layer and its
 //!   `/metrics` route, as its README shows;
 //! - `vitals-push`: `vitals` with the push client on: every request is also
@@ -146,11 +147,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
             let router = metrics.instrument(app());
             let listener = vitals_server::TrackedListener::bind(&args.listen, &metrics).await?;
             announce(axum::serve::Listener::local_addr(&listener)?)?;
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<vitals_server::ConnectionInfo>(),
-            )
-            .await
+            axum::serve(listener, vitals_server::TrackedRouter::new(router)).await
         }
         Mode::AxumPrometheus => {
             let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
@@ -182,11 +179,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
             let router = metrics.instrument(app());
             let listener = vitals_server::TrackedListener::bind(&args.listen, &metrics).await?;
             announce(axum::serve::Listener::local_addr(&listener)?)?;
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<vitals_server::ConnectionInfo>(),
-            )
-            .await
+            axum::serve(listener, vitals_server::TrackedRouter::new(router)).await
         }
         Mode::VitalsLayer => {
             let metrics = vitals_server::ServerMetrics::builder()

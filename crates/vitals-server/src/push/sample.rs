@@ -1,9 +1,13 @@
-//! The sample of recent requests: a reservoir (algorithm R) per interval.
+//! The sample of recent requests: a reservoir per interval, filled by
+//! Li's algorithm L, which draws how many requests to skip until the next
+//! one it keeps instead of drawing for every request (as algorithm R does):
+//! each request costs one atomic add and one comparison, and only the kept
+//! ones draw random numbers. Every request of an interval still has the
+//! same chance to be in the sample.
 //!
-//! The decision is taken when a request starts (one atomic add and, past the
-//! reservoir size, one random draw), so only sampled requests copy their
-//! path and trace id, and only they take the reservoir's mutex when they
-//! end. A request still running when its interval closes (a slow one, most
+//! The decision is taken when a request starts, so only sampled requests
+//! copy their path and trace id, and only they take the reservoir's mutex
+//! when they end. A request still running when its interval closes (a slow one, most
 //! likely) competes again, as a request of the interval it ends in, where
 //! its aggregates are counted too; without that, `/recent` would miss the
 //! slow requests people look for there.
@@ -27,21 +31,46 @@ pub(crate) struct Sampler {
     size: usize,
     seen: AtomicU64,
     epoch: AtomicU64,
+    /// Algorithm L's state: the index of the next request to keep once the
+    /// reservoir is full, and its running weight `W` (as `f64` bits). Only
+    /// the request whose index is `next` moves them.
+    next: AtomicU64,
+    weight: AtomicU64,
     slots: Mutex<Vec<Option<vitals::wire::RequestSample>>>,
+}
+
+/// A uniform draw in (0, 1] (so its logarithm is finite).
+fn unit() -> f64 {
+    1.0 - rand::random::<f64>()
 }
 
 impl Sampler {
     pub(crate) fn new(size: usize) -> Self {
-        Sampler {
+        let s = Sampler {
             size,
             seen: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
+            next: AtomicU64::new(u64::MAX),
+            weight: AtomicU64::new(0),
             slots: Mutex::new((0..size).map(|_| None).collect()),
-        }
+        };
+        s.restart_skips();
+        s
     }
 
-    /// Algorithm R: the i-th request of the interval takes a slot with
-    /// probability size / (i + 1).
+    /// Draws the first skip of an interval: the reservoir takes requests
+    /// `0..size`, then keeps request `size + gap`.
+    fn restart_skips(&self) {
+        if self.size == 0 {
+            return;
+        }
+        let w = (unit().ln() / self.size as f64).exp();
+        self.weight.store(w.to_bits(), Relaxed);
+        self.next.store(self.size as u64 + gap(w), Relaxed);
+    }
+
+    /// Whether the request starting now is kept, and in which slot: the
+    /// i-th request of the interval is, with probability size / (i + 1).
     #[inline]
     pub(crate) fn reserve(&self) -> Option<(u64, usize)> {
         if self.size == 0 {
@@ -49,16 +78,18 @@ impl Sampler {
         }
         let epoch = self.epoch.load(Relaxed);
         let i = self.seen.fetch_add(1, Relaxed);
-        let slot = if i < self.size as u64 {
-            i
-        } else {
-            let j = rand::random_range(0..=i);
-            if j >= self.size as u64 {
-                return None;
-            }
-            j
-        };
-        Some((epoch, slot as usize))
+        if i < self.size as u64 {
+            return Some((epoch, i as usize));
+        }
+        if i != self.next.load(Relaxed) {
+            return None;
+        }
+        // This request is the one to keep: it replaces a random slot, and
+        // the weight and the next index move on.
+        let w = f64::from_bits(self.weight.load(Relaxed)) * (unit().ln() / self.size as f64).exp();
+        self.weight.store(w.to_bits(), Relaxed);
+        self.next.store(i.saturating_add(1).saturating_add(gap(w)), Relaxed);
+        Some((epoch, rand::random_range(0..self.size)))
     }
 
     pub(crate) fn store(&self, p: PendingSample, e: &Ended<'_>, caller: Option<&str>) {
@@ -97,9 +128,21 @@ impl Sampler {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         self.epoch.fetch_add(1, Relaxed);
         self.seen.store(0, Relaxed);
+        self.restart_skips();
         let mut out: Vec<_> = slots.iter_mut().filter_map(Option::take).collect();
         out.sort_by_key(|s| s.timestamp_unix_ms);
         out
+    }
+}
+
+/// Algorithm L's skip: requests passed over before the next one kept,
+/// for weight `w` (saturating: a vanishing weight keeps nothing more).
+fn gap(w: f64) -> u64 {
+    let skip = (unit().ln() / (1.0 - w).ln()).floor();
+    if skip.is_finite() && skip >= 0.0 {
+        skip as u64
+    } else {
+        u64::MAX / 2
     }
 }
 
@@ -164,5 +207,28 @@ mod tests {
             late_kept += usize::from(kept[0].path == "/slow");
         }
         assert!((800..=1200).contains(&late_kept), "{late_kept} of 2000");
+    }
+
+    #[test]
+    fn every_request_of_an_interval_has_the_same_chance() {
+        // Reservoir of 4 over 40 requests: each is kept with probability
+        // 1/10; over 4000 intervals each index is kept about 400 times.
+        let s = Sampler::new(4);
+        let mut kept = [0u32; 40];
+        for _ in 0..4000 {
+            let mut slots: [Option<usize>; 4] = [None; 4];
+            for i in 0..40 {
+                if let Some((_, slot)) = s.reserve() {
+                    slots[slot] = Some(i);
+                }
+            }
+            for i in slots.into_iter().flatten() {
+                kept[i] += 1;
+            }
+            let _ = s.take();
+        }
+        for (i, &k) in kept.iter().enumerate() {
+            assert!((300..=500).contains(&k), "request {i} kept {k} times of 4000");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Connection tracking: a listener wrapper for `axum::serve` and an IO
 //! wrapper for any accept loop, counting connections, bytes and idle time.
 
+use super::current_connection::ConnectionService;
+use super::head_timeout::HeadDeadline;
 use super::protocol_errors::WriteSniffer;
 use crate::server_metrics::ServerMetrics;
 use std::io;
@@ -38,6 +40,9 @@ pub struct ConnectionState {
     /// Set once the connection has been counted as failed, so an accept
     /// loop and the IO wrapper never count it twice.
     failed: AtomicBool,
+    /// Set when the connection was closed for sending no head in time, so
+    /// the error hyper then returns is not counted as a failure too.
+    timed_out: AtomicBool,
 }
 
 impl ConnectionState {
@@ -127,6 +132,8 @@ pub struct TrackedIo<T> {
     received: u64,
     /// Watches what the server writes for hyper's protocol-error answers.
     sniffer: WriteSniffer,
+    /// Until the first request head arrives: when it must have.
+    head: Option<HeadDeadline>,
 }
 
 /// Counts `connection` as failed unless it was counted already (by the
@@ -143,15 +150,25 @@ fn connection_failed_once(
 
 impl<T> TrackedIo<T> {
     /// Starts tracking a freshly accepted connection.
+    ///
+    /// Until it sends its first request head the connection has the
+    /// builder's [`header_read_timeout`](crate::ServerMetricsBuilder::header_read_timeout)
+    /// (30 s by default): past it, reads fail with `TimedOut` (hyper then
+    /// closes the connection) and it is counted in
+    /// `server_connections_timed_out_total`. Anything the server writes
+    /// ends the wait too, so a TLS layer above this wrapper is given the
+    /// time for its handshake.
     pub fn new(io: T, peer: Option<SocketAddr>, metrics: &ServerMetrics) -> Self {
+        let opened = Instant::now();
         let state = Arc::new(ConnectionState {
             id: NEXT_CONNECTION.fetch_add(1, Relaxed),
             peer,
-            opened: Instant::now(),
+            opened,
             state: AtomicUsize::new(0),
             metrics: metrics.clone(),
             app_error_heads: AtomicU32::new(0),
             failed: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
         });
         let m = &metrics.inner;
         m.connections_total.inc();
@@ -168,6 +185,11 @@ impl<T> TrackedIo<T> {
             sent: 0,
             received: 0,
             sniffer: WriteSniffer::default(),
+            head: metrics
+                .inner
+                .connection
+                .header_read_timeout
+                .map(|timeout| HeadDeadline::new(opened, timeout)),
         }
     }
 
@@ -184,6 +206,9 @@ impl<T> TrackedIo<T> {
     fn count_sent(&mut self, n: usize) {
         self.metrics.inner.bytes_sent.add(n as u64);
         self.sent += n as u64;
+        // The server answered (or a TLS layer above shook hands): the
+        // client is not stalling the first head.
+        self.head = None;
     }
 }
 
@@ -224,6 +249,19 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         if n > 0 {
             self.metrics.inner.bytes_received.add(n);
             self.received += n;
+        }
+        if let Some(head) = &mut self.head {
+            if n > 0 && head.saw(&buf.filled()[before..]) {
+                self.head = None;
+            } else if head.poll_expired(cx).is_ready() {
+                self.head = None;
+                self.state.timed_out.store(true, Release);
+                self.metrics.inner.connections_timed_out.inc();
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no complete request head within the header read timeout",
+                )));
+            }
         }
         poll
     }
@@ -300,15 +338,28 @@ impl TrackedListener {
         }
     }
 
-    /// Binds `addr` and wraps the listener.
+    /// Binds `addr` (the first of its addresses that binds) with the
+    /// builder's [`listen_backlog`](crate::ServerMetricsBuilder::listen_backlog)
+    /// (1024 by default, instead of the runtime's 128, so a burst of
+    /// connects is not left to SYN retries) and wraps the listener.
     pub async fn bind(
         addr: impl tokio::net::ToSocketAddrs,
         metrics: &ServerMetrics,
     ) -> io::Result<Self> {
-        Ok(Self::new(
-            tokio::net::TcpListener::bind(addr).await?,
-            metrics,
-        ))
+        let backlog = metrics.inner.connection.listen_backlog;
+        let mut last = None;
+        for addr in tokio::net::lookup_host(addr).await? {
+            match listen(addr, backlog) {
+                Ok(listener) => return Ok(Self::new(listener, metrics)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
     }
 }
 
@@ -344,6 +395,20 @@ impl axum::serve::Listener for TrackedListener {
     }
 }
 
+/// A listening socket on `addr` with `backlog`, set up as
+/// `TcpListener::bind` sets it up (`SO_REUSEADDR` on Unix).
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Errors that concern one connection only; others (EMFILE) affect all.
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
@@ -359,9 +424,14 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     /// Serves this connection with `app` (HTTP/1.1 or HTTP/2, upgrades
-    /// included), for a hand-written accept loop: each request gets the
-    /// connection's [`ConnectionInfo`], and an HTTP protocol error ends the
-    /// connection and is counted in `server_connections_failed_total`.
+    /// included), for a hand-written accept loop: each request is handed
+    /// the connection (as [`TrackedRouter`](crate::TrackedRouter) does, without an
+    /// extension), an HTTP protocol error ends the connection and is
+    /// counted in `server_connections_failed_total`, and a connection that
+    /// takes longer than the
+    /// [`header_read_timeout`](crate::ServerMetricsBuilder::header_read_timeout)
+    /// to send a request head (the first one or a later one) is closed and
+    /// counted in `server_connections_timed_out_total`.
     ///
     /// ```no_run
     /// # async fn run(listener: tokio::net::TcpListener, app: axum::Router, metrics: vitals_server::ServerMetrics) {
@@ -373,22 +443,44 @@ where
     /// # }
     /// ```
     pub async fn serve(self, app: axum::Router) {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
         use tower::ServiceExt;
-        let info = ConnectionInfo(self.state.clone());
         let state = self.state.clone();
         let metrics = self.metrics.clone();
+        // Each request finds its connection through `WithConnection`, with
+        // no extension to insert.
+        let service = ConnectionService::new(app, self.state.clone());
         let service =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(info.clone()));
-                app.clone().oneshot(req.map(axum::body::Body::new))
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                service.clone().oneshot(req.map(axum::body::Body::new))
             });
-        if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        if let Some(timeout) = metrics.inner.connection.header_read_timeout {
+            // The first head is watched by the IO; hyper watches the later
+            // ones on a kept-alive connection (and closes it when idle that long).
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout);
+        }
+        if let Err(e) = builder
             .serve_connection_with_upgrades(TokioIo::new(self), service)
             .await
         {
-            connection_failed_once(&metrics, &state, || format!("http: {e}"));
+            if state.timed_out.load(Acquire) {
+                // Counted by the IO already.
+            } else if is_header_timeout(&*e) {
+                state.timed_out.store(true, Release);
+                metrics.inner.connections_timed_out.inc();
+            } else {
+                connection_failed_once(&metrics, &state, || format!("http: {e}"));
+            }
         }
     }
+}
+
+/// Whether hyper gave up waiting for a request head.
+fn is_header_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<hyper::Error>()
+        .is_some_and(hyper::Error::is_timeout)
 }
