@@ -1,7 +1,6 @@
 //! Connection tracking: a listener wrapper for `axum::serve` and an IO
 //! wrapper for any accept loop, counting connections, bytes and idle time.
 
-use super::current_connection::ConnectionService;
 use super::head_timeout::HeadDeadline;
 use super::protocol_errors::WriteSniffer;
 use crate::server_metrics::ServerMetrics;
@@ -84,6 +83,17 @@ impl ConnectionState {
         }
     }
 
+    /// Whether the connection was closed for sending no head in time.
+    pub(super) fn timed_out(&self) -> bool {
+        self.timed_out.load(Acquire)
+    }
+
+    /// Marks the connection closed for sending no head in time; true the
+    /// first time only (the IO and hyper may both see it).
+    pub(super) fn mark_timed_out(&self) -> bool {
+        !self.timed_out.swap(true, AcqRel)
+    }
+
     /// Marks the connection failed; true the first time only.
     fn mark_failed(&self) -> bool {
         !self.failed.swap(true, AcqRel)
@@ -138,7 +148,7 @@ pub struct TrackedIo<T> {
 
 /// Counts `connection` as failed unless it was counted already (by the
 /// accept loop or the IO wrapper, whichever saw it first).
-fn connection_failed_once(
+pub(super) fn connection_failed_once(
     metrics: &ServerMetrics,
     connection: &ConnectionState,
     reason: impl FnOnce() -> String,
@@ -203,6 +213,11 @@ impl<T> TrackedIo<T> {
         &self.io
     }
 
+    /// The metrics this connection records into.
+    pub(super) fn metrics(&self) -> &ServerMetrics {
+        &self.metrics
+    }
+
     fn count_sent(&mut self, n: usize) {
         self.metrics.inner.bytes_sent.add(n as u64);
         self.sent += n as u64;
@@ -255,8 +270,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
                 self.head = None;
             } else if head.poll_expired(cx).is_ready() {
                 self.head = None;
-                self.state.timed_out.store(true, Release);
-                self.metrics.inner.connections_timed_out.inc();
+                if self.state.mark_timed_out() {
+                    self.metrics.inner.connections_timed_out.inc();
+                }
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "no complete request head within the header read timeout",
@@ -419,68 +435,3 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-impl<T> TrackedIo<T>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    /// Serves this connection with `app` (HTTP/1.1 or HTTP/2, upgrades
-    /// included), for a hand-written accept loop: each request is handed
-    /// the connection (as [`TrackedRouter`](crate::TrackedRouter) does, without an
-    /// extension), an HTTP protocol error ends the connection and is
-    /// counted in `server_connections_failed_total`, and a connection that
-    /// takes longer than the
-    /// [`header_read_timeout`](crate::ServerMetricsBuilder::header_read_timeout)
-    /// to send a request head (the first one or a later one) is closed and
-    /// counted in `server_connections_timed_out_total`.
-    ///
-    /// ```no_run
-    /// # async fn run(listener: tokio::net::TcpListener, app: axum::Router, metrics: vitals_server::ServerMetrics) {
-    /// loop {
-    ///     let Ok((stream, peer)) = listener.accept().await else { continue };
-    ///     let io = vitals_server::TrackedIo::new(stream, Some(peer), &metrics);
-    ///     tokio::spawn(io.serve(app.clone()));
-    /// }
-    /// # }
-    /// ```
-    pub async fn serve(self, app: axum::Router) {
-        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-        use tower::ServiceExt;
-        let state = self.state.clone();
-        let metrics = self.metrics.clone();
-        // Each request finds its connection through `WithConnection`, with
-        // no extension to insert.
-        let service = ConnectionService::new(app, self.state.clone());
-        let service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                service.clone().oneshot(req.map(axum::body::Body::new))
-            });
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        if let Some(timeout) = metrics.inner.connection.header_read_timeout {
-            // The first head is watched by the IO; hyper watches the later
-            // ones on a kept-alive connection (and closes it when idle that long).
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(timeout);
-        }
-        if let Err(e) = builder
-            .serve_connection_with_upgrades(TokioIo::new(self), service)
-            .await
-        {
-            if state.timed_out.load(Acquire) {
-                // Counted by the IO already.
-            } else if is_header_timeout(&*e) {
-                state.timed_out.store(true, Release);
-                metrics.inner.connections_timed_out.inc();
-            } else {
-                connection_failed_once(&metrics, &state, || format!("http: {e}"));
-            }
-        }
-    }
-}
-
-/// Whether hyper gave up waiting for a request head.
-fn is_header_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.downcast_ref::<hyper::Error>()
-        .is_some_and(hyper::Error::is_timeout)
-}

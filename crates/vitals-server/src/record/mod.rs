@@ -7,7 +7,8 @@
 //!   (`server_connections_*`, `server_bytes_*`), and hyper's protocol-error
 //!   answers read off the wire; [`head_timeout`]: closing connections that
 //!   send no request head in time; [`current_connection`]: handing each
-//!   request its connection without an extension.
+//!   request its connection without an extension; [`serve`]:
+//!   `TrackedIo::serve` for a hand-written accept loop.
 //! - [`extract`], [`websocket`], [`sse`]: the `RouteMetrics` extractor and
 //!   the WebSocket and SSE session wrappers.
 //! - [`tasks`] and [`task_families`]: task queues for job systems, and the
@@ -22,6 +23,7 @@ pub(crate) mod in_flight;
 pub(crate) mod layer;
 pub(crate) mod lifespan;
 pub(crate) mod protocol_errors;
+pub(crate) mod serve;
 pub(crate) mod sse;
 pub(crate) mod task_families;
 pub(crate) mod tasks;
