@@ -223,7 +223,9 @@ impl<T> TrackedIo<T> {
         self.sent += n as u64;
         // The server answered (or a TLS layer above shook hands): the
         // client is not stalling the first head.
-        self.head = None;
+        if self.head.is_some() {
+            self.head = None;
+        }
     }
 }
 
