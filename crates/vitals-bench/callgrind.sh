@@ -19,10 +19,13 @@
 # The table gives each mode's extra over noop-layer too: the instrumentation's
 # own cost above that floor.
 #
-# vitals-push pushes every PUSH_INTERVAL_MS (default here 60000): under
-# valgrind the requests run about 50 times slower, so bench_server's own
-# default of one push a second would put about 50 times the per-interval
-# work (encoding, sending) of a real run into the per-request figure.
+# vitals-push pushes every PUSH_INTERVAL_MS and the vitals modes sample
+# /debug/history every HISTORY_INTERVAL_MS (both 60000 by default here):
+# under valgrind the requests run about 50 times slower (and slower still
+# on a loaded machine), so bench_server's defaults of once a second would
+# put 50 times or more of that per-interval work (encoding, sending,
+# reading every histogram) of a real run into the per-request figure, and
+# make it depend on the machine's load.
 #
 # Writes callgrind.out.MODE and annotate-MODE.txt (self cost per function,
 # inlined code attributed to its source file) into OUT.
@@ -30,6 +33,7 @@ set -euo pipefail
 
 N=${N:-2000}
 export PUSH_INTERVAL_MS=${PUSH_INTERVAL_MS:-60000}
+export HISTORY_INTERVAL_MS=${HISTORY_INTERVAL_MS:-60000}
 WARMUP=${WARMUP:-200}
 read -r -a MODES <<<"${MODES:-plain noop-layer vitals vitals-push axum-prometheus}"
 OUT=${OUT:-$(mktemp -d /tmp/vitals-callgrind.XXXXXX)}

@@ -21,7 +21,7 @@ use tower::{Layer, Service, ServiceExt};
 use vitals::Registry;
 use vitals_collector::{Collector, CollectorConfig, Role};
 use vitals_server::push::CallerService;
-use vitals_server::{CallerLayer, TrackedRouter, PushConfig, ServerMetrics, TrackedListener};
+use vitals_server::{CallerLayer, PushConfig, ServerMetrics, TrackedListener, TrackedRouter};
 
 /// Settings of `vitals demo`.
 #[derive(Debug, Clone)]
@@ -141,11 +141,7 @@ async fn start_service(
     });
     metrics.startup_finished(began);
     let task = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            TrackedRouter::new(app),
-        )
-        .with_graceful_shutdown(signal);
+        let serve = axum::serve(listener, TrackedRouter::new(app)).with_graceful_shutdown(signal);
         if let Err(e) = serve.await {
             eprintln!("vitals demo: the {name} service stopped: {e}");
         }

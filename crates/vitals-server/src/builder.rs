@@ -16,9 +16,9 @@ use crate::record::lifespan::Lifespan;
 use crate::record::task_families::TaskFamilies;
 use crate::server_metrics::{Handles, ServerMetrics};
 use crate::settings::{
-    ConnectionOptions, DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT,
-    DEFAULT_EVENTS_MAX_CLIENTS, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HISTORY_CAPACITY,
-    DEFAULT_HISTORY_INTERVAL, DEFAULT_LISTEN_BACKLOG, DEFAULT_WINDOW, DebugOptions,
+    ConnectionOptions, DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL,
+    DEFAULT_LISTEN_BACKLOG, DEFAULT_WINDOW, DebugOptions,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};

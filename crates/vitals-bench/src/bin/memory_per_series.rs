@@ -234,10 +234,11 @@ fn histograms(values: &[String]) -> Vec<(&'static str, f64)> {
     ));
     drop(fam);
 
-    let fam = fastmetrics::metrics::family::Family::<
-        Fm1<String>,
-        fastmetrics::metrics::histogram::Histogram,
-    >::new(|| fastmetrics::metrics::histogram::Histogram::new(BUCKETS.iter().copied()));
+    let fam =
+        fastmetrics::metrics::family::Family::<
+            Fm1<String>,
+            fastmetrics::metrics::histogram::Histogram,
+        >::new(|| fastmetrics::metrics::histogram::Histogram::new(BUCKETS.iter().copied()));
     rows.push((
         "fastmetrics",
         per_series(n, || {
@@ -255,7 +256,10 @@ fn main() {
     let mut table: Vec<(String, &'static str, Vec<f64>)> = Vec::new();
     for (i, &n) in sizes.iter().enumerate() {
         let values: Vec<String> = (0..n).map(|i| format!("value_{i}")).collect();
-        for (kind, rows) in [("counter", counters(&values)), ("histogram", histograms(&values))] {
+        for (kind, rows) in [
+            ("counter", counters(&values)),
+            ("histogram", histograms(&values)),
+        ] {
             for (lib, bytes) in rows {
                 match table.iter_mut().find(|(k, l, _)| k == kind && *l == lib) {
                     Some(row) => row.2.push(bytes),

@@ -512,7 +512,12 @@ mod tests {
             a.finish(&cache, false, a.begin(&req(None)), ended(&long, 200, 1.0));
         }
         // Two hours; and a status HTTP does not have.
-        a.finish(&cache, false, a.begin(&req(None)), ended("/a", 200, 7_200_000.0));
+        a.finish(
+            &cache,
+            false,
+            a.begin(&req(None)),
+            ended("/a", 200, 7_200_000.0),
+        );
         a.finish(&cache, false, a.begin(&req(None)), ended("/a", 700, 1.0));
         let (routes, samples) = a.take();
         let cut = routes.iter().find(|r| r.route.starts_with("/r")).unwrap();

@@ -88,7 +88,8 @@ impl Sampler {
         // the weight and the next index move on.
         let w = f64::from_bits(self.weight.load(Relaxed)) * (unit().ln() / self.size as f64).exp();
         self.weight.store(w.to_bits(), Relaxed);
-        self.next.store(i.saturating_add(1).saturating_add(gap(w)), Relaxed);
+        self.next
+            .store(i.saturating_add(1).saturating_add(gap(w)), Relaxed);
         Some((epoch, rand::random_range(0..self.size)))
     }
 
@@ -228,7 +229,10 @@ mod tests {
             let _ = s.take();
         }
         for (i, &k) in kept.iter().enumerate() {
-            assert!((300..=500).contains(&k), "request {i} kept {k} times of 4000");
+            assert!(
+                (300..=500).contains(&k),
+                "request {i} kept {k} times of 4000"
+            );
         }
     }
 }

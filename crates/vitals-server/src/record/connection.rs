@@ -436,4 +436,3 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
     )
 }
-

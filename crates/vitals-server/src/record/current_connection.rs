@@ -59,10 +59,7 @@ fn with_current<R>(conn: &mut Option<Arc<ConnectionState>>, f: impl FnOnce() -> 
             *self.slot = CURRENT.try_with(|c| c.replace(previous)).ok().flatten();
         }
     }
-    let previous = CURRENT
-        .try_with(|c| c.replace(conn.take()))
-        .ok()
-        .flatten();
+    let previous = CURRENT.try_with(|c| c.replace(conn.take())).ok().flatten();
     let _restore = Restore {
         slot: conn,
         previous,
@@ -212,10 +209,7 @@ mod tests {
         let io = super::super::connection::TrackedIo::new((), None, &metrics);
         let conn = io.state().clone();
         assert!(current().is_none());
-        let fut = WithConnection::new(
-            async { current().map(|c| c.id()) },
-            conn.clone(),
-        );
+        let fut = WithConnection::new(async { current().map(|c| c.id()) }, conn.clone());
         let seen = poll_once(fut);
         assert_eq!(seen, Some(conn.id()));
         assert!(current().is_none(), "restored after the poll");

@@ -84,6 +84,9 @@ mod tests {
         assert!(!d.saw(b"\n\n\r\n"));
         assert!(d.saw(b"\r\n"));
         let mut d = HeadDeadline::new(Instant::now(), Duration::from_secs(1));
-        assert!(d.saw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "the HTTP/2 preface");
+        assert!(
+            d.saw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            "the HTTP/2 preface"
+        );
     }
 }

@@ -326,12 +326,15 @@ impl InFlight {
                 },
             );
         }
-        shared.metrics.events().emit_with(|| Event::RequestCompleted {
-            method: method.to_owned(),
-            route: route.to_owned(),
-            status: code,
-            duration_secs: elapsed,
-        });
+        shared
+            .metrics
+            .events()
+            .emit_with(|| Event::RequestCompleted {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: code,
+                duration_secs: elapsed,
+            });
     }
 }
 

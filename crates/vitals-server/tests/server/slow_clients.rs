@@ -34,10 +34,14 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
 }
 
 async fn assert_timed_out(registry: &Registry, n: i128) {
-    let snap = eventually(registry, "the stalled connections, counted and closed", |snap| {
-        value(snap, "server_connections_timed_out", &[]) == Some(n)
-            && value(snap, "server_connections_active", &[]) == Some(0)
-    })
+    let snap = eventually(
+        registry,
+        "the stalled connections, counted and closed",
+        |snap| {
+            value(snap, "server_connections_timed_out", &[]) == Some(n)
+                && value(snap, "server_connections_active", &[]) == Some(0)
+        },
+    )
     .await;
     assert_eq!(value(&snap, "server_connections_failed", &[]), Some(0));
 }
@@ -53,7 +57,10 @@ async fn half_a_head_or_nothing_is_closed_after_the_timeout() {
     let started = std::time::Instant::now();
     assert!(read_until_closed(&mut silent).await.is_empty());
     assert!(read_until_closed(&mut slow).await.is_empty());
-    assert!(started.elapsed() >= TIMEOUT / 2, "closed before the timeout");
+    assert!(
+        started.elapsed() >= TIMEOUT / 2,
+        "closed before the timeout"
+    );
     assert_timed_out(&s.registry, 2).await;
 }
 
@@ -141,11 +148,10 @@ async fn a_burst_of_connects_fits_in_the_default_backlog() {
     // With the runtime's default of 128 the rest would wait for a SYN
     // retry, a second or more.
     let registry = Registry::new();
-    let metrics = ServerMetrics::builder()
-        .registry(registry)
-        .build()
+    let metrics = ServerMetrics::builder().registry(registry).build().unwrap();
+    let listener = TrackedListener::bind("127.0.0.1:0", &metrics)
+        .await
         .unwrap();
-    let listener = TrackedListener::bind("127.0.0.1:0", &metrics).await.unwrap();
     let addr = axum::serve::Listener::local_addr(&listener).unwrap();
     let connects = (0..400).map(|_| TcpStream::connect(addr));
     let all = tokio::time::timeout(
@@ -167,7 +173,9 @@ async fn the_backlog_is_configurable() {
         .listen_backlog(8)
         .build()
         .unwrap();
-    let listener = TrackedListener::bind("127.0.0.1:0", &metrics).await.unwrap();
+    let listener = TrackedListener::bind("127.0.0.1:0", &metrics)
+        .await
+        .unwrap();
     let addr = axum::serve::Listener::local_addr(&listener).unwrap();
     let connected = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
