@@ -23,7 +23,8 @@ mod period;
 mod write;
 
 pub use bucket::{
-    Bucket, BucketQuery, BucketStats, OVERFLOW_ROUTE, RouteSum, SeriesKey, SeriesSelect,
+    Bucket, BucketQuery, BucketStats, CLIENT_METHOD, OVERFLOW_ROUTE, RouteSum, SeriesKey,
+    SeriesSelect,
 };
 pub use custom::{CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, canonical_labels};
 pub use keys::{KeyRecord, Role};
@@ -32,4 +33,4 @@ pub use merge::{
     totals_of, with_totals,
 };
 pub use period::{DirtyPeriod, Resolution, UnixMs};
-pub use write::{IngestOutcome, IngestWrite, Sample, ServiceRecord};
+pub use write::{IngestOutcome, IngestWrite, Sample, ServiceRecord, TraceSample};

@@ -4,6 +4,7 @@
 use super::head_timeout::HeadDeadline;
 use super::protocol_errors::WriteSniffer;
 use crate::server_metrics::ServerMetrics;
+use crate::servers::ServerSide;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -66,10 +67,10 @@ impl ConnectionState {
     }
 
     /// A request started on this connection.
-    pub(crate) fn request_started(&self, metrics: &ServerMetrics) {
+    pub(crate) fn request_started(&self, side: &ServerSide) {
         let prev = self.state.fetch_add(1, AcqRel);
         if prev == 0 {
-            metrics.inner.connections_idle.dec();
+            side.connections_idle.dec();
         }
     }
 
@@ -100,10 +101,10 @@ impl ConnectionState {
     }
 
     /// A request on this connection finished.
-    pub(crate) fn request_finished(&self, metrics: &ServerMetrics) {
+    pub(crate) fn request_finished(&self, side: &ServerSide) {
         let prev = self.state.fetch_sub(1, AcqRel);
         if prev == 1 {
-            metrics.inner.connections_idle.inc();
+            side.connections_idle.inc();
         }
     }
 }
@@ -180,7 +181,7 @@ impl<T> TrackedIo<T> {
             failed: AtomicBool::new(false),
             timed_out: AtomicBool::new(false),
         });
-        let m = &metrics.inner;
+        let m = metrics.side();
         m.connections_total.inc();
         m.connections_active.inc();
         m.connections_idle.inc();
@@ -219,7 +220,7 @@ impl<T> TrackedIo<T> {
     }
 
     fn count_sent(&mut self, n: usize) {
-        self.metrics.inner.bytes_sent.add(n as u64);
+        self.metrics.side().bytes_sent.add(n as u64);
         self.sent += n as u64;
         // The server answered (or a TLS layer above shook hands): the
         // client is not stalling the first head.
@@ -235,7 +236,7 @@ impl<T> Drop for TrackedIo<T> {
         if let Some(error) = self.sniffer.error(app_error_heads) {
             connection_failed_once(&self.metrics, &self.state, || error.reason());
         }
-        let m = &self.metrics.inner;
+        let m = self.metrics.side();
         m.connections_active.dec();
         let prev = self.state.state.fetch_or(CLOSED, AcqRel);
         if prev & !CLOSED == 0 {
@@ -264,7 +265,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         let poll = Pin::new(&mut self.io).poll_read(cx, buf);
         let n = (buf.filled().len() - before) as u64;
         if n > 0 {
-            self.metrics.inner.bytes_received.add(n);
+            self.metrics.side().bytes_received.add(n);
             self.received += n;
         }
         if let Some(head) = &mut self.head {
@@ -273,7 +274,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
             } else if head.poll_expired(cx).is_ready() {
                 self.head = None;
                 if self.state.mark_timed_out() {
-                    self.metrics.inner.connections_timed_out.inc();
+                    self.metrics.side().connections_timed_out.inc();
                 }
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -394,7 +395,7 @@ impl axum::serve::Listener for TrackedListener {
                     return (TrackedIo::new(stream, Some(addr), &self.metrics), addr);
                 }
                 Err(e) => {
-                    self.metrics.inner.connections_failed.inc();
+                    self.metrics.side().connections_failed.inc();
                     self.metrics.events().emit_with(|| Event::ConnectionFailed {
                         reason: format!("accept: {e}"),
                     });

@@ -8,6 +8,7 @@ use super::connection::{ConnectionInfo, ConnectionState};
 use super::current_connection;
 use crate::labels::{UNMATCHED, method_label};
 use crate::server_metrics::ServerMetrics;
+use crate::servers::ServerSide;
 use axum::extract::{ConnectInfo, MatchedPath};
 use bytes::Buf;
 use http::{Request, Version};
@@ -45,6 +46,7 @@ pub(super) struct RouteCache {
 
 #[derive(Debug)]
 struct CachedRoute {
+    server: usize,
     method: &'static str,
     route: Box<str>,
     /// The request's `MatchedPath` when the cache was filled: axum hands
@@ -61,7 +63,7 @@ struct CachedRoute {
 impl RouteCache {
     /// The cached handles if they are for this method and route.
     #[inline]
-    fn get(&self, method: &'static str, route: &str) -> Option<&CachedRoute> {
+    fn get(&self, server: usize, method: &'static str, route: &str) -> Option<&CachedRoute> {
         self.slot.get().filter(|c| {
             // `method_label` hands out the same static strings: the
             // addresses match, except for a method outside its list.
@@ -70,7 +72,7 @@ impl RouteCache {
                 let m = m.as_str();
                 std::ptr::eq(m.as_ptr(), route.as_ptr()) && m.len() == route.len()
             }) || &*c.route == route;
-            same_method && same_route
+            c.server == server && same_method && same_route
         })
     }
 }
@@ -99,6 +101,9 @@ pub(super) enum Outcome {
 /// Everything needed to record a request when it ends; records exactly once.
 pub(super) struct InFlight {
     shared: Arc<Shared>,
+    /// The declared server the request belongs to (its connection's, when
+    /// the listener records into these same metrics).
+    server: usize,
     start: Instant,
     method: &'static str,
     /// The route template, kept only when the cache does not hold this
@@ -108,8 +113,8 @@ pub(super) struct InFlight {
     http2: bool,
     status: Option<http::StatusCode>,
     kind: Kind,
-    /// The cache holds this request's method and route (compared once, when
-    /// the request starts), so nothing compares them again.
+    /// The cache holds this request's server, method and route (compared
+    /// once, when the request starts), so nothing compares them again.
     hit: bool,
     /// The server's own endpoints answered: recorded apart from the
     /// application's figures (see `ServerMetricsBuilder::endpoints_as_application`).
@@ -125,7 +130,6 @@ impl InFlight {
     #[inline]
     pub(super) fn start<B>(shared: &Arc<Shared>, req: &Request<B>) -> InFlight {
         let metrics = &shared.metrics;
-        let m = &metrics.inner;
         let http2 = req.version() == Version::HTTP_2;
         // The connection: set by `TrackedRouter` or `TrackedIo::serve`, or
         // the extension of `into_make_service_with_connect_info`.
@@ -134,20 +138,28 @@ impl InFlight {
                 .get::<ConnectInfo<ConnectionInfo>>()
                 .map(|c| c.0.0.clone())
         });
-        m.active_requests.inc();
+        // A request belongs to the server its connection was accepted by
+        // (when the listener records into these same metrics).
+        let server = connection
+            .as_ref()
+            .filter(|c| Arc::ptr_eq(&c.metrics().inner, &metrics.inner))
+            .map_or(metrics.server, |c| c.metrics().server);
+        let side = &metrics.inner.servers[server];
+        side.active_requests.inc();
         if http2 {
-            m.streams_total.inc();
-            m.streams_active.inc();
+            side.streams_total.inc();
+            side.streams_active.inc();
         }
         if let Some(c) = &connection {
-            c.request_started(metrics);
+            c.request_started(side);
         }
         let method = method_label(req.method());
         let matched = req.extensions().get::<MatchedPath>();
         let route = matched.map_or(UNMATCHED, MatchedPath::as_str);
-        let hit = shared.cache.get(method, route).is_some();
+        let hit = shared.cache.get(server, method, route).is_some();
         InFlight {
             start: Instant::now(),
+            server,
             method,
             route: if hit { None } else { matched.cloned() },
             connection,
@@ -157,7 +169,11 @@ impl InFlight {
             hit,
             own: false,
             done: false,
-            push: m.push.as_ref().and_then(|aggregator| aggregator.begin(req)),
+            push: metrics
+                .inner
+                .push
+                .as_ref()
+                .and_then(|aggregator| aggregator.begin(req)),
             shared: shared.clone(),
         }
     }
@@ -165,6 +181,12 @@ impl InFlight {
     /// The metrics this request records into.
     pub(super) fn metrics(&self) -> &ServerMetrics {
         &self.shared.metrics
+    }
+
+    /// The server side this request records into.
+    #[inline]
+    fn side(&self) -> &ServerSide {
+        &self.shared.metrics.inner.servers[self.server]
     }
 
     /// Whether the request came on a tracked connection (whose
@@ -209,22 +231,27 @@ impl InFlight {
             (true, Some(c)) => c.first_byte.record(elapsed),
             _ => {
                 let m = &self.shared.metrics.inner;
+                let side = self.side();
                 let route = self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-                let first_byte = m.first_byte.get(&[self.method, route]);
+                let method_route = [self.method, route];
+                let first_byte = side.with_labels(&method_route, |l| m.first_byte.get(l));
                 first_byte.record(elapsed);
                 if status.is_success() && cache.slot.get().is_none() {
+                    let status_labels = [self.method, route, status.as_str()];
                     let filled = cache
                         .slot
                         .set(CachedRoute {
+                            server: self.server,
                             method: self.method,
                             route: route.into(),
                             matched: self.route.clone(),
-                            duration: m.duration.get(&[self.method, route]).clone(),
+                            duration: side
+                                .with_labels(&method_route, |l| m.duration.get(l))
+                                .clone(),
                             first_byte: first_byte.clone(),
                             status,
-                            requests: m
-                                .requests
-                                .get(&[self.method, route, status.as_str()])
+                            requests: side
+                                .with_labels(&status_labels, |l| m.requests.get(l))
                                 .clone(),
                         })
                         .is_ok();
@@ -252,6 +279,7 @@ impl InFlight {
         }
         let shared = &*self.shared;
         let m = &shared.metrics.inner;
+        let side = &m.servers[self.server];
         let cached = if self.hit {
             shared.cache.slot.get()
         } else {
@@ -271,38 +299,39 @@ impl InFlight {
         };
         if self.own {
             m.endpoint_requests.get(&[route, status]).inc();
-            m.active_requests.dec();
+            side.active_requests.dec();
             if self.http2 {
-                m.streams_active.dec();
+                side.streams_active.dec();
             }
             if let Some(c) = &self.connection {
-                c.request_finished(&shared.metrics);
+                c.request_finished(side);
             }
             return;
         }
+        let method_route = [self.method, route];
         match cached {
             Some(c) if self.status == Some(c.status) => c.requests.inc(),
-            _ => m.requests.get(&[self.method, route, status]).inc(),
+            _ => side.with_labels(&[self.method, route, status], |l| m.requests.get(l).inc()),
         }
         if self.kind == Kind::Normal {
             match cached {
                 Some(c) => c.duration.record(elapsed),
-                None => m.duration.get(&[self.method, route]).record(elapsed),
+                None => side.with_labels(&method_route, |l| m.duration.get(l).record(elapsed)),
             }
         }
         let server_error = self.status.is_some_and(|s| s.is_server_error());
         if server_error || outcome == Outcome::Failed {
-            m.request_errors.get(&[self.method, route]).inc();
+            side.with_labels(&method_route, |l| m.request_errors.get(l).inc());
         }
         if outcome == Outcome::Abandoned {
-            m.requests_abandoned.get(&[self.method, route]).inc();
+            side.with_labels(&method_route, |l| m.requests_abandoned.get(l).inc());
         }
-        m.active_requests.dec();
+        side.active_requests.dec();
         if self.http2 {
-            m.streams_active.dec();
+            side.streams_active.dec();
         }
         if let Some(c) = &self.connection {
-            c.request_finished(&shared.metrics);
+            c.request_finished(side);
         }
         let code = match (self.status, outcome) {
             (Some(s), _) => s.as_u16(),

@@ -59,7 +59,7 @@ where
                 // Counted by the IO already.
             } else if is_header_timeout(&*e) {
                 if state.mark_timed_out() {
-                    metrics.inner.connections_timed_out.inc();
+                    metrics.side().connections_timed_out.inc();
                 }
             } else {
                 connection_failed_once(&metrics, &state, || format!("http: {e}"));
