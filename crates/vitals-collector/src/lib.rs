@@ -50,6 +50,8 @@
 //!   back end passes [`testing`]'s suite (feature `testing`).
 //! - Custom metrics: pushed in batches, stored like buckets
 //!   ([`model::CustomPoint`]), answered by [`custom_metrics`].
+//! - Export: [`remote_write`] sends the aggregates and custom metrics to
+//!   Prometheus-compatible stores (remote-write 1.0), queued on disk.
 //! - Settings: [`config`] (the TOML file and its `VITALS_*` variables;
 //!   [`ConfigError`] in `config/error.rs`).
 //! - Errors: [`ApiError`] (what the API answers), [`StoreError`].
@@ -71,6 +73,7 @@ pub mod error;
 pub mod ingest;
 pub mod model;
 pub mod query;
+pub mod remote_write;
 pub mod rollup;
 mod server;
 pub mod store;

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::ingest::RouteLimiter;
 use crate::ingest::otlp::Streams;
 use crate::model::{KeyRecord, Role, UnixMs};
+use crate::remote_write::{Exporter, RemoteMetrics};
 use crate::rollup::{self, Retention};
 use crate::store::{self, Store, StoreError};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -53,6 +54,8 @@ pub(super) struct Inner {
     pub(super) overflowed: Counter,
     pub(super) apdex_estimated: Counter,
     pub(super) failures: CounterVec,
+    /// One exporter per `[[remote_write]]` receiver.
+    pub(super) remote: Vec<Arc<Exporter>>,
     /// OTLP data points by outcome (accepted, rejected).
     pub(super) otlp_points: CounterVec,
     /// Time to answer an ingest body, by endpoint.
@@ -178,6 +181,17 @@ impl Collector {
             ),
             &["reason"],
         )?;
+        let mut remote = Vec::new();
+        if !config.remote_write.is_empty() {
+            let metrics = RemoteMetrics::register(&registry)?;
+            for (i, r) in config.remote_write.iter().enumerate() {
+                let target = r.resolve(i).map_err(CollectorError::Config)?;
+                let exporter =
+                    Exporter::open(target, store.clone(), config.clone(), metrics.clone())
+                        .map_err(CollectorError::Config)?;
+                remote.push(Arc::new(exporter));
+            }
+        }
         let live = Arc::new(LiveHub::new(
             &registry,
             config.limits.max_live_clients,
@@ -215,6 +229,7 @@ impl Collector {
                 overflowed,
                 apdex_estimated,
                 failures,
+                remote,
                 live,
                 otlp_points,
                 ingest_seconds,
@@ -239,6 +254,13 @@ impl Collector {
     /// The collector's own metrics (served at `GET /metrics`).
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The remote-write exporters, one per `[[remote_write]]` receiver, in
+    /// configuration order; [`Collector::spawn_jobs`] runs them (tests may
+    /// drive [`Exporter::export_due`] and [`Exporter::send_pending`]).
+    pub fn remote_writers(&self) -> &[Arc<Exporter>] {
+        &self.inner.remote
     }
 
     /// Creates an API key for `tenant` and returns the secret (shown once).
@@ -280,9 +302,18 @@ impl Collector {
 
     /// Starts the rollup and retention job: a pass every
     /// `rollup_interval_secs`. Failures are counted and retried next time.
+    /// The remote-write exporters run beside it, and stop with it.
     pub fn spawn_jobs(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            // Aborted with this task: each handle aborts its task on drop.
+            let _remote: Vec<AbortOnDrop> = this
+                .inner
+                .remote
+                .iter()
+                .flat_map(|e| e.clone().spawn())
+                .map(AbortOnDrop)
+                .collect();
             let mut tick =
                 tokio::time::interval(Duration::from_secs(this.inner.config.rollup_interval_secs));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -364,5 +395,15 @@ impl Collector {
             ));
         }
         Ok(rec)
+    }
+}
+
+/// Aborts a background task when dropped, so jobs started by
+/// [`Collector::spawn_jobs`] end with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
