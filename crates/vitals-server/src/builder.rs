@@ -17,8 +17,9 @@ use crate::record::lifespan::Lifespan;
 use crate::record::task_families::TaskFamilies;
 use crate::server_metrics::{Handles, ServerMetrics};
 use crate::settings::{
-    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
-    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW, DebugOptions,
+    ConnectionOptions, DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL,
+    DEFAULT_LISTEN_BACKLOG, DEFAULT_WINDOW, DebugOptions,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +45,9 @@ pub struct ServerMetricsBuilder {
     credentials: Credentials,
     push: Option<PushConfig>,
     servers: Vec<Option<String>>,
+    endpoints_as_application: bool,
+    header_read_timeout: Option<Option<Duration>>,
+    listen_backlog: Option<u32>,
 }
 
 impl ServerMetricsBuilder {
@@ -129,10 +133,41 @@ impl ServerMetricsBuilder {
     }
 
     /// Also aggregates requests per interval and pushes them to a collector
-    /// (see [`crate::push`]). The push loop runs on the tokio runtime
-    /// `build` is called in, or on a thread of its own outside one.
+    /// (see [`crate::push`]). The push loop runs on a thread of its own
+    /// (with a current-thread runtime), so its timer never sits in the
+    /// application runtime's timer wheel.
     pub fn push(mut self, config: PushConfig) -> Self {
         self.push = Some(config);
+        self
+    }
+
+    /// Counts the requests to the endpoints (`/metrics`, `/debug/*`) as
+    /// application traffic: in `http_server_*`, the dashboard's route table,
+    /// the events and the push aggregates. Off by default: a scraper or an
+    /// open dashboard would otherwise show up as the busiest route; they are
+    /// counted on their own in `server_endpoint_requests_total{route,status}`.
+    pub fn endpoints_as_application(mut self, yes: bool) -> Self {
+        self.endpoints_as_application = yes;
+        self
+    }
+
+    /// Time a new connection of a [`TrackedListener`](crate::TrackedListener)
+    /// or [`TrackedIo::serve`](crate::TrackedIo::serve) has to send its first
+    /// request head (default 30 s, [`DEFAULT_HEADER_READ_TIMEOUT`](crate::DEFAULT_HEADER_READ_TIMEOUT));
+    /// `None` waits forever. A connection past it is closed and counted in
+    /// `server_connections_timed_out_total`. `TrackedIo::serve` also gives
+    /// every later request head on the connection this long (hyper's own
+    /// header-read timeout). Needs the runtime's timer (`enable_time`, on in
+    /// `#[tokio::main]`).
+    pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.header_read_timeout = Some(timeout.into());
+        self
+    }
+
+    /// Listen backlog of [`TrackedListener::bind`](crate::TrackedListener::bind)
+    /// (default 1024, [`DEFAULT_LISTEN_BACKLOG`](crate::DEFAULT_LISTEN_BACKLOG)).
+    pub fn listen_backlog(mut self, backlog: u32) -> Self {
+        self.listen_backlog = Some(backlog);
         self
     }
 
@@ -197,6 +232,14 @@ impl ServerMetricsBuilder {
                 opts("http_server_requests_total", "HTTP requests completed"),
                 &http(&["method", "route", "status"]),
             )?,
+            endpoint_requests: r.counter_vec(
+                opts(
+                    "server_endpoint_requests_total",
+                    "Requests to the server's own endpoints (/metrics, /debug/*), kept out of http_server_*",
+                ),
+                &["route", "status"],
+            )?,
+            endpoints_as_application: self.endpoints_as_application,
             duration: r.histogram_vec(
                 secs(
                     "http_server_request_duration_seconds",
@@ -294,6 +337,12 @@ impl ServerMetricsBuilder {
                     .unwrap_or(DEFAULT_EVENTS_MAX_CLIENTS),
                 events_buffer: self.events_buffer.unwrap_or(DEFAULT_EVENTS_BUFFER).max(1),
                 window: DEFAULT_WINDOW,
+            },
+            connection: ConnectionOptions {
+                header_read_timeout: self
+                    .header_read_timeout
+                    .unwrap_or(Some(DEFAULT_HEADER_READ_TIMEOUT)),
+                listen_backlog: self.listen_backlog.unwrap_or(DEFAULT_LISTEN_BACKLOG),
             },
             credentials: self.credentials,
             history: {

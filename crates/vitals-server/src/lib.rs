@@ -159,6 +159,7 @@ pub use push::{
     CallerLayer, FlushReport, PushClient, PushConfig, PushError, parse_traceparent, set_caller,
 };
 pub use record::connection::{ConnectionInfo, ConnectionState, TrackedIo, TrackedListener};
+pub use record::current_connection::{ConnectionService, TrackedRouter, WithConnection};
 pub use record::extract::RouteMetrics;
 pub use record::in_flight::MeteredBody;
 pub use record::layer::{HttpMetrics, HttpMetricsLayer, ResponseFuture};
@@ -169,5 +170,6 @@ pub use server_metrics::ServerMetrics;
 pub use servers::MAX_SERVERS;
 pub use settings::{
     DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
-    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL,
+    DEFAULT_LISTEN_BACKLOG, DEFAULT_WINDOW,
 };

@@ -17,7 +17,7 @@ use crate::push::{Aggregator, FlushReport, PushClient};
 use crate::record::lifespan::Lifespan;
 use crate::record::task_families::TaskFamilies;
 use crate::servers::ServerSide;
-use crate::settings::DebugOptions;
+use crate::settings::{ConnectionOptions, DebugOptions};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +58,9 @@ pub(crate) struct Handles {
     pub(crate) lifespan: Lifespan,
     // HTTP (record/in_flight.rs).
     pub(crate) requests: CounterVec,
+    /// The endpoints' own requests, unless `endpoints_as_application`.
+    pub(crate) endpoint_requests: CounterVec,
+    pub(crate) endpoints_as_application: bool,
     pub(crate) duration: HistogramVec,
     pub(crate) first_byte: HistogramVec,
     pub(crate) request_errors: CounterVec,
@@ -89,6 +92,7 @@ pub(crate) struct Handles {
     pub(crate) push_client: Option<PushClient>,
     // The endpoints.
     pub(crate) debug: DebugOptions,
+    pub(crate) connection: ConnectionOptions,
     pub(crate) credentials: Credentials,
     pub(crate) history: History,
 }

@@ -28,6 +28,7 @@ pub(crate) struct ServerSide {
     pub(crate) connections_failed: Counter,
     pub(crate) connections_idle: Gauge,
     pub(crate) connections_peer_closed: Counter,
+    pub(crate) connections_timed_out: Counter,
     pub(crate) bytes_sent: Counter,
     pub(crate) bytes_received: Counter,
     pub(crate) streams_total: Counter,
@@ -60,7 +61,7 @@ pub(crate) fn register(
     opts: &dyn Fn(&str, &str) -> Options,
     declared: &[Option<String>],
 ) -> Result<Vec<ServerSide>, vitals::Error> {
-    let specs: [(&str, &str); 10] = [
+    let specs: [(&str, &str); 11] = [
         ("server_connections_total", "Connections accepted"),
         ("server_connections_active", "Connections open now"),
         (
@@ -83,6 +84,10 @@ pub(crate) fn register(
         ("server_streams_total", "HTTP/2 streams opened"),
         ("server_streams_active", "HTTP/2 streams open now"),
         ("http_server_active_requests", "HTTP requests in flight"),
+        (
+            "server_connections_timed_out_total",
+            "Connections closed for sending no complete request head in time (slowloris)",
+        ),
     ];
     let o = |i: usize| opts(specs[i].0, specs[i].1);
     if declared.is_empty() {
@@ -94,6 +99,7 @@ pub(crate) fn register(
             connections_failed: r.counter(o(2))?,
             connections_idle: r.gauge(o(3))?,
             connections_peer_closed: r.counter(o(4))?,
+            connections_timed_out: r.counter(o(10))?,
             bytes_sent: r.counter(o(5))?,
             bytes_received: r.counter(o(6))?,
             streams_total: r.counter(o(7))?,
@@ -102,11 +108,34 @@ pub(crate) fn register(
         }]);
     }
     let server = &["server"];
-    let counters = [0, 2, 4, 5, 6, 7].map(|i| r.counter_vec(o(i), server));
+    let counters = [0, 2, 4, 5, 6, 7, 10].map(|i| r.counter_vec(o(i), server));
     let gauges = [1, 3, 8, 9].map(|i| r.gauge_vec(o(i), server));
-    let [total, failed, peer_closed, sent, received, streams] = counters;
-    let [total, failed, peer_closed, sent, received, streams] =
-        [total?, failed?, peer_closed?, sent?, received?, streams?];
+    let [
+        total,
+        failed,
+        peer_closed,
+        sent,
+        received,
+        streams,
+        timed_out,
+    ] = counters;
+    let [
+        total,
+        failed,
+        peer_closed,
+        sent,
+        received,
+        streams,
+        timed_out,
+    ] = [
+        total?,
+        failed?,
+        peer_closed?,
+        sent?,
+        received?,
+        streams?,
+        timed_out?,
+    ];
     let [active, idle, streams_active, requests_active] = gauges;
     let [active, idle, streams_active, requests_active] =
         [active?, idle?, streams_active?, requests_active?];
@@ -122,6 +151,7 @@ pub(crate) fn register(
                 connections_failed: failed.get(&l).clone(),
                 connections_idle: idle.get(&l).clone(),
                 connections_peer_closed: peer_closed.get(&l).clone(),
+                connections_timed_out: timed_out.get(&l).clone(),
                 bytes_sent: sent.get(&l).clone(),
                 bytes_received: received.get(&l).clone(),
                 streams_total: streams.get(&l).clone(),

@@ -11,14 +11,18 @@
 //! ones; a busier service keeps a prefix of what a quieter one keeps, so
 //! the journeys of the lowest priorities are whole everywhere.
 //!
-//! **Untraced requests** share a reservoir of the same size (algorithm
-//! R), and fill only the places the traced ones leave: an interval sends
-//! at most `size` samples.
+//! **Untraced requests** share a reservoir of the same size, and fill only
+//! the places the traced ones leave: an interval sends at most `size`
+//! samples. The reservoir is filled by Li's algorithm L, which draws how
+//! many requests to skip until the next one it keeps instead of drawing
+//! for every request (as algorithm R does): every request of an interval
+//! has the same chance, size / n, and each costs one atomic add and one
+//! comparison; only the kept ones draw random numbers.
 //!
 //! The decision is taken when a request starts (one atomic load for a
-//! traced request; one atomic add and, past the reservoir size, one random
-//! draw for another), so only sampled requests copy their path and trace
-//! id, and only they take a mutex when they end. A request still running
+//! traced request; one atomic add and a comparison for another), so only
+//! sampled requests copy their path and trace id, and only they take a
+//! mutex when they end. A request still running
 //! when its interval closes (a slow one, most likely) competes again, as a
 //! request of the interval it ends in, where its aggregates are counted
 //! too; without that, `/recent` would miss the slow requests people look
@@ -88,6 +92,11 @@ pub(crate) struct Sampler {
     size: usize,
     seen: AtomicU64,
     epoch: AtomicU64,
+    /// Algorithm L's state: the index of the next untraced request to keep
+    /// once the reservoir is full, and its running weight `W` (as `f64`
+    /// bits). Only the request whose index is `next` moves them.
+    next: AtomicU64,
+    weight: AtomicU64,
     slots: Mutex<Vec<Option<vitals::wire::RequestSample>>>,
     /// The kept traced requests, the highest priority on top.
     traced: Mutex<BinaryHeap<Traced>>,
@@ -99,15 +108,30 @@ pub(crate) struct Sampler {
 
 impl Sampler {
     pub(crate) fn new(size: usize) -> Self {
-        Sampler {
+        let s = Sampler {
             size,
             seen: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
+            next: AtomicU64::new(u64::MAX),
+            weight: AtomicU64::new(0),
             slots: Mutex::new((0..size).map(|_| None).collect()),
             traced: Mutex::new(BinaryHeap::with_capacity(size)),
             cutoff: AtomicU64::new(u64::MAX),
             seq: AtomicU64::new(0),
+        };
+        s.restart_skips();
+        s
+    }
+
+    /// Draws the first skip of an interval: the reservoir takes requests
+    /// `0..size`, then keeps request `size + gap`.
+    fn restart_skips(&self) {
+        if self.size == 0 {
+            return;
         }
+        let w = (unit().ln() / self.size as f64).exp();
+        self.weight.store(w.to_bits(), Relaxed);
+        self.next.store(self.size as u64 + gap(w), Relaxed);
     }
 
     /// Whether a request of a trace with `priority` may be kept (the
@@ -120,8 +144,8 @@ impl Sampler {
         Some(self.epoch.load(Relaxed))
     }
 
-    /// Algorithm R: the i-th request of the interval takes a slot with
-    /// probability size / (i + 1).
+    /// Whether the untraced request starting now is kept, and in which
+    /// slot: the i-th of the interval is, with probability size / (i + 1).
     #[inline]
     pub(crate) fn reserve(&self) -> Option<(u64, usize)> {
         if self.size == 0 {
@@ -129,16 +153,19 @@ impl Sampler {
         }
         let epoch = self.epoch.load(Relaxed);
         let i = self.seen.fetch_add(1, Relaxed);
-        let slot = if i < self.size as u64 {
-            i
-        } else {
-            let j = rand::random_range(0..=i);
-            if j >= self.size as u64 {
-                return None;
-            }
-            j
-        };
-        Some((epoch, slot as usize))
+        if i < self.size as u64 {
+            return Some((epoch, i as usize));
+        }
+        if i != self.next.load(Relaxed) {
+            return None;
+        }
+        // This request is the one to keep: it replaces a random slot, and
+        // the weight and the next index move on.
+        let w = f64::from_bits(self.weight.load(Relaxed)) * (unit().ln() / self.size as f64).exp();
+        self.weight.store(w.to_bits(), Relaxed);
+        self.next
+            .store(i.saturating_add(1).saturating_add(gap(w)), Relaxed);
+        Some((epoch, rand::random_range(0..self.size)))
     }
 
     pub(crate) fn store(&self, p: PendingSample, e: &Ended<'_>, caller: Option<&str>) {
@@ -199,6 +226,7 @@ impl Sampler {
         let mut heap = self.traced.lock().unwrap_or_else(PoisonError::into_inner);
         self.epoch.fetch_add(1, Relaxed);
         self.seen.store(0, Relaxed);
+        self.restart_skips();
         self.cutoff.store(u64::MAX, Relaxed);
         let mut out: Vec<_> = std::mem::take(&mut *heap)
             .into_vec()
@@ -210,6 +238,22 @@ impl Sampler {
         out.extend(untraced.into_iter().take(room));
         out.sort_by_key(|s| s.timestamp_unix_ms);
         out
+    }
+}
+
+/// A uniform draw in (0, 1] (so its logarithm is finite).
+fn unit() -> f64 {
+    1.0 - rand::random::<f64>()
+}
+
+/// Algorithm L's skip: requests passed over before the next one kept,
+/// for weight `w` (saturating: a vanishing weight keeps nothing more).
+fn gap(w: f64) -> u64 {
+    let skip = (unit().ln() / (1.0 - w).ln()).floor();
+    if skip.is_finite() && skip >= 0.0 {
+        skip as u64
+    } else {
+        u64::MAX / 2
     }
 }
 
@@ -410,5 +454,31 @@ mod tests {
             path: path.into(),
             trace_id: None,
         })
+    }
+
+    #[test]
+    fn every_untraced_request_of_an_interval_has_the_same_chance() {
+        // Reservoir of 4 over 40 requests: each is kept with probability
+        // 1/10; over 4000 intervals each index is kept about 400 times.
+        let s = Sampler::new(4);
+        let mut kept = [0u32; 40];
+        for _ in 0..4000 {
+            let mut slots: [Option<usize>; 4] = [None; 4];
+            for i in 0..40 {
+                if let Some((_, slot)) = s.reserve() {
+                    slots[slot] = Some(i);
+                }
+            }
+            for i in slots.into_iter().flatten() {
+                kept[i] += 1;
+            }
+            let _ = s.take();
+        }
+        for (i, &k) in kept.iter().enumerate() {
+            assert!(
+                (300..=500).contains(&k),
+                "request {i} kept {k} times of 4000"
+            );
+        }
     }
 }

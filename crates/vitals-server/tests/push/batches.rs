@@ -364,3 +364,27 @@ async fn chosen_registry_metrics_ride_along_as_custom_metrics() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_endpoints_own_requests_are_not_pushed() {
+    let collector = Collector::start().await;
+    let s = start(&collector.url(), |c| c).await;
+    assert_eq!(s.get("/users/1", &[]).await, 200);
+    for path in ["/metrics", "/debug/metrics", "/debug/history"] {
+        assert_eq!(s.get(path, &[]).await, 200, "{path}");
+    }
+    let report = s.flush().await;
+    assert_eq!((report.delivered, report.pending), (1, 0));
+    let got = collector.received();
+    let b = &got[0].batch;
+    let routes: Vec<&str> = b.routes.iter().map(|r| r.route.as_str()).collect();
+    assert_eq!(routes, ["/users/{id}"], "{:#?}", b.routes);
+    assert!(b.requests.iter().all(|r| r.route == "/users/{id}"));
+    assert_eq!(
+        s.counter(
+            "server_endpoint_requests",
+            &[("route", "/metrics"), ("status", "200")]
+        ),
+        1
+    );
+}
