@@ -122,6 +122,7 @@ pub mod push;
 mod record;
 mod server_metrics;
 mod settings;
+pub mod statsd;
 
 pub use builder::ServerMetricsBuilder;
 pub use collect::process::ProcessCollector;
