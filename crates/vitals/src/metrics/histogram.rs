@@ -74,7 +74,32 @@ impl BucketLayout {
     }
 }
 
-type Chunk = [AtomicU64; CHUNK];
+pub(crate) type Chunk = [AtomicU64; CHUNK];
+
+/// Index of the zero count, the sum and the rejected count in a shared
+/// histogram's cells; the classic splits follow, then (in a shared
+/// region) one chunk offset per chunk.
+#[cfg(feature = "shared")]
+pub(crate) const ZERO: usize = 0;
+#[cfg(feature = "shared")]
+pub(crate) const SUM: usize = 1;
+#[cfg(feature = "shared")]
+pub(crate) const REJECTED: usize = 2;
+#[cfg(feature = "shared")]
+pub(crate) const SPLITS: usize = 3;
+/// Number of chunks of a histogram (one octave each).
+#[cfg(feature = "shared")]
+pub(crate) const CHUNK_COUNT: usize = CHUNKS;
+
+/// Where a shared histogram gets its chunks: the slot of a shared region
+/// (`shared/slot.rs`). It allocates the chunk in the region and publishes
+/// its offset in `offset` for readers in other processes.
+#[cfg(feature = "shared")]
+pub(crate) trait ChunkArena: Send + Sync {
+    /// A zeroed chunk, its offset stored in `offset`; `None` when the
+    /// region is full.
+    fn alloc_chunk(&self, offset: &AtomicU64) -> Option<std::ptr::NonNull<Chunk>>;
+}
 
 /// A distribution of observed values (durations in seconds, sizes in bytes).
 ///
@@ -102,12 +127,24 @@ pub struct Histogram {
 
 pub(crate) struct HistogramCore {
     chunks: [AtomicPtr<Chunk>; CHUNKS],
+    #[cfg(not(feature = "shared"))]
     zero: AtomicU64,
+    #[cfg(not(feature = "shared"))]
     sum: AtomicU64,
+    #[cfg(not(feature = "shared"))]
     rejected: AtomicU64,
     /// Per classic bound: values in the bound's own sketch bucket that are
     /// `<= bound`. Only values landing in such a bucket touch it.
+    #[cfg(not(feature = "shared"))]
     splits: Box<[AtomicU64]>,
+    /// With `shared`: zero, sum, rejected, the splits, and in a shared
+    /// region the chunk offsets (see [`ZERO`]).
+    #[cfg(feature = "shared")]
+    cells: super::cell::Cell<[AtomicU64]>,
+    /// The region a shared histogram takes its chunks from; chunks of a
+    /// heap histogram are boxes freed on drop.
+    #[cfg(feature = "shared")]
+    arena: Option<Arc<dyn ChunkArena>>,
     layout: Arc<BucketLayout>,
 }
 
@@ -152,10 +189,63 @@ impl Histogram {
         Histogram {
             core: Arc::new(HistogramCore {
                 chunks: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+                #[cfg(not(feature = "shared"))]
                 zero: AtomicU64::new(0),
+                #[cfg(not(feature = "shared"))]
                 sum: AtomicU64::new(0),
+                #[cfg(not(feature = "shared"))]
                 rejected: AtomicU64::new(0),
+                #[cfg(not(feature = "shared"))]
                 splits: layout.bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+                #[cfg(feature = "shared")]
+                cells: super::cell::Cell::from_vec(
+                    (0..SPLITS + layout.bounds.len())
+                        .map(|_| AtomicU64::new(0))
+                        .collect(),
+                ),
+                #[cfg(feature = "shared")]
+                arena: None,
+                layout,
+            }),
+        }
+    }
+
+    /// Cells a shared histogram with this layout takes in a region.
+    #[cfg(feature = "shared")]
+    pub(crate) fn shared_cells(layout: &BucketLayout) -> usize {
+        SPLITS + layout.bounds.len() + CHUNKS
+    }
+
+    /// A histogram whose cells are `cells` (see [`ZERO`]; with the chunk
+    /// offsets) in a shared region, taking new chunks from `arena`. Chunks
+    /// a previous worker of the slot allocated (non-zero offsets) are
+    /// adopted: `base` is the region's start the offsets count from.
+    ///
+    /// # Safety
+    /// `cells` must stay valid while `cells`' owner lives, and every
+    /// non-zero offset must point at a chunk inside the region at `base`.
+    #[cfg(feature = "shared")]
+    pub(crate) unsafe fn in_shared(
+        layout: Arc<BucketLayout>,
+        cells: super::cell::Cell<[AtomicU64]>,
+        arena: Arc<dyn ChunkArena>,
+        base: *mut u8,
+    ) -> Self {
+        let first_offset = SPLITS + layout.bounds.len();
+        let chunks = std::array::from_fn(|i| {
+            let off = cells[first_offset + i].load(Acquire);
+            if off == 0 {
+                AtomicPtr::new(ptr::null_mut())
+            } else {
+                // SAFETY: the caller vouches for the offsets.
+                AtomicPtr::new(unsafe { base.add(off as usize) }.cast::<Chunk>())
+            }
+        });
+        Histogram {
+            core: Arc::new(HistogramCore {
+                chunks,
+                cells,
+                arena: Some(arena),
                 layout,
             }),
         }
@@ -173,14 +263,14 @@ impl Histogram {
                 if core.layout.is_marked(off) {
                     core.record_split(off, value);
                 }
-                atomic_add_f64(&core.sum, value);
+                atomic_add_f64(core.sum_cell(), value);
             }
             Slot::Zero => {
-                core.zero.fetch_add(1, Relaxed);
-                atomic_add_f64(&core.sum, value);
+                core.zero().fetch_add(1, Relaxed);
+                atomic_add_f64(core.sum_cell(), value);
             }
             Slot::Invalid => {
-                core.rejected.fetch_add(1, Relaxed);
+                core.rejected().fetch_add(1, Relaxed);
             }
         }
     }
@@ -208,7 +298,7 @@ impl Histogram {
     /// Number of recorded values.
     pub fn count(&self) -> u64 {
         let core = &*self.core;
-        let mut n = core.zero.load(Relaxed);
+        let mut n = core.zero().load(Relaxed);
         for c in core.chunks.iter() {
             if let Some(chunk) = load_chunk(c) {
                 n += chunk.iter().map(|b| b.load(Relaxed)).sum::<u64>();
@@ -219,7 +309,7 @@ impl Histogram {
 
     /// Sum of recorded values.
     pub fn sum(&self) -> f64 {
-        f64::from_bits(self.core.sum.load(Relaxed))
+        f64::from_bits(self.core.sum_cell().load(Relaxed))
     }
 
     /// A copy of the sketch, for quantiles and merging.
@@ -240,6 +330,47 @@ impl Histogram {
 }
 
 impl HistogramCore {
+    #[cfg(not(feature = "shared"))]
+    #[inline]
+    fn zero(&self) -> &AtomicU64 {
+        &self.zero
+    }
+    #[cfg(not(feature = "shared"))]
+    #[inline]
+    fn sum_cell(&self) -> &AtomicU64 {
+        &self.sum
+    }
+    #[cfg(not(feature = "shared"))]
+    #[inline]
+    fn rejected(&self) -> &AtomicU64 {
+        &self.rejected
+    }
+    #[cfg(not(feature = "shared"))]
+    #[inline]
+    fn split(&self, j: usize) -> &AtomicU64 {
+        &self.splits[j]
+    }
+    #[cfg(feature = "shared")]
+    #[inline]
+    fn zero(&self) -> &AtomicU64 {
+        &self.cells[ZERO]
+    }
+    #[cfg(feature = "shared")]
+    #[inline]
+    fn sum_cell(&self) -> &AtomicU64 {
+        &self.cells[SUM]
+    }
+    #[cfg(feature = "shared")]
+    #[inline]
+    fn rejected(&self) -> &AtomicU64 {
+        &self.cells[REJECTED]
+    }
+    #[cfg(feature = "shared")]
+    #[inline]
+    fn split(&self, j: usize) -> &AtomicU64 {
+        &self.cells[SPLITS + j]
+    }
+
     #[inline]
     fn chunk(&self, i: usize) -> &Chunk {
         match load_chunk(&self.chunks[i]) {
@@ -250,6 +381,29 @@ impl HistogramCore {
 
     #[cold]
     fn alloc_chunk(&self, i: usize) -> &Chunk {
+        #[cfg(feature = "shared")]
+        if let Some(arena) = &self.arena {
+            // Only this process writes its slot, and `chunks[i]` is
+            // published under the arena's lock: allocate once per chunk.
+            let offset = &self.cells[SPLITS + self.layout.bounds.len() + i];
+            if let Some(fresh) = arena.alloc_chunk(offset) {
+                let fresh = fresh.as_ptr();
+                return match self.chunks[i].compare_exchange(
+                    ptr::null_mut(),
+                    fresh,
+                    AcqRel,
+                    Acquire,
+                ) {
+                    // SAFETY: a chunk in the region lives as long as the
+                    // arena, which this core holds.
+                    Ok(_) => unsafe { &*fresh },
+                    // SAFETY: as above, for the chunk another thread set.
+                    Err(existing) => unsafe { &*existing },
+                };
+            }
+            // A full region: the chunk stays on this process's heap (its
+            // counts are not seen by other workers; counted by the arena).
+        }
         let fresh: Box<Chunk> = Box::new(std::array::from_fn(|_| AtomicU64::new(0)));
         let fresh = Box::into_raw(fresh);
         match self.chunks[i].compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
@@ -274,64 +428,96 @@ impl HistogramCore {
             .enumerate()
         {
             if o == off && value <= b {
-                self.splits[j].fetch_add(1, Relaxed);
+                self.split(j).fetch_add(1, Relaxed);
             }
         }
     }
 
     fn read_classic(&self, cumulative: &mut Vec<u64>) -> (u64, f64) {
-        let offsets = &self.layout.offsets;
-        cumulative.clear();
-        cumulative.resize(offsets.len(), 0);
-        let mut running = self.zero.load(Relaxed);
-        let mut next = 0;
-        for (ci, c) in self.chunks.iter().enumerate() {
-            let base = ci * CHUNK;
-            let Some(chunk) = load_chunk(c) else {
-                while next < offsets.len() && offsets[next] < base + CHUNK {
-                    cumulative[next] = running;
-                    next += 1;
-                }
-                continue;
-            };
-            for (s, bucket) in chunk.iter().enumerate() {
-                let n = bucket.load(Relaxed);
-                while next < offsets.len() && offsets[next] == base + s {
-                    // The split is bumped after the bucket: never let a racing
-                    // read make it exceed the bucket it splits.
-                    cumulative[next] = running + self.splits[next].load(Relaxed).min(n);
-                    next += 1;
-                }
-                running += n;
-            }
-        }
-        while next < offsets.len() {
-            cumulative[next] = running;
-            next += 1;
-        }
-        (running, f64::from_bits(self.sum.load(Relaxed)))
+        read_classic_parts(
+            &self.layout,
+            self.zero().load(Relaxed),
+            f64::from_bits(self.sum_cell().load(Relaxed)),
+            |ci| load_chunk(&self.chunks[ci]),
+            |j| self.split(j).load(Relaxed),
+            cumulative,
+        )
     }
 
     fn to_sketch(&self) -> Sketch {
-        let mut buckets = BTreeMap::new();
-        for (ci, c) in self.chunks.iter().enumerate() {
-            if let Some(chunk) = load_chunk(c) {
-                for (s, b) in chunk.iter().enumerate() {
-                    let n = b.load(Relaxed);
-                    if n > 0 {
-                        buckets.insert((ci * CHUNK + s) as i32 + MIN_INDEX, n);
-                    }
+        sketch_of_parts(
+            self.zero().load(Relaxed),
+            f64::from_bits(self.sum_cell().load(Relaxed)),
+            self.rejected().load(Relaxed),
+            |ci| load_chunk(&self.chunks[ci]),
+        )
+    }
+}
+
+/// The classic cumulative counts of a histogram given its parts: the zero
+/// count, the sum, its chunks (by index) and its splits (by bound). Shared
+/// by a live histogram and the reader of a shared region.
+pub(crate) fn read_classic_parts<'c>(
+    layout: &BucketLayout,
+    zero: u64,
+    sum: f64,
+    chunk: impl Fn(usize) -> Option<&'c Chunk>,
+    split: impl Fn(usize) -> u64,
+    cumulative: &mut Vec<u64>,
+) -> (u64, f64) {
+    let offsets = &layout.offsets;
+    cumulative.clear();
+    cumulative.resize(offsets.len(), 0);
+    let mut running = zero;
+    let mut next = 0;
+    for ci in 0..CHUNKS {
+        let base = ci * CHUNK;
+        let Some(chunk) = chunk(ci) else {
+            while next < offsets.len() && offsets[next] < base + CHUNK {
+                cumulative[next] = running;
+                next += 1;
+            }
+            continue;
+        };
+        for (s, bucket) in chunk.iter().enumerate() {
+            let n = bucket.load(Relaxed);
+            while next < offsets.len() && offsets[next] == base + s {
+                // The split is bumped after the bucket: never let a racing
+                // read make it exceed the bucket it splits.
+                cumulative[next] = running + split(next).min(n);
+                next += 1;
+            }
+            running += n;
+        }
+    }
+    while next < offsets.len() {
+        cumulative[next] = running;
+        next += 1;
+    }
+    (running, sum)
+}
+
+/// The sketch of a histogram given its parts (see [`read_classic_parts`]).
+pub(crate) fn sketch_of_parts<'c>(
+    zero: u64,
+    sum: f64,
+    rejected: u64,
+    chunk: impl Fn(usize) -> Option<&'c Chunk>,
+) -> Sketch {
+    let mut buckets = BTreeMap::new();
+    for ci in 0..CHUNKS {
+        if let Some(chunk) = chunk(ci) {
+            for (s, b) in chunk.iter().enumerate() {
+                let n = b.load(Relaxed);
+                if n > 0 {
+                    buckets.insert((ci * CHUNK + s) as i32 + MIN_INDEX, n);
                 }
             }
         }
-        let mut sketch = Sketch::from_parts(
-            self.zero.load(Relaxed),
-            f64::from_bits(self.sum.load(Relaxed)),
-            buckets,
-        );
-        sketch.set_rejected(self.rejected.load(Relaxed));
-        sketch
     }
+    let mut sketch = Sketch::from_parts(zero, sum, buckets);
+    sketch.set_rejected(rejected);
+    sketch
 }
 
 impl crate::visit::SketchSource for Histogram {
@@ -351,7 +537,18 @@ fn load_chunk(p: &AtomicPtr<Chunk>) -> Option<&Chunk> {
 
 impl Drop for HistogramCore {
     fn drop(&mut self) {
-        for c in self.chunks.iter_mut() {
+        for (i, c) in self.chunks.iter_mut().enumerate() {
+            #[cfg(feature = "shared")]
+            if self.arena.is_some() {
+                // A chunk in the region is the region's; only a chunk that
+                // fell back to the heap (no offset published) is a box.
+                let offset = &self.cells[SPLITS + self.layout.bounds.len() + i];
+                if offset.load(Relaxed) != 0 {
+                    continue;
+                }
+            }
+            #[cfg(not(feature = "shared"))]
+            let _ = i;
             let raw = *c.get_mut();
             if !raw.is_null() {
                 // SAFETY: allocated by `Box::into_raw` in `alloc_chunk`, and
