@@ -118,6 +118,8 @@ mod collect;
 mod endpoints;
 mod entry_points;
 mod labels;
+#[cfg(all(unix, feature = "prefork"))]
+pub mod prefork;
 pub mod push;
 mod record;
 mod server_metrics;
