@@ -60,7 +60,14 @@ fn main() -> std::io::Result<()> {
             let app = metrics.instrument(demo_server::routes());
             let listener = tokio::net::TcpListener::from_std(worker.listener()?)?;
             let listener = TrackedListener::new(listener, &metrics);
-            eprintln!("worker {} pid {} ready", worker.index(), std::process::id());
+            // One write, so the lines of workers starting together never
+            // interleave on a shared pipe.
+            let line = format!(
+                "worker {} pid {} ready\n",
+                worker.index(),
+                std::process::id()
+            );
+            std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes())?;
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<ConnectionInfo>(),

@@ -7,6 +7,7 @@
 //! Nothing runs in the background, so an idle server pays nothing. Sketches subtract bucket by bucket, so windowed percentiles are
 //! exact to the sketch's 1 %, never averages of percentiles.
 
+use super::figures::{Figures, Scope};
 use crate::server_metrics::ServerMetrics;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -52,7 +53,10 @@ fn first_label(values: &[impl AsRef<str>]) -> String {
 }
 
 /// Reads every `task_*` family into per-queue totals.
-fn read_tasks(t: &crate::record::task_families::TaskFamilies) -> BTreeMap<String, TaskTotals> {
+fn read_tasks(
+    t: &crate::record::task_families::TaskFamilies,
+    fig: &Figures,
+) -> BTreeMap<String, TaskTotals> {
     let mut tasks: BTreeMap<String, TaskTotals> = BTreeMap::new();
     type Field = fn(&mut TaskTotals) -> &mut u64;
     let counters: [(&vitals::CounterVec, Field); 5] = [
@@ -63,46 +67,51 @@ fn read_tasks(t: &crate::record::task_families::TaskFamilies) -> BTreeMap<String
         (&t.retried, |t| &mut t.retried),
     ];
     for (family, field) in counters {
-        family.for_each(|values, c| {
-            *field(tasks.entry(first_label(values)).or_default()) += c.get();
+        fig.each_count(family.name(), |values, n| {
+            *field(tasks.entry(first_label(values)).or_default()) += n;
         });
     }
-    t.duration.for_each(|values, h| {
-        tasks.entry(first_label(values)).or_default().duration = h.sketch();
+    fig.each_sketch(t.duration.name(), |values, h| {
+        tasks.entry(first_label(values)).or_default().duration = h.clone();
     });
     tasks
 }
 
 impl Reading {
+    /// A read of the whole server.
     pub(crate) fn take(metrics: &ServerMetrics) -> Reading {
+        Reading::from_figures(metrics, &Figures::read(metrics, Scope::Server))
+    }
+
+    /// A read of what `fig` holds (the whole server or one worker).
+    pub(crate) fn from_figures(metrics: &ServerMetrics, fig: &Figures) -> Reading {
         let m = &metrics.inner;
         let mut routes: BTreeMap<(String, String), RouteTotals> = BTreeMap::new();
-        m.requests.for_each(|values, counter| {
+        fig.each_count(m.requests.name(), |values, n| {
             // Values are [method, route, status]; the overflow series has none.
             let (method, route, status) = match values {
                 [m, r, s] => (m.to_string(), r.to_string(), s.as_ref()),
                 _ => ("_OTHER".to_owned(), "overflow".to_owned(), ""),
             };
             let t = routes.entry((method, route)).or_default();
-            let n = counter.get();
             t.requests += n;
             if status.starts_with('5') {
                 t.errors += n;
             }
         });
-        m.duration.for_each(|values, h| {
+        fig.each_sketch(m.duration.name(), |values, h| {
             let key = match values {
                 [m, r] => (m.to_string(), r.to_string()),
                 _ => ("_OTHER".to_owned(), "overflow".to_owned()),
             };
-            routes.entry(key).or_default().duration = h.sketch();
+            routes.entry(key).or_default().duration = h.clone();
         });
         Reading {
             at: Instant::now(),
-            bytes_sent: m.bytes_sent.get(),
-            bytes_received: m.bytes_received.get(),
+            bytes_sent: fig.count("server_bytes_sent"),
+            bytes_received: fig.count("server_bytes_received"),
             routes,
-            tasks: read_tasks(&m.tasks),
+            tasks: read_tasks(&m.tasks, fig),
         }
     }
 }

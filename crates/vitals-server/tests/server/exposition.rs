@@ -56,9 +56,9 @@ async fn debug_metrics_json_and_filters() {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert!(json["error"].as_str().unwrap().len() > 10, "{json}");
     }
-    // No per-server or per-worker view in this version: refused, never
-    // answered unfiltered.
-    for unavailable in ["server=0", "server=1", "worker=0", "server=abc&route=%2F"] {
+    // No per-server view in this version: refused, never answered
+    // unfiltered.
+    for unavailable in ["server=0", "server=1", "server=abc&route=%2F"] {
         let (status, body) = get_body(&s, &format!("/debug/metrics?{unavailable}")).await;
         assert_eq!(status, 400, "{unavailable}: {body}");
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -69,10 +69,19 @@ async fn debug_metrics_json_and_filters() {
         );
         assert_eq!(
             json["known_filters"],
-            serde_json::json!(["route"]),
+            serde_json::json!(["route", "worker"]),
             "{json}"
         );
     }
+    // A single process has no worker to pick: refused, not ignored.
+    let (status, body) = get_body(&s, "/debug/metrics?worker=0").await;
+    assert_eq!(status, 400, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        json["error"].as_str().unwrap().contains("one process"),
+        "{json}"
+    );
+    assert_eq!(json["known_workers"], serde_json::json!([]), "{json}");
     let long = format!("/debug/metrics?route={}", "x".repeat(5000));
     assert_eq!(get_body(&s, &long).await.0, 400);
     let text = String::from_utf8(s.registry.render(Format::Prometheus)).unwrap();
