@@ -32,9 +32,8 @@
 //! ## Debug endpoints
 //!
 //! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics` (JSON;
-//! `?route=` keeps one route, the one filter there is: this version has no
-//! per-server or per-worker view, and refuses `?server=` and `?worker=` with
-//! a 400 rather than answer unfiltered),
+//! `?route=` keeps one route, `?worker=N` one prefork worker; `?server=`
+//! is refused with a 400 in this version rather than answered unfiltered),
 //! `/debug/events` (the event bus as SSE, with a `?types=` filter, a
 //! per-client buffer where a slow client loses events, counted, and a cap
 //! on clients answered 503) and `/debug/history` (per-second points of the
@@ -82,7 +81,10 @@
 //!   (and the rate window behind it), `/debug/events`, `/debug/history`, the
 //!   dashboard (its page is in `assets/`), access control, and the one
 //!   query-string parser they share.
-//! - Pushed, [`push`]: per-interval aggregates sent to a collector.
+//! - Pushed, [`push`]: per-interval aggregates sent to a collector;
+//!   [`statsd`]: the StatsD / DogStatsD exporter.
+//! - Prefork (feature `prefork`), `prefork/`: N worker processes on one
+//!   port, their metrics shared through the core's `SharedRegion`.
 //!
 //! And in four floors, each file importing only from the floors below it
 //! (no import circle; `tests/layout.rs` checks it):
