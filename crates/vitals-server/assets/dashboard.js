@@ -13,11 +13,13 @@
 //   dashboard-panels.js  panels, tables, events list, status and banner
 //   dashboard-charts.js  the history charts
 //   dashboard-theme.js   the colour theme
+//   dashboard-clients.js the server switch and the Clients panel
 import { filterQuery, metricsQuery, params, retryMs, routeFilter, state } from './dashboard-state.js';
 import { startTheme } from './dashboard-theme.js';
 import { setStatus, sortBy } from './dashboard-panels.js';
 import { drawCharts } from './dashboard-charts.js';
 import { loadHistory, openEvents, refresh, schedule, setLive } from './dashboard-sync.js';
+import { switchServer } from './dashboard-clients.js';
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -90,6 +92,7 @@ function start() {
   $('#live-toggle').addEventListener('change', (e) => setLive(e.target.checked));
   state.onSnapshot = watchWorkers;
   $('#worker-select').addEventListener('change', (e) => pickWorker(e.target.value));
+  $('#server-select').addEventListener('change', (e) => switchServer(e.target.value));
   drawCharts();
   const live = params.get('live');
   state.liveWanted = live === '1' || live === 'true';

@@ -6,6 +6,7 @@
 //! The modules that use a setting read it from the built options
 //! ([`DebugOptions`], the [`History`] ring, …), never a default of their own.
 
+use crate::client::families::ClientFamilies;
 use crate::collect::process::ProcessCollector;
 use crate::collect::runtime::RuntimeCollector;
 use crate::collect::uptime::Uptime;
@@ -42,6 +43,7 @@ pub struct ServerMetricsBuilder {
     history: Option<(Duration, usize)>,
     credentials: Credentials,
     push: Option<PushConfig>,
+    servers: Vec<Option<String>>,
 }
 
 impl ServerMetricsBuilder {
@@ -134,10 +136,32 @@ impl ServerMetricsBuilder {
         self
     }
 
+    /// Declares a server named `name` (its index is the number of servers
+    /// declared before it). Declared servers each get their own `server`
+    /// series on the `server_*` and `http_server_*` families; hand
+    /// [`ServerMetrics::server`] to each one's listener. Without any
+    /// declaration there is one server and no `server` label.
+    ///
+    /// A name is 1 to 64 ASCII letters, digits, `-`, `_` or `.`, not only
+    /// digits (those are indexes), each name once, at most
+    /// [`MAX_SERVERS`](crate::MAX_SERVERS) servers; `build` refuses others.
+    pub fn server(mut self, name: impl Into<String>) -> Self {
+        self.servers.push(Some(name.into()));
+        self
+    }
+
+    /// Declares `count` more servers without a name: their `server` label
+    /// is their index (`"0"`, `"1"`, …).
+    pub fn servers(mut self, count: usize) -> Self {
+        self.servers.extend(std::iter::repeat_n(None, count));
+        self
+    }
+
     /// Registers every metric (build once per registry: the scrape-time
     /// collectors would otherwise be registered twice). Fails only on an invalid namespace or a
     /// clash with differently shaped metrics already in the registry.
     pub fn build(self) -> Result<ServerMetrics, vitals::Error> {
+        check_servers(&self.servers)?;
         let registry = self.registry.unwrap_or_else(|| vitals::global().clone());
         let namespace = self.namespace.unwrap_or_default();
         let prefix = namespace.clone();
@@ -155,41 +179,23 @@ impl ServerMetricsBuilder {
         let secs = |n: &str, help: &str| opts(n, help).unit(Unit::Seconds);
         let r = &registry;
         let route = &["route"];
-        let method_route = &["method", "route"];
+        // With servers declared, the HTTP families lead with `server`.
+        let lead: &[&str] = if self.servers.is_empty() {
+            &[]
+        } else {
+            &["server"]
+        };
+        let http = |rest: &[&'static str]| -> Vec<&'static str> {
+            lead.iter().chain(rest).copied().collect()
+        };
+        let method_route_labels = http(&["method", "route"]);
+        let method_route = &method_route_labels[..];
         let handles = Handles {
-            connections_total: r
-                .counter(opts("server_connections_total", "Connections accepted"))?,
-            connections_active: r
-                .gauge(opts("server_connections_active", "Connections open now"))?,
-            connections_failed: r.counter(opts(
-                "server_connections_failed_total",
-                "Connections that failed: accept errors, handshake and protocol errors",
-            ))?,
-            connections_idle: r.gauge(opts(
-                "server_connections_idle",
-                "Open connections with no request in flight (keep-alive)",
-            ))?,
-            connections_peer_closed: r.counter(opts(
-                "server_connections_peer_closed_total",
-                "Connections the peer closed while a request was in flight",
-            ))?,
-            // The byte counters carry no unit: with one the exposed name
-            // would have to end in `_bytes` (`server_bytes_sent_bytes_total`),
-            // and the contract's names end in `_sent_total` / `_received_total`.
-            bytes_sent: r.counter(opts(
-                "server_bytes_sent_total",
-                "Bytes written to connections",
-            ))?,
-            bytes_received: r.counter(opts(
-                "server_bytes_received_total",
-                "Bytes read from connections",
-            ))?,
-            streams_total: r.counter(opts("server_streams_total", "HTTP/2 streams opened"))?,
-            streams_active: r.gauge(opts("server_streams_active", "HTTP/2 streams open now"))?,
+            servers: crate::servers::register(r, &opts, &self.servers)?,
             lifespan: Lifespan::register(r, &opts)?,
             requests: r.counter_vec(
                 opts("http_server_requests_total", "HTTP requests completed"),
-                &["method", "route", "status"],
+                &http(&["method", "route", "status"]),
             )?,
             duration: r.histogram_vec(
                 secs(
@@ -205,10 +211,6 @@ impl ServerMetricsBuilder {
                 ),
                 method_route,
             )?,
-            active_requests: r.gauge(opts(
-                "http_server_active_requests",
-                "HTTP requests in flight",
-            ))?,
             request_errors: r.counter_vec(
                 opts(
                     "http_server_request_errors_total",
@@ -284,6 +286,7 @@ impl ServerMetricsBuilder {
                 route,
             )?,
             tasks: TaskFamilies::register(r, &opts)?,
+            clients: ClientFamilies::register(r, &opts)?,
             debug: DebugOptions {
                 events_heartbeat: self.events_heartbeat.unwrap_or(DEFAULT_EVENTS_HEARTBEAT),
                 events_max_clients: self
@@ -301,6 +304,11 @@ impl ServerMetricsBuilder {
             },
             push: None,
             push_client: None,
+            client_caller: self
+                .push
+                .as_ref()
+                .filter(|c| crate::push::valid_caller(c.service.as_bytes()))
+                .and_then(|c| http::HeaderValue::from_str(&c.service).ok()),
             registry: registry.clone(),
             namespace,
             started: Instant::now(),
@@ -322,6 +330,43 @@ impl ServerMetricsBuilder {
         }
         Ok(ServerMetrics {
             inner: Arc::new(handles),
+            server: 0,
         })
     }
+}
+
+/// Refuses server declarations `build` cannot label: too many, a name
+/// that is not a plain label value or only digits, or a name twice.
+fn check_servers(servers: &[Option<String>]) -> Result<(), vitals::Error> {
+    let metric = "server_connections_total".to_owned();
+    if servers.len() > crate::servers::MAX_SERVERS {
+        return Err(vitals::Error::TooManyLabels {
+            metric,
+            count: servers.len(),
+            max: crate::servers::MAX_SERVERS,
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in servers.iter().flatten() {
+        let plain = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && !name.bytes().all(|b| b.is_ascii_digit());
+        if !plain {
+            return Err(vitals::Error::InvalidLabelName {
+                metric,
+                label: format!("server={name}"),
+                reason: "a server name is 1 to 64 ASCII letters, digits, '-', '_' or '.', \
+                         and not only digits",
+            });
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(vitals::Error::DuplicateLabel {
+                metric,
+                label: format!("server={name}"),
+            });
+        }
+    }
+    Ok(())
 }

@@ -32,8 +32,8 @@
 //! ## Debug endpoints
 //!
 //! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics` (JSON;
-//! `?route=` keeps one route, `?worker=N` one prefork worker; `?server=`
-//! is refused with a 400 in this version rather than answered unfiltered),
+//! `?route=` keeps one route, `?server=` one declared server,
+//! `?client=` one outbound client, `?worker=N` one prefork worker),
 //! `/debug/events` (the event bus as SSE, with a `?types=` filter, a
 //! per-client buffer where a slow client loses events, counted, and a cap
 //! on clients answered 503) and `/debug/history` (per-second points of the
@@ -85,6 +85,28 @@
 //!   [`statsd`]: the StatsD / DogStatsD exporter.
 //! - Prefork (feature `prefork`), `prefork/`: N worker processes on one
 //!   port, their metrics shared through the core's `SharedRegion`.
+//! - Outbound calls, [`client`]: the tower layer and connector for
+//!   hyper-util's client, the `reqwest` wrapper, and the `http_client_*`
+//!   families (floor 1: knows nothing of [`ServerMetrics`]).
+//! - Several servers, `servers.rs` (floor 1): each declared server's
+//!   `server_*` handles and its `server` label.
+//!
+//! ## Several servers and outbound clients
+//!
+//! ```
+//! let metrics = vitals_server::ServerMetrics::builder()
+//!     .registry(vitals::Registry::new())
+//!     .server("public")
+//!     .server("admin")
+//!     .build()
+//!     .expect("valid names");
+//! // Give each listener its server: TrackedListener::bind(addr, &admin).
+//! let admin = metrics.server("admin").expect("declared");
+//! assert_eq!(admin.server_index(), 1);
+//! // An outbound client, labelled by its peer's name.
+//! let billing = metrics.client("billing").expect("a valid name").peer("billing").expect("valid");
+//! let _layer = billing.layer(); // wrap hyper-util's client with it
+//! ```
 //!
 //! And in four floors, each file importing only from the floors below it
 //! (no import circle; `tests/layout.rs` checks it):
@@ -116,6 +138,7 @@
 //! [`MatchedPath`]: axum::extract::MatchedPath
 
 mod builder;
+pub mod client;
 mod collect;
 mod endpoints;
 mod entry_points;
@@ -125,6 +148,7 @@ pub mod prefork;
 pub mod push;
 mod record;
 mod server_metrics;
+mod servers;
 mod settings;
 pub mod statsd;
 
@@ -147,6 +171,7 @@ pub use record::sse::TrackedEventStream;
 pub use record::tasks::{RunningTask, TaskQueue, TaskTracker};
 pub use record::websocket::{TrackedWebSocket, WsMessage};
 pub use server_metrics::ServerMetrics;
+pub use servers::MAX_SERVERS;
 pub use settings::{
     DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
     DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW,

@@ -3,10 +3,14 @@
 //! so an empty file (or none) is a working configuration; every key has a
 //! variable too ([`environment`]).
 
+mod duration;
 pub mod environment;
 mod error;
+mod remote_write;
 
+pub use duration::parse_duration_ms;
 pub use error::ConfigError;
+pub use remote_write::{DEFAULT_BUCKETS_SECONDS, RemoteWriteConfig, RemoteWriteTarget};
 
 use crate::rollup::Retention;
 use crate::store::HotTierConfig;
@@ -43,6 +47,8 @@ pub struct CollectorConfig {
     pub defaults: ServicePolicy,
     /// Per-service overrides, by service name.
     pub services: BTreeMap<String, ServicePolicy>,
+    /// Prometheus remote-write receivers (`[[remote_write]]`), none by default.
+    pub remote_write: Vec<RemoteWriteConfig>,
 }
 
 impl Default for CollectorConfig {
@@ -57,6 +63,7 @@ impl Default for CollectorConfig {
             limits: Limits::default(),
             defaults: ServicePolicy::default(),
             services: BTreeMap::new(),
+            remote_write: Vec::new(),
         }
     }
 }
@@ -79,6 +86,21 @@ impl CollectorConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.retention.resolve()?;
         self.hot_tier.resolve()?;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, r) in self.remote_write.iter().enumerate() {
+            let target = r.resolve(i)?;
+            if !names.insert(target.config.name) {
+                return Err(format!(
+                    "remote_write[{i}]: another receiver has the same name; give each its own `name`"
+                ));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.limits.live_buffer) {
+            return Err(format!(
+                "limits.live_buffer must be 1 to 1000000, got {}",
+                self.limits.live_buffer
+            ));
+        }
         if self.rollup_interval_secs == 0 || self.rollup_interval_secs > 3600 {
             return Err(format!(
                 "rollup_interval_secs must be 1..=3600, got {}",
@@ -383,6 +405,12 @@ pub struct Limits {
     pub max_duration_ms: u64,
     /// How far in the future a timestamp may be (clock skew), ms.
     pub max_future_ms: u64,
+    /// Most `GET /v1/live` streams open at once, per collector; more are
+    /// refused with a 503 `too_many_live_clients`.
+    pub max_live_clients: usize,
+    /// How many events a `GET /v1/live` stream may fall behind before it
+    /// misses some (it is told how many).
+    pub live_buffer: usize,
 }
 
 impl Default for Limits {
@@ -403,35 +431,10 @@ impl Default for Limits {
             max_count: 1_000_000_000,
             max_duration_ms: 3_600_000,
             max_future_ms: 300_000,
+            max_live_clients: 64,
+            live_buffer: 256,
         }
     }
-}
-
-/// Parses `30s`, `15m`, `1h`, `7d` into milliseconds.
-pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit: use s, m, h or d (like 15m)"))?;
-    let (num, unit) = text.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a number (like 15m)"))?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "{text:?} has unknown unit {unit:?}: use s, m, h or d"
-            ));
-        }
-    };
-    if n <= 0 || n > 100_000 {
-        return Err(format!("{text:?} must be between 1 and 100000 {unit}"));
-    }
-    Ok(n * unit_ms)
 }
 
 #[cfg(test)]

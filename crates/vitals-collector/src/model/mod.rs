@@ -11,10 +11,13 @@
 //! - `write`: what one ingest stores ([`IngestWrite`], [`Sample`]) and
 //!   what became of it ([`IngestOutcome`]); [`ServiceRecord`].
 //! - `keys`: API keys ([`KeyRecord`], [`Role`]).
+//! - `admission`: bounded sets every collector on one store shares
+//!   ([`MemberSet`], [`Admission`]): services per tenant, routes per service.
 //! - `merge`: every merge of the above: totals ([`totals_of`]), fast sums
 //!   ([`StatsSum`]), route sums ([`sum_routes`]), merges by key and
 //!   roll-ups into coarser periods ([`roll_up`], [`roll_up_custom`]).
 
+mod admission;
 mod bucket;
 mod custom;
 mod keys;
@@ -22,8 +25,10 @@ mod merge;
 mod period;
 mod write;
 
+pub use admission::{Admission, MemberKind, MemberSet};
 pub use bucket::{
-    Bucket, BucketQuery, BucketStats, OVERFLOW_ROUTE, RouteSum, SeriesKey, SeriesSelect,
+    Bucket, BucketQuery, BucketStats, CLIENT_METHOD, OVERFLOW_ROUTE, RouteSum, SeriesKey,
+    SeriesSelect,
 };
 pub use custom::{CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, canonical_labels};
 pub use keys::{KeyRecord, Role};
@@ -32,4 +37,4 @@ pub use merge::{
     totals_of, with_totals,
 };
 pub use period::{DirtyPeriod, Resolution, UnixMs};
-pub use write::{IngestOutcome, IngestWrite, Sample, ServiceRecord};
+pub use write::{IngestOutcome, IngestWrite, Sample, ServiceRecord, TraceSample};

@@ -10,6 +10,12 @@ mod figures;
 mod health;
 mod window;
 
-pub use figures::{Edge, Figures, Metric, Point, RouteFigures, edges, routes, timeseries, total};
+pub use figures::{
+    Edge, Figures, Metric, Point, RouteFigures, SideFigures, edges, routes, sparkline, timeseries,
+    total,
+};
 pub use health::{Health, health, policy};
-pub use window::{MAX_POINTS, MAX_WINDOW_MS, Window, parse_step, resolution_for_step};
+pub use window::{
+    MAX_POINTS, MAX_WINDOW_MS, SPARKLINE_POINTS, Window, parse_step, resolution_for_step,
+    sparkline_step,
+};

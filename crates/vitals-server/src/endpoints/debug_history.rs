@@ -113,7 +113,7 @@ fn sample(weak: Weak<Handles>, mut previous: Reading, every: Duration) {
         // After a stall (a suspended process), take one sample, not a burst.
         next = (next + every).max(std::time::Instant::now());
         let Some(inner) = weak.upgrade() else { return };
-        let metrics = ServerMetrics { inner };
+        let metrics = ServerMetrics { inner, server: 0 };
         let fig = Figures::read(&metrics, Scope::Server);
         let now = Reading::from_figures(&metrics, &fig);
         let point = point(&metrics, &fig, &diff(&previous, &now));

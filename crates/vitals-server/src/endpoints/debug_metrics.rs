@@ -70,16 +70,11 @@ pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
 #[derive(Debug, Default)]
 struct Filters {
     route: Option<String>,
+    server: Option<String>,
+    client: Option<String>,
     /// `?worker=N`: one prefork worker instead of the whole server.
     worker: Option<usize>,
 }
-
-/// The filters there are, as a 400 lists them.
-const KNOWN_FILTERS: &[&str] = &["route", "worker"];
-
-/// Filters a client may still send that this version does not have: a
-/// 400, so nobody mistakes the unfiltered answer for a filtered one.
-const UNAVAILABLE_FILTERS: &[&str] = &["server"];
 
 /// `?worker=N` of a server with `workers` prefork workers (0: one process).
 fn parse_worker(value: Option<&str>, workers: usize) -> Result<Option<usize>, QueryError> {
@@ -106,20 +101,13 @@ fn parse_worker(value: Option<&str>, workers: usize) -> Result<Option<usize>, Qu
 
 fn parse_filters(raw: Option<&str>, workers: usize) -> Result<Filters, QueryError> {
     let query = Query::parse(raw)?;
-    for name in UNAVAILABLE_FILTERS {
-        if query.once(name)?.is_some() {
-            return Err(QueryError::new(format!(
-                "filter {name:?} is not available in this version: /debug/metrics shows \
-                 this process as a whole; leave {name:?} out"
-            ))
-            .with("known_filters", KNOWN_FILTERS));
-        }
-    }
     query.each_name_once()?;
     // Parameters that are not filters (the dashboard's own, say) are
     // accepted as they are.
     Ok(Filters {
         route: query.once("route")?.map(str::to_owned),
+        server: query.once("server")?.map(str::to_owned),
+        client: query.once("client")?.map(str::to_owned),
         worker: parse_worker(query.once("worker")?, workers)?,
     })
 }
@@ -189,6 +177,91 @@ fn tasks_section(now: &Reading, delta: &Delta, metrics: &ServerMetrics, fig: &Fi
     })
 }
 
+/// The declared servers, as `/debug/metrics` lists them.
+fn server_list(m: &crate::server_metrics::Handles) -> Value {
+    let list: Vec<Value> = m
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({ "index": i, "name": s.name.as_deref() }))
+        .collect();
+    Value::Array(list)
+}
+
+/// The `clients` section: each declared client (or only `only`), its
+/// lifetime counts, in-flight calls and connections, and per host its
+/// counts and the window's rate and percentiles.
+fn clients_section(
+    now: &Reading,
+    delta: &Delta,
+    m: &crate::server_metrics::Handles,
+    only: Option<&str>,
+) -> Value {
+    let f = &m.clients;
+    let mut out = Vec::new();
+    for (index, name) in f.names().iter().enumerate() {
+        if only.is_some_and(|o| o != &**name) {
+            continue;
+        }
+        let label = [&**name];
+        let mut lifetime = RouteTotals::default();
+        let mut recent = Sketch::new();
+        let mut recent_requests = 0;
+        let mut hosts = Vec::new();
+        for ((client, host), t) in &now.clients {
+            if client != &**name {
+                continue;
+            }
+            let d = delta
+                .clients
+                .get(&(client.clone(), host.clone()))
+                .cloned()
+                .unwrap_or_default();
+            lifetime.requests += t.requests;
+            lifetime.errors += t.errors;
+            recent.merge(&d.duration);
+            recent_requests += d.requests;
+            hosts.push(json!({
+                "host": host,
+                "requests": t.requests,
+                "errors": t.errors,
+                "rate_per_sec": rate(d.requests, delta.seconds),
+                "p50_ms": ms(d.duration.quantile(0.5)),
+                "p95_ms": ms(d.duration.quantile(0.95)),
+                "p99_ms": ms(d.duration.quantile(0.99)),
+            }));
+        }
+        let mut kinds = serde_json::Map::new();
+        for kind in crate::client::ErrorKind::ALL {
+            let mut n = 0;
+            f.errors.for_each(|values, c| {
+                if values.first().is_some_and(|c| **c == **name)
+                    && values.get(3).is_some_and(|k| &**k == kind.as_str())
+                {
+                    n += c.get();
+                }
+            });
+            kinds.insert(kind.as_str().to_owned(), json!(n));
+        }
+        out.push(json!({
+            "index": index,
+            "client": &**name,
+            "requests": lifetime.requests,
+            "errors": lifetime.errors,
+            "errors_by_kind": kinds,
+            "active": f.active.get(&label).get(),
+            "connections_opened": f.opened.get(&label).get(),
+            "connections_reused": f.reused.get(&label).get(),
+            "rate_per_sec": rate(recent_requests, delta.seconds),
+            "p50_ms": ms(recent.quantile(0.5)),
+            "p95_ms": ms(recent.quantile(0.95)),
+            "p99_ms": ms(recent.quantile(0.99)),
+            "hosts": hosts,
+        }));
+    }
+    Value::Array(out)
+}
+
 fn ms(seconds: Option<f64>) -> Value {
     seconds.map_or(Value::Null, |s| json!(s * 1000.0))
 }
@@ -219,6 +292,43 @@ async fn debug_metrics(
     let now = Reading::from_figures(&state.metrics, &fig);
     let delta = window.delta(&now);
     window.push(now.clone());
+    let m = &state.metrics.inner;
+    let server = match filters.server.as_deref() {
+        None => None,
+        Some(key) => match crate::servers::find(&m.servers, key) {
+            Some(i) => Some(i),
+            None => {
+                return QueryError::new(format!(
+                    "unknown server {key:?}: give a declared server's index or name"
+                ))
+                .with("known_servers", server_list(m))
+                .respond(registry);
+            }
+        },
+    };
+    let client = match filters.client.as_deref() {
+        None => None,
+        Some(key) => match m.clients.find(key) {
+            Some(i) => Some(m.clients.names()[i].to_string()),
+            None => {
+                let known: Vec<String> = m.clients.names().iter().map(|n| n.to_string()).collect();
+                return QueryError::new(format!(
+                    "unknown client {key:?}: give a declared client's index or name"
+                ))
+                .with("known_clients", known)
+                .respond(registry);
+            }
+        },
+    };
+    // One server's view: its bytes and routes, its connections.
+    let (now, delta) = match server {
+        Some(i) => (now.only(i), delta.only(i)),
+        None => (now, delta),
+    };
+    // One server's label (None: every server), for the server_* families.
+    let label = server.and_then(|i| m.servers[i].label.as_deref());
+    let counter = |base: &str| fig.count_of_server(base, label) as i64;
+    let gauge = |base: &str| fig.gauge_of_server(base, label);
     if let Some(route) = &filters.route {
         if !now.routes.keys().any(|(_, r)| r == route) {
             let known: Vec<&str> = now.routes.keys().map(|(_, r)| r.as_str()).collect();
@@ -230,7 +340,6 @@ async fn debug_metrics(
         }
     }
     let wanted = |r: &str| filters.route.as_deref().is_none_or(|f| f == r);
-    let m = &state.metrics.inner;
 
     // Totals over every (selected) route; percentiles from merged sketches.
     let mut lifetime = RouteTotals::default();
@@ -272,19 +381,19 @@ async fn debug_metrics(
         "uptime_seconds": state.metrics.uptime_seconds(),
         "window_seconds": delta.seconds,
         "connections": {
-            "total": fig.count("server_connections"),
-            "active": fig.gauge("server_connections_active"),
-            "failed": fig.count("server_connections_failed"),
-            "idle": fig.gauge("server_connections_idle"),
-            "peer_closed": fig.count("server_connections_peer_closed"),
+            "total": counter("server_connections"),
+            "active": gauge("server_connections_active"),
+            "failed": counter("server_connections_failed"),
+            "idle": gauge("server_connections_idle"),
+            "peer_closed": counter("server_connections_peer_closed"),
         },
         "streams": {
-            "total": fig.count("server_streams"),
-            "active": fig.gauge("server_streams_active"),
+            "total": counter("server_streams"),
+            "active": gauge("server_streams_active"),
         },
         "requests": {
             "total": lifetime.requests,
-            "active": fig.gauge("http_server_active_requests"),
+            "active": gauge("http_server_active_requests"),
             "errors": lifetime.errors,
             "rate_per_sec": rate(recent_requests, delta.seconds),
             "avg_latency_ms": ms(avg),
@@ -322,6 +431,9 @@ async fn debug_metrics(
         "tasks": tasks_section(&now, &delta, &state.metrics, &fig),
         "routes": routes,
         "custom": [],
+        "servers": server_list(m),
+        "server": server.map_or(Value::Null, |i| json!(i)),
+        "clients": clients_section(&now, &delta, m, client.as_deref()),
     });
     axum::Json(body).into_response()
 }
@@ -331,17 +443,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn route_and_worker_filters() {
+    fn route_server_client_and_worker_filters_are_there() {
         let f = parse_filters(Some("route=%2Fa&live=1"), 0).unwrap();
         assert_eq!(f.route.as_deref(), Some("/a"));
         assert!(parse_filters(None, 0).unwrap().route.is_none());
-        for raw in ["server=0", "route=%2Fa&server=1"] {
-            let refused = parse_filters(Some(raw), 4).unwrap_err();
-            assert!(
-                refused.message().contains("not available in this version"),
-                "{raw}: {refused:?}"
-            );
-        }
+        let f = parse_filters(Some("server=admin&client=1"), 0).unwrap();
+        assert_eq!(f.server.as_deref(), Some("admin"));
+        assert_eq!(f.client.as_deref(), Some("1"));
         assert!(parse_filters(Some("route=a&route=b"), 0).is_err());
         // One process: no worker to pick.
         let refused = parse_filters(Some("worker=0"), 0).unwrap_err();

@@ -108,6 +108,30 @@ impl Figures {
         total
     }
 
+    /// The sum of server counter family `base` (namespaced), only the
+    /// series of the server labelled `label` when given (the `server`
+    /// label leads a declared server's series).
+    pub(crate) fn count_of_server(&self, base: &str, label: Option<&str>) -> u64 {
+        let mut total = 0;
+        self.each_count(&self.name(base), |values, n| {
+            if label.is_none_or(|l| values.first().is_some_and(|v| &**v == l)) {
+                total += n;
+            }
+        });
+        total
+    }
+
+    /// As [`count_of_server`](Self::count_of_server), for a gauge family.
+    pub(crate) fn gauge_of_server(&self, base: &str, label: Option<&str>) -> i64 {
+        let mut total = 0;
+        self.each_gauge(&self.name(base), |values, n| {
+            if label.is_none_or(|l| values.first().is_some_and(|v| &**v == l)) {
+                total += n;
+            }
+        });
+        total
+    }
+
     /// The sum of server gauge family `base` (namespaced).
     pub(crate) fn gauge(&self, base: &str) -> i64 {
         let mut total = 0;

@@ -280,6 +280,7 @@ impl PushLoop {
                 Some((registry, drops)) => custom::collect(registry, &self.config.custom, drops),
                 None => Vec::new(),
             },
+            clients: self.aggregator.clients.take(),
         };
         let Ok(json) = serde_json::to_vec(&batch) else {
             return;

@@ -65,7 +65,7 @@ impl ConnectionState {
     pub(crate) fn request_started(&self, metrics: &ServerMetrics) {
         let prev = self.state.fetch_add(1, AcqRel);
         if prev == 0 {
-            metrics.inner.connections_idle.dec();
+            metrics.side().connections_idle.dec();
         }
     }
 
@@ -88,7 +88,7 @@ impl ConnectionState {
     pub(crate) fn request_finished(&self, metrics: &ServerMetrics) {
         let prev = self.state.fetch_sub(1, AcqRel);
         if prev == 1 {
-            metrics.inner.connections_idle.inc();
+            metrics.side().connections_idle.inc();
         }
     }
 }
@@ -153,7 +153,7 @@ impl<T> TrackedIo<T> {
             app_error_heads: AtomicU32::new(0),
             failed: AtomicBool::new(false),
         });
-        let m = &metrics.inner;
+        let m = metrics.side();
         m.connections_total.inc();
         m.connections_active.inc();
         m.connections_idle.inc();
@@ -182,7 +182,7 @@ impl<T> TrackedIo<T> {
     }
 
     fn count_sent(&mut self, n: usize) {
-        self.metrics.inner.bytes_sent.add(n as u64);
+        self.metrics.side().bytes_sent.add(n as u64);
         self.sent += n as u64;
     }
 }
@@ -193,7 +193,7 @@ impl<T> Drop for TrackedIo<T> {
         if let Some(error) = self.sniffer.error(app_error_heads) {
             connection_failed_once(&self.metrics, &self.state, || error.reason());
         }
-        let m = &self.metrics.inner;
+        let m = self.metrics.side();
         m.connections_active.dec();
         let prev = self.state.state.fetch_or(CLOSED, AcqRel);
         if prev & !CLOSED == 0 {
@@ -222,7 +222,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         let poll = Pin::new(&mut self.io).poll_read(cx, buf);
         let n = (buf.filled().len() - before) as u64;
         if n > 0 {
-            self.metrics.inner.bytes_received.add(n);
+            self.metrics.side().bytes_received.add(n);
             self.received += n;
         }
         poll
@@ -325,7 +325,7 @@ impl axum::serve::Listener for TrackedListener {
                     return (TrackedIo::new(stream, Some(addr), &self.metrics), addr);
                 }
                 Err(e) => {
-                    self.metrics.inner.connections_failed.inc();
+                    self.metrics.side().connections_failed.inc();
                     self.metrics.events().emit_with(|| Event::ConnectionFailed {
                         reason: format!("accept: {e}"),
                     });

@@ -34,6 +34,7 @@ pub(super) struct RouteCache {
 
 #[derive(Debug)]
 struct CachedRoute {
+    server: usize,
     method: &'static str,
     route: Box<str>,
     duration: vitals::Histogram,
@@ -46,10 +47,10 @@ struct CachedRoute {
 impl RouteCache {
     /// The cached handles if they are for this method and route.
     #[inline]
-    fn get(&self, method: &str, route: &str) -> Option<&CachedRoute> {
+    fn get(&self, server: usize, method: &str, route: &str) -> Option<&CachedRoute> {
         self.slot
             .get()
-            .filter(|c| c.method == method && &*c.route == route)
+            .filter(|c| c.server == server && c.method == method && &*c.route == route)
     }
 }
 
@@ -102,22 +103,34 @@ impl InFlight {
         cache: Arc<RouteCache>,
         req: &Request<B>,
     ) -> InFlight {
-        let m = &metrics.inner;
         let http2 = req.version() == Version::HTTP_2;
         let connection = req
             .extensions()
             .get::<ConnectInfo<ConnectionInfo>>()
             .map(|c| c.0.0.clone());
+        // A request belongs to the server its connection was accepted by
+        // (when the listener records into these same metrics).
+        let own = connection
+            .as_ref()
+            .filter(|c| Arc::ptr_eq(&c.metrics().inner, &metrics.inner))
+            .map(|c| c.metrics().clone());
+        let metrics = own.unwrap_or_else(|| metrics.clone());
+        let m = metrics.side();
         m.active_requests.inc();
         if http2 {
             m.streams_total.inc();
             m.streams_active.inc();
         }
         if let Some(c) = &connection {
-            c.request_started(metrics);
+            c.request_started(&metrics);
         }
+        let push = metrics
+            .inner
+            .push
+            .as_ref()
+            .and_then(|aggregator| aggregator.begin(req));
         InFlight {
-            metrics: metrics.clone(),
+            metrics,
             cache,
             start: Instant::now(),
             method: method_label(req.method()),
@@ -128,7 +141,7 @@ impl InFlight {
             kind: Kind::Normal,
             hit: false,
             done: false,
-            push: m.push.as_ref().and_then(|aggregator| aggregator.begin(req)),
+            push,
         }
     }
 
@@ -157,28 +170,33 @@ impl InFlight {
         {
             let elapsed = self.start.elapsed().as_secs_f64();
             let route = self.route();
-            match self.cache.get(self.method, route) {
+            match self.cache.get(self.metrics.server, self.method, route) {
                 Some(c) => {
                     c.first_byte.record(elapsed);
                     self.hit = true;
                 }
                 None => {
                     let m = &self.metrics.inner;
-                    let first_byte = m.first_byte.get(&[self.method, route]);
+                    let side = self.metrics.side();
+                    let method_route = [self.method, route];
+                    let first_byte = side.with_labels(&method_route, |l| m.first_byte.get(l));
                     first_byte.record(elapsed);
                     if status.is_success() && self.cache.slot.get().is_none() {
+                        let status_labels = [self.method, route, status.as_str()];
                         self.hit = self
                             .cache
                             .slot
                             .set(CachedRoute {
+                                server: self.metrics.server,
                                 method: self.method,
                                 route: route.into(),
-                                duration: m.duration.get(&[self.method, route]).clone(),
+                                duration: side
+                                    .with_labels(&method_route, |l| m.duration.get(l))
+                                    .clone(),
                                 first_byte: first_byte.clone(),
                                 status,
-                                requests: m
-                                    .requests
-                                    .get(&[self.method, route, status.as_str()])
+                                requests: side
+                                    .with_labels(&status_labels, |l| m.requests.get(l))
                                     .clone(),
                             })
                             .is_ok();
@@ -217,26 +235,28 @@ impl InFlight {
         } else {
             None
         };
+        let side = self.metrics.side();
+        let method_route = [self.method, route];
         match cached {
             Some(c) if self.status == Some(c.status) => c.requests.inc(),
-            _ => m.requests.get(&[self.method, route, status]).inc(),
+            _ => side.with_labels(&[self.method, route, status], |l| m.requests.get(l).inc()),
         }
         if self.kind == Kind::Normal {
             match cached {
                 Some(c) => c.duration.record(elapsed),
-                None => m.duration.get(&[self.method, route]).record(elapsed),
+                None => side.with_labels(&method_route, |l| m.duration.get(l).record(elapsed)),
             }
         }
         let server_error = self.status.is_some_and(|s| s.is_server_error());
         if server_error || outcome == Outcome::Failed {
-            m.request_errors.get(&[self.method, route]).inc();
+            side.with_labels(&method_route, |l| m.request_errors.get(l).inc());
         }
         if outcome == Outcome::Abandoned {
-            m.requests_abandoned.get(&[self.method, route]).inc();
+            side.with_labels(&method_route, |l| m.requests_abandoned.get(l).inc());
         }
-        m.active_requests.dec();
+        side.active_requests.dec();
         if self.http2 {
-            m.streams_active.dec();
+            side.streams_active.dec();
         }
         if let Some(c) = &self.connection {
             c.request_finished(&self.metrics);

@@ -56,23 +56,6 @@ async fn debug_metrics_json_and_filters() {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert!(json["error"].as_str().unwrap().len() > 10, "{json}");
     }
-    // No per-server view in this version: refused, never answered
-    // unfiltered.
-    for unavailable in ["server=0", "server=1", "server=abc&route=%2F"] {
-        let (status, body) = get_body(&s, &format!("/debug/metrics?{unavailable}")).await;
-        assert_eq!(status, 400, "{unavailable}: {body}");
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let error = json["error"].as_str().unwrap();
-        assert!(
-            error.contains("is not available in this version"),
-            "{unavailable}: {json}"
-        );
-        assert_eq!(
-            json["known_filters"],
-            serde_json::json!(["route", "worker"]),
-            "{json}"
-        );
-    }
     // A single process has no worker to pick: refused, not ignored.
     let (status, body) = get_body(&s, "/debug/metrics?worker=0").await;
     assert_eq!(status, 400, "{body}");
@@ -82,6 +65,23 @@ async fn debug_metrics_json_and_filters() {
         "{json}"
     );
     assert_eq!(json["known_workers"], serde_json::json!([]), "{json}");
+    // One server (none declared): `?server=0` is it; any other server or
+    // an undeclared client is a 400 naming the known ones.
+    let (status, body) = get_body(&s, "/debug/metrics?server=0&route=%2Fusers%2F%7Bid%7D").await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["requests"]["total"], 4, "{json}");
+    for unknown in ["server=1", "server=abc&route=%2F", "client=0"] {
+        let (status, body) = get_body(&s, &format!("/debug/metrics?{unknown}")).await;
+        assert_eq!(status, 400, "{unknown}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let error = json["error"].as_str().unwrap();
+        assert!(error.starts_with("unknown "), "{unknown}: {json}");
+        assert!(
+            json.get("known_servers").is_some() || json.get("known_clients").is_some(),
+            "{json}"
+        );
+    }
     let long = format!("/debug/metrics?route={}", "x".repeat(5000));
     assert_eq!(get_body(&s, &long).await.0, 400);
     let text = String::from_utf8(s.registry.render(Format::Prometheus)).unwrap();

@@ -30,8 +30,11 @@
 //! - `write.rs`: ingest, rollup replacements, keys; retries.
 //! - `read.rs`: buckets, dirty periods, services, samples, keys.
 //! - `custom.rs`: the custom points tables.
+//! - `admission.rs`: the bounded sets (services per tenant, routes per
+//!   service) every collector on the database shares.
 //! - `failure.rs`: driver errors, and which ones are worth a retry.
 
+mod admission;
 mod custom;
 mod failure;
 mod partitions;
@@ -44,8 +47,8 @@ mod write;
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::clock::now_ms;
 use crate::model::{
-    Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, Sample, ServiceRecord, UnixMs,
+    Admission, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome,
+    IngestWrite, KeyRecord, MemberSet, Resolution, Sample, ServiceRecord, TraceSample, UnixMs,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 pub use pool::PostgresStore;
@@ -161,6 +164,16 @@ impl Store for PostgresStore {
         Box::pin(self.select_dirty_periods(resolution, before_ms, limit))
     }
 
+    fn dirty_starts(
+        &self,
+        tenant: String,
+        resolution: Resolution,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<Vec<UnixMs>>> {
+        Box::pin(self.select_dirty_starts(tenant, resolution, start_ms, end_ms))
+    }
+
     fn write_rollup(
         &self,
         period: DirtyPeriod,
@@ -198,11 +211,38 @@ impl Store for PostgresStore {
         Box::pin(self.select_recent_samples(tenant, service, limit))
     }
 
+    fn trace_samples(
+        &self,
+        tenant: String,
+        trace_id: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<TraceSample>>> {
+        Box::pin(self.select_trace_samples(tenant, trace_id, limit))
+    }
+
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(self.insert_key(key))
     }
 
+    fn admit(
+        &self,
+        set: MemberSet,
+        seed: Vec<String>,
+        members: Vec<String>,
+        max: usize,
+    ) -> BoxFuture<'_, StoreResult<Option<Admission>>> {
+        Box::pin(async move { self.admit_members(set, seed, members, max).await.map(Some) })
+    }
+
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         Box::pin(self.select_key(hash))
+    }
+
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        Box::pin(self.select_keys(tenant))
+    }
+
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        Box::pin(self.delete_keys(hash_prefix))
     }
 }

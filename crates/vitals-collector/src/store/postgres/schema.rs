@@ -109,6 +109,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "#,
     // Per-service total series: see TOTALS_MIGRATION.
     TOTALS_MIGRATION,
+    // Request journeys: the samples of one trace, across services
+    // (inherited by each day partition).
+    r#"
+    CREATE INDEX samples_by_trace ON samples (tenant, trace_id) WHERE trace_id IS NOT NULL;
+    "#,
+    // 4: the bounded sets every collector on this database shares
+    // (services per tenant, routes per service; see `admission.rs`).
+    r#"
+    CREATE TABLE limit_members (
+        tenant text NOT NULL,
+        kind text NOT NULL,
+        owner text NOT NULL,
+        member text NOT NULL,
+        admitted_ms bigint NOT NULL,
+        PRIMARY KEY (tenant, kind, owner, member)
+    );
+    "#,
 ];
 
 /// The migration adding per-service total series (`method = ''`): partial
