@@ -24,6 +24,17 @@ export const routeFilter = params.get('route');
 /** The one server shown (`?server=`), or null for all of them. */
 export const serverFilter = params.get('server');
 
+/**
+ * The query for `metrics`: the filters, and with prefork workers the one
+ * worker picked (`state.worker`), once the server said it has workers.
+ */
+export function metricsQuery() {
+  const q = new URLSearchParams(filterQuery.slice(1));
+  if (state.workerCount > 0 && state.worker !== null) q.set('worker', String(state.worker));
+  const s = q.toString();
+  return s ? '?' + s : '';
+}
+
 /** How often the page polls, from `?interval_ms=` (clamped) or the default. */
 export const intervalMs = (() => {
   const n = Number(params.get('interval_ms'));
@@ -58,6 +69,9 @@ export const state = {
   renderPending: false,
   lastRender: -Infinity,
   pendingEvents: [],
+  workerCount: 0, // prefork workers the server has (0: one process)
+  worker: null, // the worker shown, or null for the whole server
+  onSnapshot: null, // called with each snapshot before it is applied
 };
 
 /** The time to the next poll: the interval, or the idle refresh when live. */

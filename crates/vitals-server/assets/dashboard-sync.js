@@ -4,7 +4,7 @@
 // event at once and refreshing the JSON now and then; polling takes over
 // whenever the stream is down. Polling and the live stream are one file:
 // each starts and stops the other.
-import { endpoints, filterQuery, intervalMs, retryMs, routeFilter, state } from './dashboard-state.js';
+import { endpoints, intervalMs, metricsQuery, retryMs, routeFilter, state } from './dashboard-state.js';
 import { isNum } from './dashboard-format.js';
 import { applyEvent, applySnapshot, seedHistory } from './dashboard-data.js';
 import { MAX_RECENT_EVENTS, addRecentEvent, clearError, render, setStatus, showError } from './dashboard-panels.js';
@@ -44,7 +44,7 @@ export function refresh() {
   state.inflight = (async () => {
     let res;
     try {
-      res = await getJson('metrics' + filterQuery);
+      res = await getJson('metrics' + metricsQuery());
     } catch (e) {
       const why = e && e.name === 'AbortError' ? 'no answer in time' : 'the connection failed';
       showError('Server unreachable.', `Could not load /debug/metrics: ${why}.`);
@@ -59,6 +59,7 @@ export function refresh() {
       && res.body.uptime_seconds + 1 < state.data.uptime_seconds;
     const wasFailing = !!state.unreachableSince;
     clearError();
+    if (state.onSnapshot) state.onSnapshot(res.body);
     applySnapshot(res.body, restarted);
     render();
     drawCharts();

@@ -14,7 +14,7 @@
 //   dashboard-charts.js  the history charts
 //   dashboard-theme.js   the colour theme
 //   dashboard-clients.js the server switch and the Clients panel
-import { filterQuery, params, retryMs, routeFilter, state } from './dashboard-state.js';
+import { filterQuery, metricsQuery, params, retryMs, routeFilter, state } from './dashboard-state.js';
 import { startTheme } from './dashboard-theme.js';
 import { setStatus, sortBy } from './dashboard-panels.js';
 import { drawCharts } from './dashboard-charts.js';
@@ -22,6 +22,59 @@ import { loadHistory, openEvents, refresh, schedule, setLive } from './dashboard
 import { switchServer } from './dashboard-clients.js';
 
 const $ = (sel) => document.querySelector(sel);
+
+/**
+ * A refresh after the one in flight (if any), with the new query. The
+ * figures of another scope replace the shown ones rather than merge with
+ * them (a snapshot never lowers a counter the page shows otherwise).
+ */
+async function refreshAfter() {
+  if (state.inflight) await state.inflight;
+  state.data = null;
+  refresh();
+}
+
+/**
+ * Prefork workers: once a snapshot says the server has some, the header
+ * offers "all workers" or one of them; the choice goes to `metrics` as
+ * `?worker=N` and into the page's URL. A single process shows no picker
+ * and forwards nothing.
+ */
+function watchWorkers(snapshot) {
+  const count = snapshot && snapshot.workers && Number.isInteger(snapshot.workers.count) ? snapshot.workers.count : 0;
+  if (count <= 0 || count === state.workerCount) return;
+  state.workerCount = Math.min(count, 1024);
+  const select = $('#worker-select');
+  select.replaceChildren();
+  const all = document.createElement('option');
+  all.value = '';
+  all.textContent = 'All workers';
+  select.append(all);
+  for (let i = 0; i < state.workerCount; i++) {
+    const o = document.createElement('option');
+    o.value = String(i);
+    o.textContent = `Worker ${i}`;
+    select.append(o);
+  }
+  const asked = Number(params.get('worker'));
+  if (params.has('worker') && Number.isInteger(asked) && asked >= 0 && asked < state.workerCount) {
+    state.worker = asked;
+    select.value = String(asked);
+    $('#json-link').href = 'metrics' + metricsQuery();
+    refreshAfter();
+  }
+  $('#worker-pick').hidden = false;
+}
+
+function pickWorker(value) {
+  state.worker = value === '' ? null : Number(value);
+  if (state.worker === null) params.delete('worker');
+  else params.set('worker', String(state.worker));
+  const q = params.toString();
+  history.replaceState(null, '', q ? '?' + q : location.pathname);
+  $('#json-link').href = 'metrics' + metricsQuery();
+  refreshAfter();
+}
 
 function start() {
   startTheme();
@@ -37,6 +90,8 @@ function start() {
     th.querySelector('button').addEventListener('click', () => sortBy(th.dataset.sort));
   }
   $('#live-toggle').addEventListener('change', (e) => setLive(e.target.checked));
+  state.onSnapshot = watchWorkers;
+  $('#worker-select').addEventListener('change', (e) => pickWorker(e.target.value));
   $('#server-select').addEventListener('change', (e) => switchServer(e.target.value));
   drawCharts();
   const live = params.get('live');

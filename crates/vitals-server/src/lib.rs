@@ -33,8 +33,7 @@
 //!
 //! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics` (JSON;
 //! `?route=` keeps one route, `?server=` one declared server,
-//! `?client=` one outbound client; this version has no per-worker view and
-//! refuses `?worker=` with a 400 rather than answer unfiltered),
+//! `?client=` one outbound client, `?worker=N` one prefork worker),
 //! `/debug/events` (the event bus as SSE, with a `?types=` filter, a
 //! per-client buffer where a slow client loses events, counted, and a cap
 //! on clients answered 503) and `/debug/history` (per-second points of the
@@ -82,7 +81,10 @@
 //!   (and the rate window behind it), `/debug/events`, `/debug/history`, the
 //!   dashboard (its page is in `assets/`), access control, and the one
 //!   query-string parser they share.
-//! - Pushed, [`push`]: per-interval aggregates sent to a collector.
+//! - Pushed, [`push`]: per-interval aggregates sent to a collector;
+//!   [`statsd`]: the StatsD / DogStatsD exporter.
+//! - Prefork (feature `prefork`), `prefork/`: N worker processes on one
+//!   port, their metrics shared through the core's `SharedRegion`.
 //! - Outbound calls, [`client`]: the tower layer and connector for
 //!   hyper-util's client, the `reqwest` wrapper, and the `http_client_*`
 //!   families (floor 1: knows nothing of [`ServerMetrics`]).
@@ -141,11 +143,14 @@ mod collect;
 mod endpoints;
 mod entry_points;
 mod labels;
+#[cfg(all(unix, feature = "prefork"))]
+pub mod prefork;
 pub mod push;
 mod record;
 mod server_metrics;
 mod servers;
 mod settings;
+pub mod statsd;
 
 pub use builder::ServerMetricsBuilder;
 pub use collect::process::ProcessCollector;

@@ -164,11 +164,6 @@ pub(crate) fn register(
         .collect())
 }
 
-/// The sum of one figure over `sides` (the whole process's value).
-pub(crate) fn sum<T: std::iter::Sum>(sides: &[ServerSide], f: impl Fn(&ServerSide) -> T) -> T {
-    sides.iter().map(f).sum()
-}
-
 /// Which of `sides` a `?server=` value names: its index or its declared
 /// name (or, unnamed, its index as label).
 pub(crate) fn find(sides: &[ServerSide], key: &str) -> Option<usize> {

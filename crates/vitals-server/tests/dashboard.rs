@@ -436,6 +436,35 @@ fn oversized_query_is_refused_and_counted() {
     runtime.shutdown_timeout(Duration::from_secs(1));
 }
 
+/// Prefork workers, as the page sees them: a server that is worker 0 of a
+/// region of two workers (and the supervisor's slot), where worker 1
+/// counted 7 requests to `/users/{id}`. None without the `prefork` feature.
+#[cfg(feature = "prefork")]
+fn workers_server() -> Option<RunningServer> {
+    let run_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-workers");
+    let region = vitals::SharedRegion::create(&run_dir, 3, 0).unwrap();
+    let other = region.registry(1).unwrap();
+    other
+        .counter_vec(
+            ("http_server_requests_total", "HTTP requests completed"),
+            &["method", "route", "status"],
+        )
+        .unwrap()
+        .get(&["GET", "/users/{id}", "200"])
+        .add(7);
+    let worker0 = region.registry(0).unwrap();
+    Some(RunningServer::start_with(
+        any_addr(),
+        Kind::Demo,
+        move |b| b.registry(worker0),
+    ))
+}
+
+#[cfg(not(feature = "prefork"))]
+fn workers_server() -> Option<RunningServer> {
+    None
+}
+
 /// Checks that `node` (20 or later: playwright-core's minimum), Chromium
 /// and playwright-core are there, or says why the browser test cannot run.
 fn browser_setup(dir: &Path) -> Result<(), String> {
@@ -488,6 +517,7 @@ fn dashboard_in_headless_chromium() {
     let guarded = RunningServer::start_with(any_addr(), Kind::Demo, |b| {
         b.auth_basic("admin", "s3cret:pass")
     });
+    let workers = workers_server();
     let multi = RunningServer::start(any_addr(), Kind::Multi);
 
     let mut child = Command::new("node")
@@ -500,6 +530,11 @@ fn dashboard_in_headless_chromium() {
             &format!("http://admin:s3cret%3Apass@{}", guarded.addr),
         ])
         .args(["--multi", &format!("http://{}", multi.addr)])
+        .args(
+            workers
+                .iter()
+                .flat_map(|w| ["--workers".to_owned(), format!("http://{}", w.addr)]),
+        )
         .arg("--shots")
         .arg(&shots)
         .current_dir(&dir)
@@ -551,6 +586,9 @@ fn dashboard_in_headless_chromium() {
     older.stop();
     prefixed.stop();
     guarded.stop();
+    if let Some(w) = workers {
+        w.stop();
+    }
     let _admin = multi.admin;
     multi.stop();
     assert!(status.success(), "the browser checks failed: {status}");

@@ -29,6 +29,9 @@
 //! ## Features
 //! - `wire`: [`wire`], the collector's wire format (push batches and
 //!   per-request records), shared by the push client and the collector.
+//! - `shared`: [`SharedRegion`], metrics shared by the worker processes
+//!   of one server through a memory-mapped run directory (Unix). Off by
+//!   default; without it nothing of it is compiled in.
 //! - `enabled` (default): the real instrumentation. Without it every metric
 //!   type, family, registry and the event bus is a zero-sized no-op with the
 //!   same API, so a library can instrument itself at no cost to users who
@@ -64,6 +67,8 @@ pub mod wire;
 mod metrics;
 #[cfg(feature = "enabled")]
 mod registry;
+#[cfg(all(feature = "enabled", feature = "shared"))]
+pub mod shared;
 
 #[cfg(not(feature = "enabled"))]
 mod noop;
@@ -74,7 +79,7 @@ pub use event::{
     Direction, Event, EventBus, EventRecord, LifespanPhase, SharedEvent, Subscription, TaskState,
 };
 pub use name::Unit;
-pub use options::{DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, MAX_BUCKETS, Options};
+pub use options::{DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, GaugeMode, MAX_BUCKETS, Options};
 pub use sketch::Sketch;
 pub use snapshot::{HistogramSnapshot, Quantiles, Snapshot};
 pub use visit::{Collector, FamilyInfo, HistogramView, Labels, MetricKind, Visitor};
@@ -86,6 +91,8 @@ pub use metrics::{
 };
 #[cfg(feature = "enabled")]
 pub use registry::{Registry, global};
+#[cfg(all(feature = "enabled", feature = "shared"))]
+pub use shared::{SharedRegion, SlotState};
 
 #[cfg(not(feature = "enabled"))]
 pub use noop::{

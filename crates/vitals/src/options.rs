@@ -36,6 +36,42 @@ pub struct Options {
     pub(crate) unit: Option<Unit>,
     pub(crate) cardinality_limit: Option<usize>,
     pub(crate) buckets: Option<Vec<f64>>,
+    pub(crate) gauge_mode: GaugeMode,
+}
+
+/// How a gauge's values from several worker processes combine into the
+/// one value a scrape shows, when the registry's storage is shared
+/// between processes (feature `shared`). A single process ignores it.
+/// Only live workers count: a worker that died takes its gauges with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GaugeMode {
+    /// The sum over live workers (connections open, requests in flight).
+    /// The default.
+    #[default]
+    Sum,
+    /// The largest value of a live worker.
+    Max,
+    /// The smallest value of a live worker.
+    Min,
+    /// The value of the live worker started most recently (a setting or a
+    /// start-up time every worker sets alike).
+    Latest,
+    /// One series per live worker, with a `worker` label.
+    PerWorker,
+}
+
+impl GaugeMode {
+    /// The mode's number in the shared storage's records.
+    #[cfg_attr(not(feature = "shared"), allow(dead_code))]
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            GaugeMode::Sum => 0,
+            GaugeMode::Max => 1,
+            GaugeMode::Min => 2,
+            GaugeMode::Latest => 3,
+            GaugeMode::PerWorker => 4,
+        }
+    }
 }
 
 impl Options {
@@ -47,6 +83,7 @@ impl Options {
             unit: None,
             cardinality_limit: None,
             buckets: None,
+            gauge_mode: GaugeMode::Sum,
         }
     }
 
@@ -68,6 +105,15 @@ impl Options {
     /// [`DEFAULT_BUCKETS`](crate::DEFAULT_BUCKETS).
     pub fn buckets(mut self, bounds: &[f64]) -> Self {
         self.buckets = Some(bounds.to_vec());
+        self
+    }
+}
+
+impl Options {
+    /// Gauges only: how the values of several worker processes combine
+    /// (default [`GaugeMode::Sum`]); see [`GaugeMode`].
+    pub fn gauge_mode(mut self, mode: GaugeMode) -> Self {
+        self.gauge_mode = mode;
         self
     }
 }

@@ -38,6 +38,12 @@ struct RegistryInner {
     collectors: RwLock<Vec<Arc<dyn Collector>>>,
     limits: Arc<Limits>,
     events: EventBus,
+    /// This worker's slot, when the registry lives in a shared region.
+    #[cfg(feature = "shared")]
+    shared: Option<Arc<crate::shared::slot::SlotWriter>>,
+    /// What this process has parsed of the region's slots.
+    #[cfg(feature = "shared")]
+    merge_cache: std::sync::Mutex<crate::shared::merge::MergeCache>,
 }
 
 impl Default for Registry {
@@ -56,6 +62,8 @@ impl std::fmt::Debug for Registry {
 /// A family with its metric type erased, so one list can hold them all.
 trait AnyFamily: Send + Sync {
     fn descriptor(&self) -> &Descriptor;
+    #[cfg_attr(not(feature = "shared"), allow(dead_code))]
+    fn layout(&self) -> Option<&BucketLayout>;
     fn visit(&self, visitor: &mut dyn Visitor, scratch: &mut Vec<u64>);
     fn overflow_count(&self) -> u64;
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
@@ -64,6 +72,9 @@ trait AnyFamily: Send + Sync {
 impl<M: Metric> AnyFamily for FamilyInner<M> {
     fn descriptor(&self) -> &Descriptor {
         &self.desc
+    }
+    fn layout(&self) -> Option<&BucketLayout> {
+        FamilyInner::layout(self)
     }
     fn visit(&self, visitor: &mut dyn Visitor, scratch: &mut Vec<u64>) {
         FamilyInner::visit(self, visitor, scratch);
@@ -90,7 +101,93 @@ impl Registry {
                 collectors: RwLock::new(Vec::new()),
                 limits: Arc::new(Limits::new(max)),
                 events: EventBus::new(),
+                #[cfg(feature = "shared")]
+                shared: None,
+                #[cfg(feature = "shared")]
+                merge_cache: std::sync::Mutex::new(crate::shared::merge::MergeCache::new(0)),
             }),
+        }
+    }
+
+    /// A registry in slot `slot` of `region` (see
+    /// [`SharedRegion::registry`](crate::SharedRegion::registry)).
+    #[cfg(feature = "shared")]
+    pub(crate) fn in_shared(
+        region: &crate::SharedRegion,
+        slot: usize,
+    ) -> std::io::Result<Registry> {
+        let limits = Arc::new(Limits::new(crate::limits::DEFAULT_MAX_LABEL_VALUE_LEN));
+        let writer = crate::shared::slot::SlotWriter::attach(region, slot, limits.clone())?;
+        Ok(Registry {
+            inner: Arc::new(RegistryInner {
+                families: RwLock::new(Vec::new()),
+                collectors: RwLock::new(Vec::new()),
+                limits,
+                events: EventBus::new(),
+                merge_cache: std::sync::Mutex::new(crate::shared::merge::MergeCache::new(
+                    region.slots(),
+                )),
+                shared: Some(writer),
+            }),
+        })
+    }
+
+    /// The shared region this registry lives in, if any.
+    #[cfg(feature = "shared")]
+    pub fn shared_region(&self) -> Option<&crate::SharedRegion> {
+        self.inner.shared.as_ref().map(|w| &w.region)
+    }
+
+    /// This process's slot (worker number) in its shared region, if any.
+    #[cfg(feature = "shared")]
+    pub fn worker(&self) -> Option<usize> {
+        self.inner.shared.as_ref().map(|w| w.slot)
+    }
+
+    /// Walks the registered families as slot `worker` alone holds them
+    /// (its counters and histograms, its gauges while it is live), for a
+    /// per-worker view. Without a shared region, `worker` 0 is this
+    /// process and any other shows nothing. Collectors and the registry's
+    /// own metrics are left out.
+    #[cfg(feature = "shared")]
+    pub fn visit_worker(&self, worker: usize, visitor: &mut dyn Visitor) {
+        let families = self.family_list();
+        match &self.inner.shared {
+            Some(w) => self.visit_region(&w.region, &families, Some(worker), visitor),
+            None if worker == 0 => {
+                let mut scratch = Vec::new();
+                for f in &families {
+                    f.visit(visitor, &mut scratch);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// The registered families, without collectors or the registry's own
+    /// metrics: the whole server's when the registry is shared.
+    pub fn visit_families(&self, visitor: &mut dyn Visitor) {
+        let families = self.family_list();
+        self.visit_family_list(&families, visitor);
+    }
+
+    fn family_list(&self) -> Vec<Arc<dyn AnyFamily>> {
+        self.inner
+            .families
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn visit_family_list(&self, families: &[Arc<dyn AnyFamily>], visitor: &mut dyn Visitor) {
+        #[cfg(feature = "shared")]
+        if let Some(w) = &self.inner.shared {
+            self.visit_region(&w.region, families, None, visitor);
+            return;
+        }
+        let mut scratch = Vec::new();
+        for f in families {
+            f.visit(visitor, &mut scratch);
         }
     }
 
@@ -251,7 +348,15 @@ impl Registry {
             });
         }
         let limit = opts.cardinality_limit.unwrap_or(DEFAULT_CARDINALITY_LIMIT);
-        let family = Family::new(desc, config, limit, self.inner.limits.clone());
+        #[cfg(feature = "shared")]
+        let backing = self
+            .inner
+            .shared
+            .as_ref()
+            .map(|w| (w.clone(), opts.gauge_mode));
+        #[cfg(not(feature = "shared"))]
+        let backing = Default::default();
+        let family = Family::new(desc, config, limit, self.inner.limits.clone(), backing);
         families.push(family.inner.clone());
         Ok(family)
     }
@@ -273,17 +378,13 @@ impl Registry {
     }
 
     /// Walks every family, collector and the registry's own health metrics.
+    ///
+    /// In a shared region (feature `shared`) the families are the whole
+    /// server's, every worker's slot merged; collectors and the registry's
+    /// own metrics are this process's.
     pub fn visit(&self, visitor: &mut dyn Visitor) {
-        let mut scratch = Vec::new();
-        let families: Vec<_> = self
-            .inner
-            .families
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        for f in &families {
-            f.visit(visitor, &mut scratch);
-        }
+        let families = self.family_list();
+        self.visit_family_list(&families, visitor);
         let collectors: Vec<_> = self
             .inner
             .collectors
@@ -345,6 +446,39 @@ impl Registry {
             "subscriber",
             dropped,
         );
+    }
+}
+
+#[cfg(feature = "shared")]
+impl Registry {
+    /// Visits `families` as read from every slot of `region` (or one).
+    fn visit_region(
+        &self,
+        region: &crate::SharedRegion,
+        families: &[Arc<dyn AnyFamily>],
+        only: Option<usize>,
+        visitor: &mut dyn Visitor,
+    ) {
+        let list: Vec<crate::shared::merge::LocalFamily<'_>> = families
+            .iter()
+            .map(|f| crate::shared::merge::LocalFamily {
+                info: f.descriptor().info(),
+                label_names: &f.descriptor().label_names,
+                layout: f.layout(),
+            })
+            .collect();
+        crate::shared::merge::visit_merged(region, &self.inner.merge_cache, &list, only, visitor);
+    }
+}
+
+#[cfg(feature = "shared")]
+impl crate::SharedRegion {
+    /// A registry whose metrics live in slot `slot`: call it in the
+    /// worker process that holds the slot, once. Series a previous holder
+    /// created are taken over (counters and histograms go on from their
+    /// totals; gauges start at zero), and the slot is marked live.
+    pub fn registry(&self, slot: usize) -> std::io::Result<Registry> {
+        Registry::in_shared(self, slot)
     }
 }
 

@@ -248,6 +248,13 @@ impl Sketch {
         self.buckets.iter().map(|(&i, &c)| (i, c))
     }
 
+    /// Non-empty buckets as `(value, count)`, lowest first: the value a
+    /// bucket reports (within [`RELATIVE_ERROR`] of every value in it), for
+    /// exporters that send values rather than bucket indices (StatsD).
+    pub fn bucket_values(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.buckets.iter().map(|(&i, &c)| (representative(i), c))
+    }
+
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.count() == 0

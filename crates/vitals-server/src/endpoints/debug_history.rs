@@ -15,11 +15,11 @@
 //! from the difference of two cumulative reads (sketches subtracted bucket
 //! by bucket), never from averages.
 
+use super::figures::{Figures, Scope};
 use super::history::Point;
 use super::query::{Query, QueryError};
 use super::window::{Delta, Reading, diff};
 use crate::server_metrics::{Handles, ServerMetrics};
-use crate::servers::sum;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,8 +28,8 @@ use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vitals::Sketch;
 
-/// The point covering `delta`, with the gauges of `metrics` as they are now.
-fn point(metrics: &ServerMetrics, delta: &Delta) -> Point {
+/// The point covering `delta`, with the gauges of `fig` (read now).
+fn point(metrics: &ServerMetrics, fig: &Figures, delta: &Delta) -> Point {
     let m = &metrics.inner;
     let mut requests = 0;
     let mut errors = 0;
@@ -50,7 +50,7 @@ fn point(metrics: &ServerMetrics, delta: &Delta) -> Point {
     let count = durations.count();
     let gauges = |f: &vitals::GaugeVec| {
         let mut total = 0;
-        f.for_each(|_, g| total += g.get());
+        fig.each_gauge(f.name(), |_, g| total += g);
         total
     };
     Point {
@@ -59,9 +59,9 @@ fn point(metrics: &ServerMetrics, delta: &Delta) -> Point {
             .map_or(0, |d| d.as_millis() as u64),
         span_ms: (delta.seconds * 1000.0).round() as u64,
         uptime_seconds: metrics.uptime_seconds(),
-        connections_active: sum(&m.servers, |s| s.connections_active.get()),
-        streams_active: sum(&m.servers, |s| s.streams_active.get()),
-        requests_active: sum(&m.servers, |s| s.active_requests.get()),
+        connections_active: fig.gauge("server_connections_active"),
+        streams_active: fig.gauge("server_streams_active"),
+        requests_active: fig.gauge("http_server_active_requests"),
         requests,
         errors,
         rate_per_sec: per_sec(requests),
@@ -114,8 +114,9 @@ fn sample(weak: Weak<Handles>, mut previous: Reading, every: Duration) {
         next = (next + every).max(std::time::Instant::now());
         let Some(inner) = weak.upgrade() else { return };
         let metrics = ServerMetrics { inner, server: 0 };
-        let now = Reading::take(&metrics);
-        let point = point(&metrics, &diff(&previous, &now));
+        let fig = Figures::read(&metrics, Scope::Server);
+        let now = Reading::from_figures(&metrics, &fig);
+        let point = point(&metrics, &fig, &diff(&previous, &now));
         metrics.inner.history.push(point);
         previous = now;
     }

@@ -4,6 +4,7 @@
 //! filter (see the crate docs, "Debug endpoints").
 
 use super::debug_history;
+use super::figures::{Figures, Scope};
 use super::query::{Query, QueryError};
 use super::window::{Delta, Reading, RouteTotals, TaskTotals, Window};
 use crate::server_metrics::ServerMetrics;
@@ -14,20 +15,52 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use vitals::Sketch;
 
-/// The metrics and the reads the window is measured between.
+/// The metrics and the reads the window is measured between: one window
+/// for the whole server, one per prefork worker (for `?worker=`).
 struct DebugState {
     metrics: ServerMetrics,
     window: Window,
+    worker_windows: Vec<Window>,
+}
+
+/// How many prefork workers share this server's metrics (0: one process).
+fn worker_count(metrics: &ServerMetrics) -> usize {
+    #[cfg(all(unix, feature = "prefork"))]
+    if let Some(region) = metrics.registry().shared_region() {
+        // The last slot is the supervisor's.
+        return region.slots().saturating_sub(1);
+    }
+    let _ = metrics;
+    0
+}
+
+/// This process's worker number, when it is a prefork worker.
+fn this_worker(metrics: &ServerMetrics) -> Option<usize> {
+    #[cfg(all(unix, feature = "prefork"))]
+    return metrics.registry().worker();
+    #[cfg(not(all(unix, feature = "prefork")))]
+    {
+        let _ = metrics;
+        None
+    }
 }
 
 /// The router serving `/debug/metrics`. Rates cover the configured window,
 /// measured between the reads each request takes (and one taken now).
 pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
+    let span = metrics.inner.debug.window;
     let state = Arc::new(DebugState {
         metrics: metrics.clone(),
-        window: Window::new(metrics.inner.debug.window),
+        window: Window::new(span),
+        worker_windows: (0..worker_count(metrics))
+            .map(|_| Window::new(span))
+            .collect(),
     });
     state.window.push(Reading::take(metrics));
+    for (n, window) in state.worker_windows.iter().enumerate() {
+        let fig = Figures::read(metrics, Scope::Worker(n));
+        window.push(Reading::from_figures(metrics, &fig));
+    }
     axum::Router::new()
         .route("/debug/metrics", get(debug_metrics))
         .with_state(state)
@@ -39,26 +72,35 @@ struct Filters {
     route: Option<String>,
     server: Option<String>,
     client: Option<String>,
+    /// `?worker=N`: one prefork worker instead of the whole server.
+    worker: Option<usize>,
 }
 
-/// The filters there are, as a 400 lists them.
-const KNOWN_FILTERS: &[&str] = &["route", "server", "client"];
-
-/// Filters a client may still send that this version does not have: a
-/// 400, so nobody mistakes the unfiltered answer for a filtered one.
-const UNAVAILABLE_FILTERS: &[&str] = &["worker"];
-
-fn parse_filters(raw: Option<&str>) -> Result<Filters, QueryError> {
-    let query = Query::parse(raw)?;
-    for name in UNAVAILABLE_FILTERS {
-        if query.once(name)?.is_some() {
-            return Err(QueryError::new(format!(
-                "filter {name:?} is not available in this version: /debug/metrics shows \
-                 this process as a whole; leave {name:?} out"
-            ))
-            .with("known_filters", KNOWN_FILTERS));
-        }
+/// `?worker=N` of a server with `workers` prefork workers (0: one process).
+fn parse_worker(value: Option<&str>, workers: usize) -> Result<Option<usize>, QueryError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let known: Vec<usize> = (0..workers).collect();
+    if workers == 0 {
+        return Err(QueryError::new(
+            "filter \"worker\" needs prefork workers: this server is one process; leave it out"
+                .to_owned(),
+        )
+        .with("known_workers", known));
     }
+    match value.trim().parse::<usize>() {
+        Ok(n) if n < workers => Ok(Some(n)),
+        _ => Err(QueryError::new(format!(
+            "worker must be a worker number from 0 to {}, not {value:?}",
+            workers - 1
+        ))
+        .with("known_workers", known)),
+    }
+}
+
+fn parse_filters(raw: Option<&str>, workers: usize) -> Result<Filters, QueryError> {
+    let query = Query::parse(raw)?;
     query.each_name_once()?;
     // Parameters that are not filters (the dashboard's own, say) are
     // accepted as they are.
@@ -66,34 +108,36 @@ fn parse_filters(raw: Option<&str>) -> Result<Filters, QueryError> {
         route: query.once("route")?.map(str::to_owned),
         server: query.once("server")?.map(str::to_owned),
         client: query.once("client")?.map(str::to_owned),
+        worker: parse_worker(query.once("worker")?, workers)?,
     })
 }
 
 /// Sums a per-route family's series whose route passes `wanted` (the
 /// overflow series, which has no route, always counts).
-fn sum_series<M: vitals::Metric>(
-    family: &vitals::Family<M>,
-    wanted: &impl Fn(&str) -> bool,
-    read: impl Fn(&M) -> i64,
-) -> i64 {
+fn sum_series(fig: &Figures, name: &str, gauge: bool, wanted: &impl Fn(&str) -> bool) -> i64 {
     let mut total = 0;
-    family.for_each(|values, m| {
+    let mut add = |values: &[Box<str>], n: i64| {
         if values.first().is_none_or(|r| wanted(r)) {
-            total += read(m);
+            total += n;
         }
-    });
+    };
+    if gauge {
+        fig.each_gauge(name, &mut add);
+    } else {
+        fig.each_count(name, |v, n| add(v, n as i64));
+    }
     total
 }
 
 /// The `tasks` section: lifetime counts, in-flight now, and the rate of
 /// finished tasks (completed + failed) and p95 run time over the window,
 /// overall and per queue.
-fn tasks_section(now: &Reading, delta: &Delta, metrics: &ServerMetrics) -> Value {
+fn tasks_section(now: &Reading, delta: &Delta, metrics: &ServerMetrics, fig: &Figures) -> Value {
     let in_flight = &metrics.inner.tasks.in_flight;
     let mut flying = std::collections::BTreeMap::new();
-    in_flight.for_each(|values, g| {
+    fig.each_gauge(in_flight.name(), |values, g| {
         let queue = values.first().map_or("overflow", |v| v.as_ref());
-        *flying.entry(queue.to_owned()).or_insert(0i64) += g.get();
+        *flying.entry(queue.to_owned()).or_insert(0i64) += g;
     });
     let mut totals = TaskTotals::default();
     let mut recent = Sketch::new();
@@ -236,13 +280,18 @@ async fn debug_metrics(
 ) -> Response {
     debug_history::ensure_sampler(&state.metrics);
     let registry = state.metrics.registry();
-    let filters = match parse_filters(query.as_deref()) {
+    let filters = match parse_filters(query.as_deref(), state.worker_windows.len()) {
         Ok(f) => f,
         Err(refused) => return refused.respond(registry),
     };
-    let now = Reading::take(&state.metrics);
-    let delta = state.window.delta(&now);
-    state.window.push(now.clone());
+    let (scope, window) = match filters.worker {
+        Some(n) => (Scope::Worker(n), &state.worker_windows[n]),
+        None => (Scope::Server, &state.window),
+    };
+    let fig = Figures::read(&state.metrics, scope);
+    let now = Reading::from_figures(&state.metrics, &fig);
+    let delta = window.delta(&now);
+    window.push(now.clone());
     let m = &state.metrics.inner;
     let server = match filters.server.as_deref() {
         None => None,
@@ -276,11 +325,10 @@ async fn debug_metrics(
         Some(i) => (now.only(i), delta.only(i)),
         None => (now, delta),
     };
-    let sides: &[crate::servers::ServerSide] = match server {
-        Some(i) => &m.servers[i..=i],
-        None => &m.servers,
-    };
-    let total = |f: fn(&crate::servers::ServerSide) -> i64| -> i64 { sides.iter().map(f).sum() };
+    // One server's label (None: every server), for the server_* families.
+    let label = server.and_then(|i| m.servers[i].label.as_deref());
+    let counter = |base: &str| fig.count_of_server(base, label) as i64;
+    let gauge = |base: &str| fig.gauge_of_server(base, label);
     if let Some(route) = &filters.route {
         if !now.routes.keys().any(|(_, r)| r == route) {
             let known: Vec<&str> = now.routes.keys().map(|(_, r)| r.as_str()).collect();
@@ -327,25 +375,25 @@ async fn debug_metrics(
     let count = lifetime.duration.count();
     let avg = (count > 0).then(|| lifetime.duration.sum() / count as f64);
     let kbps = |bytes: u64| rate(bytes, delta.seconds) * 8.0 / 1000.0;
-    let sum_family = |f: &vitals::CounterVec| sum_series(f, &wanted, |c| c.get() as i64);
-    let sum_gauges = |f: &vitals::GaugeVec| sum_series(f, &wanted, vitals::Gauge::get);
+    let sum_family = |f: &vitals::CounterVec| sum_series(&fig, f.name(), false, &wanted);
+    let sum_gauges = |f: &vitals::GaugeVec| sum_series(&fig, f.name(), true, &wanted);
     let body = json!({
         "uptime_seconds": state.metrics.uptime_seconds(),
         "window_seconds": delta.seconds,
         "connections": {
-            "total": total(|s| s.connections_total.get() as i64),
-            "active": total(|s| s.connections_active.get()),
-            "failed": total(|s| s.connections_failed.get() as i64),
-            "idle": total(|s| s.connections_idle.get()),
-            "peer_closed": total(|s| s.connections_peer_closed.get() as i64),
+            "total": counter("server_connections"),
+            "active": gauge("server_connections_active"),
+            "failed": counter("server_connections_failed"),
+            "idle": gauge("server_connections_idle"),
+            "peer_closed": counter("server_connections_peer_closed"),
         },
         "streams": {
-            "total": total(|s| s.streams_total.get() as i64),
-            "active": total(|s| s.streams_active.get()),
+            "total": counter("server_streams"),
+            "active": gauge("server_streams_active"),
         },
         "requests": {
             "total": lifetime.requests,
-            "active": total(|s| s.active_requests.get()),
+            "active": gauge("http_server_active_requests"),
             "errors": lifetime.errors,
             "rate_per_sec": rate(recent_requests, delta.seconds),
             "avg_latency_ms": ms(avg),
@@ -374,10 +422,13 @@ async fn debug_metrics(
             "bytes_sent": sum_family(&m.sse_bytes),
         },
         "workers": {
-            "active": m.lifespan.workers_active.get(),
-            "spawns_total": m.lifespan.worker_spawns.get(),
+            "active": fig.gauge("server_workers_active"),
+            "spawns_total": fig.count("server_worker_spawns"),
+            "count": state.worker_windows.len(),
+            "this": this_worker(&state.metrics),
+            "shown": filters.worker,
         },
-        "tasks": tasks_section(&now, &delta, &state.metrics),
+        "tasks": tasks_section(&now, &delta, &state.metrics, &fig),
         "routes": routes,
         "custom": [],
         "servers": server_list(m),
@@ -392,20 +443,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn route_server_and_client_filters_are_there() {
-        let f = parse_filters(Some("route=%2Fa&live=1")).unwrap();
+    fn route_server_client_and_worker_filters_are_there() {
+        let f = parse_filters(Some("route=%2Fa&live=1"), 0).unwrap();
         assert_eq!(f.route.as_deref(), Some("/a"));
-        assert!(parse_filters(None).unwrap().route.is_none());
-        let f = parse_filters(Some("server=admin&client=1")).unwrap();
+        assert!(parse_filters(None, 0).unwrap().route.is_none());
+        let f = parse_filters(Some("server=admin&client=1"), 0).unwrap();
         assert_eq!(f.server.as_deref(), Some("admin"));
         assert_eq!(f.client.as_deref(), Some("1"));
-        for raw in ["worker=1", "route=%2Fa&worker=1", "worker="] {
-            let refused = parse_filters(Some(raw)).unwrap_err();
-            assert!(
-                refused.message().contains("not available in this version"),
-                "{raw}: {refused:?}"
-            );
+        assert!(parse_filters(Some("route=a&route=b"), 0).is_err());
+        // One process: no worker to pick.
+        let refused = parse_filters(Some("worker=0"), 0).unwrap_err();
+        assert!(refused.message().contains("one process"), "{refused:?}");
+        // Four workers: 0 to 3.
+        assert_eq!(parse_filters(Some("worker=3"), 4).unwrap().worker, Some(3));
+        for raw in [
+            "worker=4",
+            "worker=",
+            "worker=-1",
+            "worker=x",
+            "worker=1&worker=2",
+        ] {
+            assert!(parse_filters(Some(raw), 4).is_err(), "{raw}");
         }
-        assert!(parse_filters(Some("route=a&route=b")).is_err());
     }
 }

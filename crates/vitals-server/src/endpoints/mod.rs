@@ -15,6 +15,7 @@ pub(crate) mod dashboard;
 pub(crate) mod debug_history;
 pub(crate) mod debug_metrics;
 pub(crate) mod events;
+pub(crate) mod figures;
 pub(crate) mod history;
 pub(crate) mod metrics_text;
 pub(crate) mod query;

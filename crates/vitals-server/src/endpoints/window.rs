@@ -7,6 +7,7 @@
 //! Nothing runs in the background, so an idle server pays nothing. Sketches subtract bucket by bucket, so windowed percentiles are
 //! exact to the sketch's 1 %, never averages of percentiles.
 
+use super::figures::{Figures, Scope};
 use crate::server_metrics::ServerMetrics;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -53,26 +54,26 @@ pub(crate) struct Reading {
 /// `errors` are 5xx answers and calls without a response.
 fn read_clients(
     f: &crate::client::families::ClientFamilies,
+    fig: &Figures,
 ) -> BTreeMap<(String, String), RouteTotals> {
     let mut clients: BTreeMap<(String, String), RouteTotals> = BTreeMap::new();
-    f.requests.for_each(|values, c| {
+    fig.each_count(f.requests.name(), |values, n| {
         let (key, status) = match values {
             [client, _, host, status] => ((client.to_string(), host.to_string()), &**status),
             _ => (("overflow".to_owned(), "overflow".to_owned()), ""),
         };
         let t = clients.entry(key).or_default();
-        let n = c.get();
         t.requests += n;
         if status.starts_with('5') || status == "error" {
             t.errors += n;
         }
     });
-    f.duration.for_each(|values, h| {
+    fig.each_sketch(f.duration.name(), |values, h| {
         let key = match values {
             [client, _, host] => (client.to_string(), host.to_string()),
             _ => ("overflow".to_owned(), "overflow".to_owned()),
         };
-        clients.entry(key).or_default().duration.merge(&h.sketch());
+        clients.entry(key).or_default().duration.merge(h);
     });
     clients
 }
@@ -126,7 +127,10 @@ fn first_label(values: &[impl AsRef<str>]) -> String {
 }
 
 /// Reads every `task_*` family into per-queue totals.
-fn read_tasks(t: &crate::record::task_families::TaskFamilies) -> BTreeMap<String, TaskTotals> {
+fn read_tasks(
+    t: &crate::record::task_families::TaskFamilies,
+    fig: &Figures,
+) -> BTreeMap<String, TaskTotals> {
     let mut tasks: BTreeMap<String, TaskTotals> = BTreeMap::new();
     type Field = fn(&mut TaskTotals) -> &mut u64;
     let counters: [(&vitals::CounterVec, Field); 5] = [
@@ -137,26 +141,34 @@ fn read_tasks(t: &crate::record::task_families::TaskFamilies) -> BTreeMap<String
         (&t.retried, |t| &mut t.retried),
     ];
     for (family, field) in counters {
-        family.for_each(|values, c| {
-            *field(tasks.entry(first_label(values)).or_default()) += c.get();
+        fig.each_count(family.name(), |values, n| {
+            *field(tasks.entry(first_label(values)).or_default()) += n;
         });
     }
-    t.duration.for_each(|values, h| {
-        tasks.entry(first_label(values)).or_default().duration = h.sketch();
+    fig.each_sketch(t.duration.name(), |values, h| {
+        tasks.entry(first_label(values)).or_default().duration = h.clone();
     });
     tasks
 }
 
 impl Reading {
+    /// A read of the whole server (every prefork worker).
     pub(crate) fn take(metrics: &ServerMetrics) -> Reading {
+        Reading::from_figures(metrics, &Figures::read(metrics, Scope::Server))
+    }
+
+    /// A read of what `fig` holds (the whole server or one worker), read
+    /// through the registry so prefork workers' slots are merged.
+    pub(crate) fn from_figures(metrics: &ServerMetrics, fig: &Figures) -> Reading {
         let m = &metrics.inner;
         let labelled = m.servers.first().is_some_and(|s| s.label.is_some());
         let mut servers: Vec<ServerTotals> = if labelled {
             m.servers
                 .iter()
                 .map(|s| ServerTotals {
-                    bytes_sent: s.bytes_sent.get(),
-                    bytes_received: s.bytes_received.get(),
+                    bytes_sent: fig.count_of_server("server_bytes_sent", s.label.as_deref()),
+                    bytes_received: fig
+                        .count_of_server("server_bytes_received", s.label.as_deref()),
                     routes: BTreeMap::new(),
                 })
                 .collect()
@@ -164,14 +176,13 @@ impl Reading {
             Vec::new()
         };
         let mut routes: BTreeMap<(String, String), RouteTotals> = BTreeMap::new();
-        m.requests.for_each(|values, counter| {
+        fig.each_count(m.requests.name(), |values, n| {
             // Values are [server,] method, route, status; the overflow series has none.
             let (server, values) = split_server(&m.servers, values);
             let (method, route, status) = match values {
                 [m, r, s] => (m.to_string(), r.to_string(), s.as_ref()),
                 _ => ("_OTHER".to_owned(), "overflow".to_owned(), ""),
             };
-            let n = counter.get();
             let errors = if status.starts_with('5') { n } else { 0 };
             if let Some(t) = server.and_then(|i| servers.get_mut(i)) {
                 let t = t.routes.entry((method.clone(), route.clone())).or_default();
@@ -182,13 +193,13 @@ impl Reading {
             t.requests += n;
             t.errors += errors;
         });
-        m.duration.for_each(|values, h| {
+        fig.each_sketch(m.duration.name(), |values, h| {
             let (server, values) = split_server(&m.servers, values);
             let key = match values {
                 [m, r] => (m.to_string(), r.to_string()),
                 _ => ("_OTHER".to_owned(), "overflow".to_owned()),
             };
-            let sketch = h.sketch();
+            let sketch = h.clone();
             if let Some(t) = server.and_then(|i| servers.get_mut(i)) {
                 t.routes.entry(key.clone()).or_default().duration = sketch.clone();
             }
@@ -196,12 +207,12 @@ impl Reading {
         });
         Reading {
             at: Instant::now(),
-            bytes_sent: crate::servers::sum(&m.servers, |s| s.bytes_sent.get()),
-            bytes_received: crate::servers::sum(&m.servers, |s| s.bytes_received.get()),
+            bytes_sent: fig.count("server_bytes_sent"),
+            bytes_received: fig.count("server_bytes_received"),
             routes,
-            tasks: read_tasks(&m.tasks),
+            tasks: read_tasks(&m.tasks, fig),
             servers,
-            clients: read_clients(&m.clients),
+            clients: read_clients(&m.clients, fig),
         }
     }
 

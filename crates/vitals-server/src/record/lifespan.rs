@@ -8,7 +8,9 @@
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
-use vitals::{Event, EventBus, FloatGauge, Gauge, LifespanPhase, Options, Registry, Unit};
+use vitals::{
+    Event, EventBus, FloatGauge, Gauge, GaugeMode, LifespanPhase, Options, Registry, Unit,
+};
 
 /// The lifespan and worker handles, registered with the server metrics.
 pub(crate) struct Lifespan {
@@ -34,14 +36,22 @@ impl Lifespan {
                 "server_worker_spawns_total",
                 "Worker processes started",
             ))?,
-            startup_seconds: r.float_gauge(secs(
-                "server_lifespan_startup_seconds",
-                "Time the start-up phase took",
-            ))?,
-            shutdown_seconds: r.float_gauge(secs(
-                "server_lifespan_shutdown_seconds",
-                "Time the shut-down phase took",
-            ))?,
+            // With prefork workers the supervisor's timing (which spans the
+            // workers') is the one shown: the largest of the live processes.
+            startup_seconds: r.float_gauge(
+                secs(
+                    "server_lifespan_startup_seconds",
+                    "Time the start-up phase took",
+                )
+                .gauge_mode(GaugeMode::Max),
+            )?,
+            shutdown_seconds: r.float_gauge(
+                secs(
+                    "server_lifespan_shutdown_seconds",
+                    "Time the shut-down phase took",
+                )
+                .gauge_mode(GaugeMode::Max),
+            )?,
             shutdown_began: Mutex::new(None),
         })
     }

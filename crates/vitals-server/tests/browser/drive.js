@@ -31,7 +31,7 @@ const ARGS = [
 ];
 
 function parseArgs(argv) {
-  const out = { base: null, old: null, auth: null, prefixed: null, multi: null, shots: os.tmpdir(), bench: 0, mode: 'live' };
+  const out = { base: null, old: null, auth: null, prefixed: null, workers: null, multi: null, shots: os.tmpdir(), bench: 0, mode: 'live' };
   for (let i = 0; i < argv.length; i += 1) {
     const next = () => {
       i += 1;
@@ -43,6 +43,7 @@ function parseArgs(argv) {
       case '--old': out.old = next(); break;
       case '--auth': out.auth = next(); break;
       case '--prefixed': out.prefixed = next(); break;
+      case '--workers': out.workers = next(); break;
       case '--multi': out.multi = next(); break;
       case '--mode': out.mode = next(); break;
       case '--shots': out.shots = next(); break;
@@ -254,7 +255,7 @@ async function checkFilterAndEscaping(context, base) {
   assertNoErrors(w3);
   const res = await fetch(`${base}/debug/metrics?worker=3`);
   const body = await res.json();
-  assert(res.status === 400 && /not available in this version/.test(body.error), `worker=3: ${res.status} ${body.error}`);
+  assert(res.status === 400 && /not available in this version|one process/.test(body.error), `worker=3: ${res.status} ${body.error}`);
   ok('server= is forwarded and shown, worker= neither; /debug/metrics refuses worker= with a 400');
   await p3.close();
 
@@ -516,6 +517,48 @@ async function checkServersAndClients(context, multi) {
   await page.close();
 }
 
+// A server whose registry is worker 0 of three slots (two workers and the
+// supervisor's): worker 1 has counted 7 requests to /users/{id}. The page
+// offers the workers, and picking one asks /debug/metrics?worker=N and
+// shows that worker's figures, kept in the page's URL.
+async function checkWorkers(context, base) {
+  const page = await context.newPage();
+  const w = watch(page, 'prefork page');
+  const asked = [];
+  page.on('request', (r) => asked.push(new URL(r.url())));
+  await page.goto(`${base}/debug/?interval_ms=600000`);
+  await loaded(page);
+  await page.waitForSelector('#worker-pick:not([hidden])', { timeout: 10000 });
+  const options = await page.$$eval('#worker-select option', (os) => os.map((o) => [o.value, o.textContent]));
+  assert(JSON.stringify(options) === JSON.stringify([['', 'All workers'], ['0', 'Worker 0'], ['1', 'Worker 1']]), `options ${JSON.stringify(options)}`);
+  const total = async () => page.$eval('[data-field="requests.total"]', (e) => e.dataset.value);
+  const whole = await getJson(`${base}/debug/metrics`);
+  assert(Number(await total()) >= 7 && whole.workers.count === 2, `whole server: ${await total()}, ${JSON.stringify(whole.workers)}`);
+  await page.selectOption('#worker-select', '1');
+  await page.waitForFunction(() => document.querySelector('[data-field="requests.total"]').dataset.value === '7', null, { timeout: 10000 })
+    .catch(async (e) => { throw new Error(`worker 1 picked: total ${await total()}, asked ${asked.map((u) => u.search).join(' ')}: ${e.message}`); });
+  assert(asked.some((u) => u.pathname.endsWith('/debug/metrics') && u.searchParams.get('worker') === '1'), 'asked for worker 1');
+  assert(new URL(page.url()).searchParams.get('worker') === '1', `URL keeps the worker: ${page.url()}`);
+  assert((await page.getAttribute('#json-link', 'href')) === 'metrics?worker=1', 'JSON link follows the worker');
+  // Opened with ?worker=1, the page shows worker 1 from the start.
+  const p2 = await context.newPage();
+  const w2 = watch(p2, 'prefork page with ?worker=1');
+  await p2.goto(`${base}/debug/?worker=1&interval_ms=600000`);
+  await loaded(p2);
+  await p2.waitForFunction(() => document.querySelector('[data-field="requests.total"]').dataset.value === '7', null, { timeout: 10000 })
+    .catch(async (e) => { throw new Error(`opened with ?worker=1: total ${await p2.$eval('[data-field="requests.total"]', (x) => x.dataset.value)}: ${e.message}`); });
+  assert((await p2.$eval('#worker-select', (e) => e.value)) === '1', 'picker shows worker 1');
+  await page.selectOption('#worker-select', '');
+  await page.waitForFunction((n) => Number(document.querySelector('[data-field="requests.total"]').dataset.value) >= n, 7, { timeout: 10000 })
+    .catch(async (e) => { throw new Error(`all workers again: total ${await total()}: ${e.message}`); });
+  assert(new URL(page.url()).searchParams.get('worker') === null, 'all workers: no worker in the URL');
+  assertNoErrors(w);
+  assertNoErrors(w2);
+  await page.close();
+  await p2.close();
+  ok('prefork: the page offers the workers, picks one through ?worker=N, and keeps it in the URL');
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitals-chromium-'));
@@ -537,6 +580,7 @@ async function main() {
     const live = await checkLive(context, args.base, endpoints.includes('events'));
     if (args.old) await checkOldServer(context, args.old);
     if (args.prefixed) await checkPrefixed(context, args.prefixed);
+    if (args.workers) await checkWorkers(context, args.workers);
     if (args.multi) await checkServersAndClients(context, args.multi);
     await checkBanner([polling, live], args.base);
     if (endpoints.includes('events')) await checkLiveAfterRestart(live, args.base);

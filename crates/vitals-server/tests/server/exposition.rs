@@ -56,23 +56,15 @@ async fn debug_metrics_json_and_filters() {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert!(json["error"].as_str().unwrap().len() > 10, "{json}");
     }
-    // No per-worker view in this version: refused, never answered
-    // unfiltered.
+    // A single process has no worker to pick: refused, not ignored.
     let (status, body) = get_body(&s, "/debug/metrics?worker=0").await;
     assert_eq!(status, 400, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(
-        json["error"]
-            .as_str()
-            .unwrap()
-            .contains("is not available in this version"),
+        json["error"].as_str().unwrap().contains("one process"),
         "{json}"
     );
-    assert_eq!(
-        json["known_filters"],
-        serde_json::json!(["route", "server", "client"]),
-        "{json}"
-    );
+    assert_eq!(json["known_workers"], serde_json::json!([]), "{json}");
     // One server (none declared): `?server=0` is it; any other server or
     // an undeclared client is a 400 naming the known ones.
     let (status, body) = get_body(&s, "/debug/metrics?server=0&route=%2Fusers%2F%7Bid%7D").await;

@@ -20,9 +20,33 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// requests.add(2);
 /// assert_eq!(requests.get(), 3);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Counter {
     pub(crate) core: Arc<CounterCore>,
+    /// Where the total lives: `core.value`, or a cell of a shared region
+    /// (feature `shared`). Read straight from the handle, so recording
+    /// costs what it costs without the feature: one load, one atomic add.
+    #[cfg(feature = "shared")]
+    cell: std::ptr::NonNull<AtomicU64>,
+}
+
+// SAFETY: `cell` points at `core.value` or at a shared cell the core's
+// owner keeps mapped; both are atomics, used only through `&`.
+#[cfg(feature = "shared")]
+unsafe impl Send for Counter {}
+// SAFETY: as above.
+#[cfg(feature = "shared")]
+unsafe impl Sync for Counter {}
+
+impl Default for Counter {
+    fn default() -> Self {
+        let core = Arc::new(CounterCore::default());
+        Counter {
+            #[cfg(feature = "shared")]
+            cell: std::ptr::NonNull::from(&core.value),
+            core,
+        }
+    }
 }
 
 /// Aligned to a cache line so the hot `value` never shares one with the
@@ -37,6 +61,9 @@ pub(crate) struct CounterCore {
     /// take it so a handle folding its total in is never counted twice.
     locals: Mutex<Vec<Arc<AtomicU64>>>,
     local_count: AtomicUsize,
+    /// Keeps a shared region mapped while a handle points into it.
+    #[cfg(feature = "shared")]
+    _owner: Option<Arc<dyn super::cell::Owner>>,
 }
 
 impl std::fmt::Debug for Counter {
@@ -53,6 +80,36 @@ impl Counter {
         Self::default()
     }
 
+    /// A counter whose total is the shared cell at `cell`.
+    ///
+    /// # Safety
+    /// `cell` must stay valid (and be used only atomically) while `owner`
+    /// lives.
+    #[cfg(feature = "shared")]
+    pub(crate) unsafe fn in_shared(
+        cell: std::ptr::NonNull<AtomicU64>,
+        owner: Arc<dyn super::cell::Owner>,
+    ) -> Self {
+        let core = CounterCore {
+            _owner: Some(owner),
+            ..CounterCore::default()
+        };
+        Counter {
+            core: Arc::new(core),
+            cell,
+        }
+    }
+
+    /// The atomic holding the total.
+    #[inline]
+    fn value(&self) -> &AtomicU64 {
+        #[cfg(feature = "shared")]
+        // SAFETY: see the field: valid while `core` (and its owner) lives.
+        return unsafe { self.cell.as_ref() };
+        #[cfg(not(feature = "shared"))]
+        &self.core.value
+    }
+
     /// Adds one.
     #[inline]
     pub fn inc(&self) {
@@ -63,20 +120,20 @@ impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
         // Relaxed: a counter orders nothing, readers only need the total.
-        self.core.value.fetch_add(n, Relaxed);
+        self.value().fetch_add(n, Relaxed);
     }
 
     /// The current total, including what live local handles have published.
     pub fn get(&self) -> u64 {
         let core = &*self.core;
         if core.local_count.load(Relaxed) == 0 {
-            return core.value.load(Relaxed);
+            return self.value().load(Relaxed);
         }
         let locals = core.locals.lock().unwrap_or_else(PoisonError::into_inner);
         let published = locals
             .iter()
             .fold(0u64, |acc, l| acc.wrapping_add(l.load(Relaxed)));
-        core.value.load(Relaxed).wrapping_add(published)
+        self.value().load(Relaxed).wrapping_add(published)
     }
 
     /// A handle for one thread's hottest loop: increments are a plain load
@@ -149,7 +206,9 @@ impl LocalCounter {
     pub fn flush(&self) {
         let core = &*self.counter.core;
         let _locals = core.locals.lock().unwrap_or_else(PoisonError::into_inner);
-        core.value.fetch_add(self.slot.load(Relaxed), Relaxed);
+        self.counter
+            .value()
+            .fetch_add(self.slot.load(Relaxed), Relaxed);
         self.slot.store(0, Relaxed);
     }
 
@@ -163,7 +222,9 @@ impl Drop for LocalCounter {
     fn drop(&mut self) {
         let core = &*self.counter.core;
         let mut locals = core.locals.lock().unwrap_or_else(PoisonError::into_inner);
-        core.value.fetch_add(self.slot.load(Relaxed), Relaxed);
+        self.counter
+            .value()
+            .fetch_add(self.slot.load(Relaxed), Relaxed);
         locals.retain(|l| !Arc::ptr_eq(l, &self.slot));
         core.local_count.store(locals.len(), Relaxed);
     }
@@ -188,7 +249,7 @@ impl Drop for LocalCounter {
 /// ```
 #[derive(Clone)]
 pub struct ShardedCounter {
-    shards: Arc<[CachePadded<AtomicU64>]>,
+    pub(crate) shards: super::cell::Cell<[CachePadded<AtomicU64>]>,
 }
 
 impl Default for ShardedCounter {
@@ -210,9 +271,11 @@ impl ShardedCounter {
     /// A sharded counter at zero, not registered anywhere.
     pub fn new() -> Self {
         ShardedCounter {
-            shards: (0..shard_count())
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
-                .collect(),
+            shards: super::cell::Cell::from_vec(
+                (0..shard_count())
+                    .map(|_| CachePadded::new(AtomicU64::new(0)))
+                    .collect(),
+            ),
         }
     }
 
@@ -239,7 +302,7 @@ impl ShardedCounter {
 
 /// Number of shards for a sharded counter: a power of two at least the
 /// number of CPUs, at most 64.
-fn shard_count() -> usize {
+pub(crate) fn shard_count() -> usize {
     std::thread::available_parallelism()
         .map_or(4, |n| n.get())
         .clamp(2, 64)

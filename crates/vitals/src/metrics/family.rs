@@ -21,7 +21,57 @@ pub trait Metric: Clone + Send + Sync + 'static + sealed::Sealed {
     fn create(config: &Self::Config) -> Self;
     #[doc(hidden)]
     fn visit(&self, labels: &Labels<'_>, visitor: &mut dyn Visitor, scratch: &mut Vec<u64>);
+    /// A histogram family's bucket layout (for reading shared slots).
+    #[doc(hidden)]
+    fn layout(_config: &Self::Config) -> Option<&BucketLayout> {
+        None
+    }
+    /// A series whose cells live in this worker's slot of a shared region
+    /// (falls back to the heap when the slot is full).
+    #[doc(hidden)]
+    #[cfg(feature = "shared")]
+    fn create_shared(config: &Self::Config, place: &SharedPlace<'_>) -> Self;
 }
+
+/// Where a new series of a shared registry goes, and what it is.
+#[doc(hidden)]
+#[cfg(feature = "shared")]
+pub struct SharedPlace<'a> {
+    pub(crate) writer: &'a Arc<crate::shared::slot::SlotWriter>,
+    pub(crate) mode: crate::options::GaugeMode,
+    pub(crate) name: &'a str,
+    pub(crate) values: &'a [&'a str],
+    pub(crate) overflow: bool,
+}
+
+#[cfg(feature = "shared")]
+impl SharedPlace<'_> {
+    fn cells(&self, kind: u8, n: usize) -> Option<std::ptr::NonNull<AtomicU64>> {
+        self.writer.series(
+            kind,
+            self.mode.code(),
+            self.name,
+            self.values,
+            self.overflow,
+            n,
+        )
+    }
+
+    fn owner(&self) -> Arc<dyn super::cell::Owner> {
+        self.writer.clone()
+    }
+}
+
+/// What a family of a shared registry needs to place its series.
+#[cfg(feature = "shared")]
+pub(crate) type Backing = Option<(
+    Arc<crate::shared::slot::SlotWriter>,
+    crate::options::GaugeMode,
+)>;
+/// Nothing, without the `shared` feature.
+#[cfg(not(feature = "shared"))]
+#[derive(Default)]
+pub(crate) struct Backing;
 
 mod sealed {
     pub trait Sealed {}
@@ -41,6 +91,15 @@ impl Metric for Counter {
     fn visit(&self, labels: &Labels<'_>, visitor: &mut dyn Visitor, _: &mut Vec<u64>) {
         visitor.counter(labels, self.get());
     }
+    #[cfg(feature = "shared")]
+    fn create_shared(_: &(), place: &SharedPlace<'_>) -> Self {
+        match place.cells(crate::shared::layout::COUNTER, 1) {
+            // SAFETY: the cell lies in the slot's mapping, which the owner
+            // (the slot's writer, holding the region) keeps alive.
+            Some(cell) => unsafe { Counter::in_shared(cell, place.owner()) },
+            None => Counter::new(),
+        }
+    }
 }
 
 impl Metric for ShardedCounter {
@@ -51,6 +110,36 @@ impl Metric for ShardedCounter {
     }
     fn visit(&self, labels: &Labels<'_>, visitor: &mut dyn Visitor, _: &mut Vec<u64>) {
         visitor.counter(labels, self.get());
+    }
+    #[cfg(feature = "shared")]
+    fn create_shared(_: &(), place: &SharedPlace<'_>) -> Self {
+        use crossbeam_utils::CachePadded;
+        let shards = super::counter::shard_count();
+        let pad = std::mem::size_of::<CachePadded<AtomicU64>>();
+        let align = std::mem::align_of::<CachePadded<AtomicU64>>();
+        // Room to align the first shard; readers sum every cell, and the
+        // unused ones stay zero.
+        let cells = (shards * pad + align) / 8;
+        let Some(start) = place.cells(crate::shared::layout::SHARDED, cells) else {
+            return ShardedCounter::new();
+        };
+        let skip = start.as_ptr().align_offset(align);
+        // SAFETY: `skip + shards * pad` bytes fit in the cells allocated
+        // above; the memory is zeroed atomics (a valid `CachePadded`).
+        unsafe {
+            let first = start
+                .as_ptr()
+                .cast::<u8>()
+                .add(skip * 8)
+                .cast::<CachePadded<AtomicU64>>();
+            let slice = std::ptr::slice_from_raw_parts_mut(first, shards);
+            ShardedCounter {
+                shards: super::cell::Cell::shared(
+                    std::ptr::NonNull::new_unchecked(slice),
+                    place.owner(),
+                ),
+            }
+        }
     }
 }
 
@@ -63,6 +152,16 @@ impl Metric for Gauge {
     fn visit(&self, labels: &Labels<'_>, visitor: &mut dyn Visitor, _: &mut Vec<u64>) {
         visitor.gauge(labels, self.get());
     }
+    #[cfg(feature = "shared")]
+    fn create_shared(_: &(), place: &SharedPlace<'_>) -> Self {
+        match place.cells(crate::shared::layout::GAUGE, 1) {
+            // SAFETY: an 8-aligned cell of the mapping the owner keeps.
+            Some(cell) => Gauge {
+                value: unsafe { super::cell::Cell::shared(cell.cast(), place.owner()) },
+            },
+            None => Gauge::new(),
+        }
+    }
 }
 
 impl Metric for FloatGauge {
@@ -73,6 +172,16 @@ impl Metric for FloatGauge {
     }
     fn visit(&self, labels: &Labels<'_>, visitor: &mut dyn Visitor, _: &mut Vec<u64>) {
         visitor.float_gauge(labels, self.get());
+    }
+    #[cfg(feature = "shared")]
+    fn create_shared(_: &(), place: &SharedPlace<'_>) -> Self {
+        match place.cells(crate::shared::layout::FLOAT_GAUGE, 1) {
+            // SAFETY: an 8-aligned cell of the mapping the owner keeps.
+            Some(cell) => FloatGauge {
+                bits: unsafe { super::cell::Cell::shared(cell, place.owner()) },
+            },
+            None => FloatGauge::new(),
+        }
     }
 }
 
@@ -86,6 +195,29 @@ impl Metric for Histogram {
         let (count, sum) = self.read_classic(scratch);
         let view = HistogramView::new(self.bounds(), scratch, count, sum, self);
         visitor.histogram(labels, &view);
+    }
+    fn layout(config: &Arc<BucketLayout>) -> Option<&BucketLayout> {
+        Some(config)
+    }
+    #[cfg(feature = "shared")]
+    fn create_shared(layout: &Arc<BucketLayout>, place: &SharedPlace<'_>) -> Self {
+        let n = Histogram::shared_cells(layout);
+        let Some(start) = place.cells(crate::shared::layout::HISTOGRAM, n) else {
+            return Histogram::with_layout(layout.clone());
+        };
+        let slice = std::ptr::slice_from_raw_parts_mut(start.as_ptr(), n);
+        // SAFETY: `n` cells of the mapping the owner keeps; chunk offsets
+        // were published by this slot's arena.
+        unsafe {
+            let cells =
+                super::cell::Cell::shared(std::ptr::NonNull::new_unchecked(slice), place.owner());
+            Histogram::in_shared(
+                layout.clone(),
+                cells,
+                place.writer.clone(),
+                place.writer.base(),
+            )
+        }
     }
 }
 
@@ -178,6 +310,8 @@ pub(crate) struct FamilyInner<M: Metric> {
     overflow: OnceLock<M>,
     overflow_count: AtomicU64,
     limits: Arc<Limits>,
+    #[cfg_attr(not(feature = "shared"), allow(dead_code))]
+    backing: Backing,
 }
 
 impl<M: Metric> Family<M> {
@@ -186,6 +320,7 @@ impl<M: Metric> Family<M> {
         config: M::Config,
         limit: usize,
         limits: Arc<Limits>,
+        backing: Backing,
     ) -> Self {
         let family = Family {
             inner: Arc::new(FamilyInner {
@@ -196,6 +331,7 @@ impl<M: Metric> Family<M> {
                 overflow: OnceLock::new(),
                 overflow_count: AtomicU64::new(0),
                 limits,
+                backing,
             }),
         };
         if family.inner.desc.label_names.is_empty() {
@@ -296,7 +432,7 @@ impl<M: Metric> FamilyInner<M> {
             self.map.get(values)
         } else {
             self.map
-                .get_or_insert(values, |n| n < limit, || M::create(&self.config))
+                .get_or_insert(values, |n| n < limit, || self.make(values, false))
         };
         found.unwrap_or_else(|| {
             self.overflow_count.fetch_add(1, Relaxed);
@@ -305,7 +441,33 @@ impl<M: Metric> FamilyInner<M> {
     }
 
     fn overflow_series(&self) -> &M {
-        self.overflow.get_or_init(|| M::create(&self.config))
+        self.overflow.get_or_init(|| self.make::<&str>(&[], true))
+    }
+
+    /// A new series: in this worker's slot for a shared registry, on the
+    /// heap otherwise.
+    fn make<S: AsRef<str>>(&self, values: &[S], overflow: bool) -> M {
+        #[cfg(feature = "shared")]
+        if let Some((writer, mode)) = &self.backing {
+            let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
+            return M::create_shared(
+                &self.config,
+                &SharedPlace {
+                    writer,
+                    mode: *mode,
+                    name: &self.desc.name,
+                    values: &values,
+                    overflow,
+                },
+            );
+        }
+        let _ = (values, overflow);
+        M::create(&self.config)
+    }
+
+    /// The family's bucket layout, for a histogram family.
+    pub(crate) fn layout(&self) -> Option<&BucketLayout> {
+        M::layout(&self.config)
     }
 
     pub(crate) fn visit(&self, visitor: &mut dyn Visitor, scratch: &mut Vec<u64>) {
@@ -369,7 +531,10 @@ mod tests {
             label_names: labels.iter().map(|&l| Box::from(l)).collect(),
             variant: String::new(),
         };
-        (Family::new(desc, (), limit, limits.clone()), limits)
+        (
+            Family::new(desc, (), limit, limits.clone(), Default::default()),
+            limits,
+        )
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `Gauge` (integer) and `FloatGauge`: values that go up and down.
 
-use std::sync::Arc;
+use super::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// An integer value that can go up and down, such as active connections.
@@ -12,9 +12,17 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 /// active.dec();
 /// assert_eq!(active.get(), 1);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Gauge {
-    value: Arc<AtomicI64>,
+    pub(crate) value: Cell<AtomicI64>,
+}
+
+impl Default for Gauge {
+    fn default() -> Self {
+        Gauge {
+            value: Cell::new(AtomicI64::new(0)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Gauge {
@@ -73,9 +81,17 @@ impl Gauge {
 /// load.add(0.5);
 /// assert_eq!(load.get(), 0.75);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FloatGauge {
-    bits: Arc<AtomicU64>,
+    pub(crate) bits: Cell<AtomicU64>,
+}
+
+impl Default for FloatGauge {
+    fn default() -> Self {
+        FloatGauge {
+            bits: Cell::new(AtomicU64::new(0)),
+        }
+    }
 }
 
 impl std::fmt::Debug for FloatGauge {

@@ -14,12 +14,6 @@ use std::time::Instant;
 /// Buckets per chunk: one octave (power of two) of the sketch.
 const CHUNK: usize = 64;
 const CHUNKS: usize = sketch::INDEX_COUNT / CHUNK;
-/// Chunks per group: the chunk pointers are allocated a group of octaves
-/// at a time, on first use, so a series holds pointers only for the range
-/// its values span (96 pointers inline would be 768 bytes per series).
-const GROUP: usize = 8;
-const GROUPS: usize = CHUNKS / GROUP;
-const _: () = assert!(CHUNKS % GROUP == 0);
 
 /// Classic bucket bounds shared by every series of a family, with where each
 /// falls in the sketch so that reads can give exact `le` counts.
@@ -80,17 +74,40 @@ impl BucketLayout {
     }
 }
 
-type Chunk = [AtomicU64; CHUNK];
-type Group = [AtomicPtr<Chunk>; GROUP];
+pub(crate) type Chunk = [AtomicU64; CHUNK];
+
+/// Index of the zero count, the sum and the rejected count in a shared
+/// histogram's cells; the classic splits follow, then (in a shared
+/// region) one chunk offset per chunk.
+#[cfg(feature = "shared")]
+pub(crate) const ZERO: usize = 0;
+#[cfg(feature = "shared")]
+pub(crate) const SUM: usize = 1;
+#[cfg(feature = "shared")]
+pub(crate) const REJECTED: usize = 2;
+#[cfg(feature = "shared")]
+pub(crate) const SPLITS: usize = 3;
+/// Number of chunks of a histogram (one octave each).
+#[cfg(feature = "shared")]
+pub(crate) const CHUNK_COUNT: usize = CHUNKS;
+
+/// Where a shared histogram gets its chunks: the slot of a shared region
+/// (`shared/slot.rs`). It allocates the chunk in the region and publishes
+/// its offset in `offset` for readers in other processes.
+#[cfg(feature = "shared")]
+pub(crate) trait ChunkArena: Send + Sync {
+    /// A zeroed chunk, its offset stored in `offset`; `None` when the
+    /// region is full.
+    fn alloc_chunk(&self, offset: &AtomicU64) -> Option<std::ptr::NonNull<Chunk>>;
+}
 
 /// A distribution of observed values (durations in seconds, sizes in bytes).
 ///
 /// Recording is lock-free: one relaxed add on a bucket and one on the sum.
 /// It keeps a sketch whose quantiles are within 1 % of the exact value
 /// (see [`Sketch`]) and renders classic Prometheus `le` buckets that are
-/// exact for the bounds configured. Memory is bounded: about 0.2 KiB, plus
-/// 64 bytes for each group of eight powers of two and 0.5 KiB for each
-/// power of two the values actually span.
+/// exact for the bounds configured. Memory is bounded: about 0.8 KiB plus
+/// 0.5 KiB for each power of two the values actually span.
 ///
 /// ```
 /// let latency = vitals::Histogram::new();
@@ -109,14 +126,25 @@ pub struct Histogram {
 }
 
 pub(crate) struct HistogramCore {
-    /// Groups of chunk pointers, each allocated on first use.
-    groups: [AtomicPtr<Group>; GROUPS],
+    chunks: [AtomicPtr<Chunk>; CHUNKS],
+    #[cfg(not(feature = "shared"))]
     zero: AtomicU64,
+    #[cfg(not(feature = "shared"))]
     sum: AtomicU64,
+    #[cfg(not(feature = "shared"))]
     rejected: AtomicU64,
     /// Per classic bound: values in the bound's own sketch bucket that are
     /// `<= bound`. Only values landing in such a bucket touch it.
+    #[cfg(not(feature = "shared"))]
     splits: Box<[AtomicU64]>,
+    /// With `shared`: zero, sum, rejected, the splits, and in a shared
+    /// region the chunk offsets (see [`ZERO`]).
+    #[cfg(feature = "shared")]
+    cells: super::cell::Cell<[AtomicU64]>,
+    /// The region a shared histogram takes its chunks from; chunks of a
+    /// heap histogram are boxes freed on drop.
+    #[cfg(feature = "shared")]
+    arena: Option<Arc<dyn ChunkArena>>,
     layout: Arc<BucketLayout>,
 }
 
@@ -160,11 +188,64 @@ impl Histogram {
     pub(crate) fn with_layout(layout: Arc<BucketLayout>) -> Self {
         Histogram {
             core: Arc::new(HistogramCore {
-                groups: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+                chunks: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+                #[cfg(not(feature = "shared"))]
                 zero: AtomicU64::new(0),
+                #[cfg(not(feature = "shared"))]
                 sum: AtomicU64::new(0),
+                #[cfg(not(feature = "shared"))]
                 rejected: AtomicU64::new(0),
+                #[cfg(not(feature = "shared"))]
                 splits: layout.bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+                #[cfg(feature = "shared")]
+                cells: super::cell::Cell::from_vec(
+                    (0..SPLITS + layout.bounds.len())
+                        .map(|_| AtomicU64::new(0))
+                        .collect(),
+                ),
+                #[cfg(feature = "shared")]
+                arena: None,
+                layout,
+            }),
+        }
+    }
+
+    /// Cells a shared histogram with this layout takes in a region.
+    #[cfg(feature = "shared")]
+    pub(crate) fn shared_cells(layout: &BucketLayout) -> usize {
+        SPLITS + layout.bounds.len() + CHUNKS
+    }
+
+    /// A histogram whose cells are `cells` (see [`ZERO`]; with the chunk
+    /// offsets) in a shared region, taking new chunks from `arena`. Chunks
+    /// a previous worker of the slot allocated (non-zero offsets) are
+    /// adopted: `base` is the region's start the offsets count from.
+    ///
+    /// # Safety
+    /// `cells` must stay valid while `cells`' owner lives, and every
+    /// non-zero offset must point at a chunk inside the region at `base`.
+    #[cfg(feature = "shared")]
+    pub(crate) unsafe fn in_shared(
+        layout: Arc<BucketLayout>,
+        cells: super::cell::Cell<[AtomicU64]>,
+        arena: Arc<dyn ChunkArena>,
+        base: *mut u8,
+    ) -> Self {
+        let first_offset = SPLITS + layout.bounds.len();
+        let chunks = std::array::from_fn(|i| {
+            let off = cells[first_offset + i].load(Acquire);
+            if off == 0 {
+                AtomicPtr::new(ptr::null_mut())
+            } else {
+                // SAFETY: the caller vouches for the offsets.
+                AtomicPtr::new(unsafe { base.add(off as usize) }.cast::<Chunk>())
+            }
+        });
+        Histogram {
+            core: Arc::new(HistogramCore {
+                chunks,
+                cells,
+                arena: Some(arena),
                 layout,
             }),
         }
@@ -182,14 +263,14 @@ impl Histogram {
                 if core.layout.is_marked(off) {
                     core.record_split(off, value);
                 }
-                atomic_add_f64(&core.sum, value);
+                atomic_add_f64(core.sum_cell(), value);
             }
             Slot::Zero => {
-                core.zero.fetch_add(1, Relaxed);
-                atomic_add_f64(&core.sum, value);
+                core.zero().fetch_add(1, Relaxed);
+                atomic_add_f64(core.sum_cell(), value);
             }
             Slot::Invalid => {
-                core.rejected.fetch_add(1, Relaxed);
+                core.rejected().fetch_add(1, Relaxed);
             }
         }
     }
@@ -217,9 +298,9 @@ impl Histogram {
     /// Number of recorded values.
     pub fn count(&self) -> u64 {
         let core = &*self.core;
-        let mut n = core.zero.load(Relaxed);
-        for ci in 0..CHUNKS {
-            if let Some(chunk) = core.loaded_chunk(ci) {
+        let mut n = core.zero().load(Relaxed);
+        for c in core.chunks.iter() {
+            if let Some(chunk) = load_chunk(c) {
                 n += chunk.iter().map(|b| b.load(Relaxed)).sum::<u64>();
             }
         }
@@ -228,7 +309,7 @@ impl Histogram {
 
     /// Sum of recorded values.
     pub fn sum(&self) -> f64 {
-        f64::from_bits(self.core.sum.load(Relaxed))
+        f64::from_bits(self.core.sum_cell().load(Relaxed))
     }
 
     /// A copy of the sketch, for quantiles and merging.
@@ -249,26 +330,92 @@ impl Histogram {
 }
 
 impl HistogramCore {
-    /// Chunk `i`, allocated (with its group) if it does not exist yet.
+    #[cfg(not(feature = "shared"))]
+    #[inline]
+    fn zero(&self) -> &AtomicU64 {
+        &self.zero
+    }
+    #[cfg(not(feature = "shared"))]
+    #[inline]
+    fn sum_cell(&self) -> &AtomicU64 {
+        &self.sum
+    }
+    #[cfg(not(feature = "shared"))]
+    #[inline]
+    fn rejected(&self) -> &AtomicU64 {
+        &self.rejected
+    }
+    #[cfg(not(feature = "shared"))]
+    #[inline]
+    fn split(&self, j: usize) -> &AtomicU64 {
+        &self.splits[j]
+    }
+    #[cfg(feature = "shared")]
+    #[inline]
+    fn zero(&self) -> &AtomicU64 {
+        &self.cells[ZERO]
+    }
+    #[cfg(feature = "shared")]
+    #[inline]
+    fn sum_cell(&self) -> &AtomicU64 {
+        &self.cells[SUM]
+    }
+    #[cfg(feature = "shared")]
+    #[inline]
+    fn rejected(&self) -> &AtomicU64 {
+        &self.cells[REJECTED]
+    }
+    #[cfg(feature = "shared")]
+    #[inline]
+    fn split(&self, j: usize) -> &AtomicU64 {
+        &self.cells[SPLITS + j]
+    }
+
     #[inline]
     fn chunk(&self, i: usize) -> &Chunk {
-        let group = match load_published(&self.groups[i / GROUP]) {
-            Some(g) => g,
-            None => publish(&self.groups[i / GROUP], || {
-                std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))
-            }),
-        };
-        let slot = &group[i % GROUP];
-        match load_published(slot) {
+        match load_chunk(&self.chunks[i]) {
             Some(c) => c,
-            None => publish(slot, || std::array::from_fn(|_| AtomicU64::new(0))),
+            None => self.alloc_chunk(i),
         }
     }
 
-    /// Chunk `i` if a value has landed in it.
-    #[inline]
-    fn loaded_chunk(&self, i: usize) -> Option<&Chunk> {
-        load_published(&load_published(&self.groups[i / GROUP])?[i % GROUP])
+    #[cold]
+    fn alloc_chunk(&self, i: usize) -> &Chunk {
+        #[cfg(feature = "shared")]
+        if let Some(arena) = &self.arena {
+            // Only this process writes its slot, and `chunks[i]` is
+            // published under the arena's lock: allocate once per chunk.
+            let offset = &self.cells[SPLITS + self.layout.bounds.len() + i];
+            if let Some(fresh) = arena.alloc_chunk(offset) {
+                let fresh = fresh.as_ptr();
+                return match self.chunks[i].compare_exchange(
+                    ptr::null_mut(),
+                    fresh,
+                    AcqRel,
+                    Acquire,
+                ) {
+                    // SAFETY: a chunk in the region lives as long as the
+                    // arena, which this core holds.
+                    Ok(_) => unsafe { &*fresh },
+                    // SAFETY: as above, for the chunk another thread set.
+                    Err(existing) => unsafe { &*existing },
+                };
+            }
+            // A full region: the chunk stays on this process's heap (its
+            // counts are not seen by other workers; counted by the arena).
+        }
+        let fresh: Box<Chunk> = Box::new(std::array::from_fn(|_| AtomicU64::new(0)));
+        let fresh = Box::into_raw(fresh);
+        match self.chunks[i].compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
+            // SAFETY: we just published `fresh`; it lives until `drop`.
+            Ok(_) => unsafe { &*fresh },
+            Err(existing) => {
+                // SAFETY: `fresh` was never shared; reclaim it.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: a published chunk is never freed before `drop`.
+                unsafe { &*existing }
+            }
+        }
     }
 
     #[cold]
@@ -281,64 +428,96 @@ impl HistogramCore {
             .enumerate()
         {
             if o == off && value <= b {
-                self.splits[j].fetch_add(1, Relaxed);
+                self.split(j).fetch_add(1, Relaxed);
             }
         }
     }
 
     fn read_classic(&self, cumulative: &mut Vec<u64>) -> (u64, f64) {
-        let offsets = &self.layout.offsets;
-        cumulative.clear();
-        cumulative.resize(offsets.len(), 0);
-        let mut running = self.zero.load(Relaxed);
-        let mut next = 0;
-        for ci in 0..CHUNKS {
-            let base = ci * CHUNK;
-            let Some(chunk) = self.loaded_chunk(ci) else {
-                while next < offsets.len() && offsets[next] < base + CHUNK {
-                    cumulative[next] = running;
-                    next += 1;
-                }
-                continue;
-            };
-            for (s, bucket) in chunk.iter().enumerate() {
-                let n = bucket.load(Relaxed);
-                while next < offsets.len() && offsets[next] == base + s {
-                    // The split is bumped after the bucket: never let a racing
-                    // read make it exceed the bucket it splits.
-                    cumulative[next] = running + self.splits[next].load(Relaxed).min(n);
-                    next += 1;
-                }
-                running += n;
-            }
-        }
-        while next < offsets.len() {
-            cumulative[next] = running;
-            next += 1;
-        }
-        (running, f64::from_bits(self.sum.load(Relaxed)))
+        read_classic_parts(
+            &self.layout,
+            self.zero().load(Relaxed),
+            f64::from_bits(self.sum_cell().load(Relaxed)),
+            |ci| load_chunk(&self.chunks[ci]),
+            |j| self.split(j).load(Relaxed),
+            cumulative,
+        )
     }
 
     fn to_sketch(&self) -> Sketch {
-        let mut buckets = BTreeMap::new();
-        for ci in 0..CHUNKS {
-            if let Some(chunk) = self.loaded_chunk(ci) {
-                for (s, b) in chunk.iter().enumerate() {
-                    let n = b.load(Relaxed);
-                    if n > 0 {
-                        buckets.insert((ci * CHUNK + s) as i32 + MIN_INDEX, n);
-                    }
+        sketch_of_parts(
+            self.zero().load(Relaxed),
+            f64::from_bits(self.sum_cell().load(Relaxed)),
+            self.rejected().load(Relaxed),
+            |ci| load_chunk(&self.chunks[ci]),
+        )
+    }
+}
+
+/// The classic cumulative counts of a histogram given its parts: the zero
+/// count, the sum, its chunks (by index) and its splits (by bound). Shared
+/// by a live histogram and the reader of a shared region.
+pub(crate) fn read_classic_parts<'c>(
+    layout: &BucketLayout,
+    zero: u64,
+    sum: f64,
+    chunk: impl Fn(usize) -> Option<&'c Chunk>,
+    split: impl Fn(usize) -> u64,
+    cumulative: &mut Vec<u64>,
+) -> (u64, f64) {
+    let offsets = &layout.offsets;
+    cumulative.clear();
+    cumulative.resize(offsets.len(), 0);
+    let mut running = zero;
+    let mut next = 0;
+    for ci in 0..CHUNKS {
+        let base = ci * CHUNK;
+        let Some(chunk) = chunk(ci) else {
+            while next < offsets.len() && offsets[next] < base + CHUNK {
+                cumulative[next] = running;
+                next += 1;
+            }
+            continue;
+        };
+        for (s, bucket) in chunk.iter().enumerate() {
+            let n = bucket.load(Relaxed);
+            while next < offsets.len() && offsets[next] == base + s {
+                // The split is bumped after the bucket: never let a racing
+                // read make it exceed the bucket it splits.
+                cumulative[next] = running + split(next).min(n);
+                next += 1;
+            }
+            running += n;
+        }
+    }
+    while next < offsets.len() {
+        cumulative[next] = running;
+        next += 1;
+    }
+    (running, sum)
+}
+
+/// The sketch of a histogram given its parts (see [`read_classic_parts`]).
+pub(crate) fn sketch_of_parts<'c>(
+    zero: u64,
+    sum: f64,
+    rejected: u64,
+    chunk: impl Fn(usize) -> Option<&'c Chunk>,
+) -> Sketch {
+    let mut buckets = BTreeMap::new();
+    for ci in 0..CHUNKS {
+        if let Some(chunk) = chunk(ci) {
+            for (s, b) in chunk.iter().enumerate() {
+                let n = b.load(Relaxed);
+                if n > 0 {
+                    buckets.insert((ci * CHUNK + s) as i32 + MIN_INDEX, n);
                 }
             }
         }
-        let mut sketch = Sketch::from_parts(
-            self.zero.load(Relaxed),
-            f64::from_bits(self.sum.load(Relaxed)),
-            buckets,
-        );
-        sketch.set_rejected(self.rejected.load(Relaxed));
-        sketch
     }
+    let mut sketch = Sketch::from_parts(zero, sum, buckets);
+    sketch.set_rejected(rejected);
+    sketch
 }
 
 impl crate::visit::SketchSource for Histogram {
@@ -347,49 +526,34 @@ impl crate::visit::SketchSource for Histogram {
     }
 }
 
-/// What `p` points at, once `publish` has set it.
 #[inline]
-fn load_published<T>(p: &AtomicPtr<T>) -> Option<&T> {
-    // Acquire pairs with the AcqRel publish in `publish`.
+fn load_chunk(p: &AtomicPtr<Chunk>) -> Option<&Chunk> {
+    // Acquire pairs with the AcqRel publish in `alloc_chunk`.
     let raw = p.load(Acquire);
-    // SAFETY: non-null pointers were published by `publish` from a live
+    // SAFETY: non-null pointers were published by `alloc_chunk` from a live
     // Box and are freed only in `drop`, which has exclusive access.
     unsafe { raw.as_ref() }
 }
 
-/// Sets the empty `p` to a new `make()` (or finds the one a racing thread
-/// set first) and returns it; lives until the histogram drops.
-#[cold]
-fn publish<T>(p: &AtomicPtr<T>, make: impl FnOnce() -> T) -> &T {
-    let fresh = Box::into_raw(Box::new(make()));
-    match p.compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
-        // SAFETY: we just published `fresh`; it lives until `drop`.
-        Ok(_) => unsafe { &*fresh },
-        Err(existing) => {
-            // SAFETY: `fresh` was never shared; reclaim it.
-            drop(unsafe { Box::from_raw(fresh) });
-            // SAFETY: a published pointer is never freed before `drop`.
-            unsafe { &*existing }
-        }
-    }
-}
-
 impl Drop for HistogramCore {
     fn drop(&mut self) {
-        for g in self.groups.iter_mut() {
-            let raw = *g.get_mut();
-            if raw.is_null() {
-                continue;
-            }
-            // SAFETY: allocated by `Box::into_raw` in `publish`, and
-            // `&mut self` means no reader remains.
-            let mut group = unsafe { Box::from_raw(raw) };
-            for c in group.iter_mut() {
-                let raw = *c.get_mut();
-                if !raw.is_null() {
-                    // SAFETY: as above, for the chunk.
-                    drop(unsafe { Box::from_raw(raw) });
+        for (i, c) in self.chunks.iter_mut().enumerate() {
+            #[cfg(feature = "shared")]
+            if self.arena.is_some() {
+                // A chunk in the region is the region's; only a chunk that
+                // fell back to the heap (no offset published) is a box.
+                let offset = &self.cells[SPLITS + self.layout.bounds.len() + i];
+                if offset.load(Relaxed) != 0 {
+                    continue;
                 }
+            }
+            #[cfg(not(feature = "shared"))]
+            let _ = i;
+            let raw = *c.get_mut();
+            if !raw.is_null() {
+                // SAFETY: allocated by `Box::into_raw` in `alloc_chunk`, and
+                // `&mut self` means no reader remains.
+                drop(unsafe { Box::from_raw(raw) });
             }
         }
     }

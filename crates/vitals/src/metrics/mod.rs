@@ -1,5 +1,6 @@
 //! The live metric types (compiled with the `enabled` feature).
 
+pub(crate) mod cell;
 pub(crate) mod counter;
 pub(crate) mod family;
 pub(crate) mod gauge;
