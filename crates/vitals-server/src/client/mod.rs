@@ -40,3 +40,4 @@ pub use error_kind::{ErrorKind, TimedOut};
 pub use families::{MAX_CLIENTS, OVERFLOW_CLIENT};
 pub use layer::{BoxError, ClientBody, ClientMetricsLayer, ClientMetricsService, ResponseFuture};
 pub use metrics::ClientMetrics;
+pub(crate) use metrics::static_header;
