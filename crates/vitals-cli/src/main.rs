@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use vitals_collector::{Collector, Role, store};
 
 mod demo;
+mod errors;
 mod settings;
 
 use settings::{ServeArgs, env_rule_help, read_config, setting_hint, vitals_env};
@@ -110,6 +111,53 @@ enum CollectorAction {
 enum KeysCmd {
     /// Create a key for a tenant and print it (it is stored only hashed: keep it).
     Create(KeysCreate),
+    /// List the stored keys: id, tenant, role and when each was made (never a secret).
+    List(KeysList),
+    /// Revoke a key by the id `keys list` shows; a running collector refuses it within 10 s.
+    Revoke(KeysRevoke),
+}
+
+/// Where the keys are: the store, from a flag or the configuration.
+#[derive(Args, Debug)]
+struct StoreChoice {
+    /// Store URL [default: from --config, else sqlite://vitals.db].
+    #[arg(long, env = "VITALS_STORE", hide_env_values = true)]
+    store: Option<String>,
+    /// TOML configuration file to read the store URL from.
+    #[arg(long, env = "VITALS_CONFIG")]
+    config: Option<std::path::PathBuf>,
+}
+
+impl StoreChoice {
+    /// Opens the chosen store. The settings are read (and checked) even
+    /// when the store comes from --store: a mistake shows here as it
+    /// would when the collector starts.
+    async fn open(&self) -> Result<std::sync::Arc<dyn vitals_collector::Store>> {
+        let c = read_config(self.config.as_deref(), vitals_env())?;
+        c.validate()
+            .map_err(|e| anyhow::anyhow!("invalid setting: {e}{}", setting_hint(&e)))?;
+        let url = self.store.clone().unwrap_or(c.store);
+        store::open(&url)
+            .await
+            .with_context(|| format!("cannot open store {}", store::redact_password(&url)))
+    }
+}
+
+#[derive(Args, Debug)]
+struct KeysList {
+    /// Only this tenant's keys.
+    #[arg(long, env = "VITALS_TENANT")]
+    tenant: Option<String>,
+    #[command(flatten)]
+    store: StoreChoice,
+}
+
+#[derive(Args, Debug)]
+struct KeysRevoke {
+    /// The key's id as `keys list` shows it (at least 8 of its hex digits).
+    id: String,
+    #[command(flatten)]
+    store: StoreChoice,
 }
 
 #[derive(Args, Debug)]
@@ -120,12 +168,14 @@ struct KeysCreate {
     /// What the key may do: `ingest` (POST /v1/ingest, /v1/requests) or `read` (query API).
     #[arg(long, env = "VITALS_ROLE")]
     role: Role,
-    /// Store URL [default: from --config, else sqlite://vitals.db].
-    #[arg(long, env = "VITALS_STORE", hide_env_values = true)]
-    store: Option<String>,
-    /// TOML configuration file to read the store URL from.
-    #[arg(long, env = "VITALS_CONFIG")]
-    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    store: StoreChoice,
+}
+
+/// `created_ms` as an HTTP date (`Mon, 07 Dec 2026 23:40:12 GMT`).
+fn format_utc(created_ms: vitals_collector::model::UnixMs) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(created_ms.max(0) as u64);
+    httpdate::fmt_http_date(at)
 }
 
 async fn shutdown_signal() {
@@ -154,17 +204,40 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Collector(cmd) => *cmd,
     };
     match cmd.action {
-        Some(CollectorAction::Keys(KeysCmd::Create(k))) => {
-            // The settings are read (and checked) even when the store
-            // comes from --store: a mistake shows here as it would when
-            // the collector starts.
-            let c = read_config(k.config.as_deref(), vitals_env())?;
-            c.validate()
-                .map_err(|e| anyhow::anyhow!("invalid setting: {e}{}", setting_hint(&e)))?;
-            let url = k.store.unwrap_or(c.store);
-            let store = store::open(&url)
+        Some(CollectorAction::Keys(KeysCmd::List(k))) => {
+            let store = k.store.open().await?;
+            let keys = vitals_collector::auth::list_keys(&*store, k.tenant.as_deref())
                 .await
-                .with_context(|| format!("cannot open store {}", store::redact_password(&url)))?;
+                .context("cannot list the keys")?;
+            println!("{:<14}{:<8}{:<31}tenant", "id", "role", "created");
+            for key in &keys {
+                println!(
+                    "{:<14}{:<8}{:<31}{}",
+                    vitals_collector::auth::key_id(key),
+                    key.role.as_str(),
+                    format_utc(key.created_ms),
+                    key.tenant
+                );
+            }
+            eprintln!("{} key(s)", keys.len());
+            Ok(())
+        }
+        Some(CollectorAction::Keys(KeysCmd::Revoke(k))) => {
+            let store = k.store.open().await?;
+            let gone = vitals_collector::auth::revoke_key(&*store, &k.id)
+                .await
+                .context("cannot revoke the key")?;
+            eprintln!(
+                "revoked the {} key {} of tenant {:?}; a running collector refuses it within {} s",
+                gone.role,
+                vitals_collector::auth::key_id(&gone),
+                gone.tenant,
+                vitals_collector::auth::KEY_CACHE_TTL.as_secs()
+            );
+            Ok(())
+        }
+        Some(CollectorAction::Keys(KeysCmd::Create(k))) => {
+            let store = k.store.open().await?;
             let key = vitals_collector::auth::create_key(
                 &*store,
                 &k.tenant,
@@ -190,9 +263,9 @@ async fn run(cli: Cli) -> Result<()> {
                     store::redact_password(&store_url)
                 )
             })?;
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
+            let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+                errors::cannot_listen(e, &listen, "the collector", "--listen", "VITALS_LISTEN")
+            })?;
             let addr = listener.local_addr()?;
             eprintln!(
                 "vitals collector listening on http://{addr} (store {})",
@@ -206,15 +279,23 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Command::Collector(cmd) = &cli.command
+    let outcome = if let Command::Collector(cmd) = &cli.command
         && cmd.action.is_none()
         && cmd.serve.listen.as_deref() == Some("")
     {
-        bail!("--listen must not be empty");
+        Err(anyhow::anyhow!("--listen must not be empty"))
+    } else {
+        run(cli).await
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", errors::report(&e));
+            std::process::ExitCode::FAILURE
+        }
     }
-    run(cli).await
 }
 
 #[cfg(test)]

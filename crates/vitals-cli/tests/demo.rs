@@ -85,3 +85,56 @@ fn demo_refuses_bad_flags_clearly() {
         assert!(stderr.contains(message), "{flag} {value}: {stderr}");
     }
 }
+
+#[test]
+fn starting_the_demo_again_does_not_pile_up_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let list = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
+            .args(["collector", "keys", "list", "--store", &store])
+            .env_remove("VITALS_TENANT")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_vitals"))
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--service-listen",
+                "127.0.0.1:0",
+                "--store",
+                &store,
+                "--duration",
+                "1s",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let keys = list();
+        assert_eq!(
+            keys.len(),
+            2,
+            "the demo keeps one ingest and one read key: {keys:?}"
+        );
+        assert!(keys.iter().all(|k| k.ends_with("demo")), "{keys:?}");
+        seen.push(keys);
+    }
+    assert_ne!(
+        seen[0], seen[1],
+        "the second run made new keys and revoked the old"
+    );
+}

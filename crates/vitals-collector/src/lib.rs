@@ -5,7 +5,9 @@
 //! storage behind one [`Store`] trait (SQLite embedded by default), rollups
 //! from 1-minute to 5-minute and 1-hour buckets, and the query API
 //! (`/v1/services`, `/v1/services/{service}/stats|routes|timeseries|recent`,
-//! `/v1/connections`), with the collector's own `/metrics`.
+//! `/v1/connections`, `/v1/traces/{trace_id}`, the `/v1/live` event
+//! stream), with the collector's own `/metrics`. Every window includes
+//! every acknowledged batch at once ([`store::fresh`]).
 //!
 //! Start with [`Collector`]; the `vitals collector` command wraps it. The
 //! wire format and the collector API it serves are the contract in
@@ -51,6 +53,9 @@
 //! - Settings: [`config`] (the TOML file and its `VITALS_*` variables;
 //!   [`ConfigError`] in `config/error.rs`).
 //! - Errors: [`ApiError`] (what the API answers), [`StoreError`].
+//! - Web UI: `ui/` serves the page at `/` and its files (embedded from
+//!   the crate's `ui/` folder) at `/ui/{*file}`; the page reads the API
+//!   above with a read key.
 //! - Time: `clock.rs`, the one place the wall clock is read ([`now_ms`]).
 //!
 //! Imports go one way: `server` → `ingest`, `query`, `rollup`, `store`,
@@ -71,6 +76,7 @@ mod server;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod ui;
 
 pub use clock::now_ms;
 pub use config::{
@@ -83,5 +89,8 @@ pub use model::{
     with_totals,
 };
 pub use query::Health;
-pub use server::{Collector, CollectorError, MAX_QUERY_LEN, MAX_RECENT};
+pub use server::{
+    Collector, CollectorError, KEEPALIVE, LiveBatch, MAX_JOURNEY, MAX_OTLP_IN_FLIGHT, MAX_QUERY_LEN, MAX_RECENT,
+    MAX_ROUTES_LIMIT, is_trace_id,
+};
 pub use store::{BoxFuture, SqliteStore, Store, StoreError, StoreResult};

@@ -91,6 +91,12 @@ impl Store for FlakyStore {
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         self.inner.key_by_hash(hash)
     }
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.inner.list_keys(tenant)
+    }
+    fn revoke_keys(&self, prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.inner.revoke_keys(prefix)
+    }
 }
 
 /// The value of one series in Prometheus text (`name{labels}` as written).

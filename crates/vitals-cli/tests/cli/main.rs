@@ -6,9 +6,14 @@
 //! - `output`: `--help` documents every flag and its variable; store
 //!   passwords never reach the output.
 //! - `durability`: a killed collector loses no acknowledged batch.
+//! - `keys`: keys are listed without their secrets and revoked by id.
+//! - `errors`: errors name what to do (a missing directory, a taken port)
+//!   and print no backtrace.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod durability;
+mod errors;
+mod keys;
 mod output;
 mod settings;
 

@@ -311,7 +311,7 @@ mod tests {
                 .count(),
             limits
         );
-        assert_eq!(limits, 15);
+        assert_eq!(limits, 17);
     }
 
     #[test]

@@ -79,6 +79,12 @@ impl CollectorConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.retention.resolve()?;
         self.hot_tier.resolve()?;
+        if !(1..=1_000_000).contains(&self.limits.live_buffer) {
+            return Err(format!(
+                "limits.live_buffer must be 1 to 1000000, got {}",
+                self.limits.live_buffer
+            ));
+        }
         if self.rollup_interval_secs == 0 || self.rollup_interval_secs > 3600 {
             return Err(format!(
                 "rollup_interval_secs must be 1..=3600, got {}",
@@ -383,6 +389,12 @@ pub struct Limits {
     pub max_duration_ms: u64,
     /// How far in the future a timestamp may be (clock skew), ms.
     pub max_future_ms: u64,
+    /// Most `GET /v1/live` streams open at once, per collector; more are
+    /// refused with a 503 `too_many_live_clients`.
+    pub max_live_clients: usize,
+    /// How many events a `GET /v1/live` stream may fall behind before it
+    /// misses some (it is told how many).
+    pub live_buffer: usize,
 }
 
 impl Default for Limits {
@@ -403,6 +415,8 @@ impl Default for Limits {
             max_count: 1_000_000_000,
             max_duration_ms: 3_600_000,
             max_future_ms: 300_000,
+            max_live_clients: 64,
+            live_buffer: 256,
         }
     }
 }

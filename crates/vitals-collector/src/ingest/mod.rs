@@ -24,9 +24,14 @@
 //!    points ([`prepare_batch`], [`prepare_records`]).
 //!
 //! The write then goes to [`Store::ingest`], atomically.
+//!
+//! OTLP/HTTP metrics (`POST /v1/metrics`) take the same steps in
+//! [`otlp`]: decode (protobuf or JSON), check and admit each resource's
+//! `service.name`, then one write per service.
 
 mod body;
 mod limits;
+pub mod otlp;
 mod prepare;
 mod records;
 mod validate;

@@ -89,10 +89,18 @@ pub fn prepare_batch(
             format!("interval_ms {} must be 1..=3600000", batch.interval_ms),
         ));
     }
-    if !(batch.apdex_t_ms.is_finite() && batch.apdex_t_ms > 0.0) {
+    // T is a duration, so no more than the longest duration a request may
+    // take (4T of a larger one would only say "everything tolerated").
+    if !(batch.apdex_t_ms.is_finite()
+        && batch.apdex_t_ms > 0.0
+        && batch.apdex_t_ms <= limits.max_duration_ms as f64)
+    {
         return Err(ApiError::bad_request(
             "invalid_apdex_t",
-            format!("apdex_t_ms {} must be a positive number", batch.apdex_t_ms),
+            format!(
+                "apdex_t_ms {} must be a positive number of ms, at most {}",
+                batch.apdex_t_ms, limits.max_duration_ms
+            ),
         ));
     }
     check_count(

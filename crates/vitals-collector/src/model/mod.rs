@@ -33,4 +33,4 @@ pub use merge::{
     totals_of, with_totals,
 };
 pub use period::{DirtyPeriod, Resolution, UnixMs};
-pub use write::{IngestOutcome, IngestWrite, Sample, ServiceRecord};
+pub use write::{IngestOutcome, IngestWrite, Sample, ServiceRecord, TraceSample};

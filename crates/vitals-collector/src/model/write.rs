@@ -30,6 +30,18 @@ pub struct Sample {
     pub trace_id: Option<String>,
 }
 
+/// A sampled request with the service that served it: one step of a
+/// request journey (`GET /v1/traces/{trace_id}`), serialized as the
+/// service plus the fields of a [`Sample`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceSample {
+    /// The service that served the request.
+    pub service: String,
+    /// The sampled request.
+    #[serde(flatten)]
+    pub sample: Sample,
+}
+
 /// Everything one accepted ingest request writes, atomically: the
 /// per-minute aggregates, the sampled requests, and the batch id that makes
 /// a retry a no-op.

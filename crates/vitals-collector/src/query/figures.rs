@@ -204,6 +204,35 @@ pub fn timeseries(
         .collect()
 }
 
+/// Requests per minute in each step from `from` (aligned to `step`) to
+/// `to`: the overview's sparkline. Counts only, so no sketch is merged.
+pub fn sparkline<'a>(
+    buckets: impl IntoIterator<Item = &'a Bucket>,
+    from: UnixMs,
+    to: UnixMs,
+    step: i64,
+) -> Vec<Point> {
+    let step = step.max(1);
+    let start = from.div_euclid(step) * step;
+    let n = ((to - start) / step + 1).max(1) as usize;
+    let mut counts = vec![0u64; n];
+    for b in buckets {
+        let i = (b.start_ms - start).div_euclid(step);
+        if let Some(c) = usize::try_from(i).ok().and_then(|i| counts.get_mut(i)) {
+            *c = c.saturating_add(b.stats.count);
+        }
+    }
+    let per_minute = 60_000.0 / step as f64;
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| Point {
+            t: start + i as i64 * step,
+            value: Some(c as f64 * per_minute),
+        })
+        .collect()
+}
+
 /// One caller → callee edge, seen from both ends: the top-level figures
 /// are the callee's (requests it served with this caller's header), and
 /// `caller_observed` the caller's own (the calls its instrumented clients

@@ -11,7 +11,11 @@ mod health;
 mod window;
 
 pub use figures::{
-    Edge, Figures, Metric, Point, RouteFigures, SideFigures, edges, routes, timeseries, total,
+    Edge, Figures, Metric, Point, RouteFigures, SideFigures, edges, routes, sparkline, timeseries,
+    total,
 };
 pub use health::{Health, health, policy};
-pub use window::{MAX_POINTS, MAX_WINDOW_MS, Window, parse_step, resolution_for_step};
+pub use window::{
+    MAX_POINTS, MAX_WINDOW_MS, SPARKLINE_POINTS, Window, parse_step, resolution_for_step,
+    sparkline_step,
+};

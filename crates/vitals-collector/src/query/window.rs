@@ -80,6 +80,17 @@ impl Window {
     }
 }
 
+/// Points a sparkline aims at.
+pub const SPARKLINE_POINTS: i64 = 30;
+
+/// The step of a window's sparkline: about [`SPARKLINE_POINTS`] steps, a
+/// whole number of the window's resolution (so fewer points for short
+/// windows read at a coarse resolution: 12 for `1h`).
+pub fn sparkline_step(w: &Window) -> i64 {
+    let res = w.resolution.millis();
+    ((w.window_ms / SPARKLINE_POINTS) / res).max(1) * res
+}
+
 /// Parses `step` for a window: a whole number of minutes, at least the
 /// resolution picked for the window would need to stay under [`MAX_POINTS`].
 pub fn parse_step(text: Option<&str>, window_ms: i64) -> Result<i64, ApiError> {
@@ -167,6 +178,23 @@ mod tests {
             Window::parse("1h", now, &short).map(|w| w.resolution),
             Ok(Resolution::FiveMinutes)
         );
+    }
+
+    #[test]
+    fn sparklines_have_about_30_points_of_whole_buckets() {
+        let r = Retention::default();
+        let now = 10_000_000_000;
+        for (window, step) in [
+            ("15m", 60_000),
+            ("1h", 300_000),
+            ("6h", 600_000),
+            ("24h", 3_600_000),
+            ("7d", 5 * 3_600_000),
+        ] {
+            let w = Window::parse(window, now, &r).expect("window");
+            assert_eq!(sparkline_step(&w), step, "{window}");
+            assert_eq!(step % w.resolution.millis(), 0);
+        }
     }
 
     #[test]

@@ -7,19 +7,30 @@
 //! segment) in `refusals.rs`. The handlers import `state.rs`, not this file.
 //!
 //! Routes: `POST /v1/ingest` (aggregated batches, with custom metrics),
-//! `POST /v1/requests` (per-request records); read keys:
+//! `POST /v1/requests` (per-request records), `POST /v1/metrics` (OTLP/HTTP
+//! metrics, in `otlp.rs`); read keys:
 //! `GET /v1/services`, `/v1/services/{service}/stats|routes|timeseries|recent`,
 //! `/v1/services/{service}/custom` (custom metrics list) and
 //! `/v1/services/{service}/custom/{name}` (one metric's series),
-//! `/v1/connections`; plus `/metrics` and `/healthz`.
+//! `/v1/connections`, `/v1/traces/{trace_id}` (a request journey, in
+//! `journeys.rs`) and `/v1/live` (Server-Sent Events as batches are
+//! stored, in `live.rs`); plus `/metrics` and `/healthz`; the web UI at
+//! `/` and its files at `/ui/{*file}` (from `crate::ui`).
 
 mod batches;
+mod journeys;
+mod live;
+mod live_hub;
+mod otlp;
 mod queries;
 mod refusals;
 mod state;
 
-pub use queries::{MAX_QUERY_LEN, MAX_RECENT};
-pub use state::{Collector, CollectorError};
+pub use journeys::{MAX_JOURNEY, is_trace_id};
+pub use live::KEEPALIVE;
+pub use live_hub::LiveBatch;
+pub use queries::{MAX_QUERY_LEN, MAX_RECENT, MAX_ROUTES_LIMIT};
+pub use state::{Collector, CollectorError, MAX_OTLP_IN_FLIGHT};
 
 use axum::Router;
 use axum::extract::State;
@@ -36,6 +47,7 @@ impl Collector {
         Router::new()
             .route(INGEST_PATH, post(batches::ingest_batch))
             .route(REQUESTS_PATH, post(batches::ingest_records))
+            .route(otlp::OTLP_METRICS_PATH, post(otlp::metrics))
             .route("/v1/services", get(queries::services))
             .route("/v1/services/{service}/stats", get(queries::stats))
             .route("/v1/services/{service}/routes", get(queries::routes))
@@ -50,8 +62,12 @@ impl Collector {
                 get(queries::custom_series),
             )
             .route("/v1/connections", get(queries::connections))
+            .route("/v1/traces/{trace_id}", get(journeys::trace))
+            .route("/v1/live", get(live::live))
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/", get(|| async { crate::ui::page() }))
+            .route("/ui/{*file}", get(ui_file))
             // After every route: it applies to the routes added before it.
             .method_not_allowed_fallback(refusals::method_not_allowed)
             .fallback(refusals::not_found)
@@ -66,11 +82,29 @@ impl Collector {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), CollectorError> {
         let jobs = self.spawn_jobs();
+        let this = self.clone();
+        // Open live streams would hold a graceful shutdown forever.
+        let shutdown = async move {
+            shutdown.await;
+            this.end_live_streams();
+        };
         let result = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
         jobs.abort();
         result.map_err(CollectorError::Io)
+    }
+}
+
+/// `GET /ui/{*file}`: a file of the web UI, or the counted 404 of an
+/// unknown path.
+async fn ui_file(
+    State(c): State<Collector>,
+    refusals::ApiPath(file): refusals::ApiPath<String>,
+) -> Response {
+    match crate::ui::file(&file) {
+        Some(response) => response,
+        None => refusals::not_found(State(c)).await,
     }
 }
 

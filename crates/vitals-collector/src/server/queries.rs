@@ -24,6 +24,7 @@ use crate::model::{
     Bucket, BucketQuery, CustomPoint, CustomQuery, Role, SeriesSelect, ServiceRecord, UnixMs,
 };
 use crate::query::{self, Figures, Metric, Window};
+use crate::store::fresh;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +39,10 @@ pub const MAX_QUERY_LEN: usize = 1024;
 pub const MAX_RECENT: usize = 1000;
 
 /// Parses a query string, refusing unknown or repeated parameters.
-fn params(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+pub(super) fn params(
+    raw: Option<String>,
+    allowed: &[&str],
+) -> Result<BTreeMap<String, String>, ApiError> {
     let raw = raw.unwrap_or_default();
     if raw.len() > MAX_QUERY_LEN {
         return Err(ApiError::bad_request(
@@ -72,6 +76,34 @@ fn params(raw: Option<String>, allowed: &[&str]) -> Result<BTreeMap<String, Stri
         }
     }
     Ok(out)
+}
+
+/// Most routes a `limit` on `/routes` may ask for (every route of a
+/// service fits: routes past `max_routes_per_service` fold into one).
+pub const MAX_ROUTES_LIMIT: usize = 100_000;
+
+/// The `limit` parameter: `default` when absent, else 1 to `max`.
+pub(super) fn parse_limit(
+    p: &BTreeMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match p.get("limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!(
+                        "limit {:?} must be a whole number from 1 to {max}",
+                        v.chars().take(32).collect::<String>()
+                    ),
+                )
+            }),
+    }
 }
 
 fn window_of(
@@ -111,11 +143,12 @@ async fn read_totals(
     service: Option<&str>,
     w: &Window,
 ) -> Result<Vec<Bucket>, ApiError> {
-    c.inner
-        .store
-        .read_buckets(bucket_query(tenant, service, w, SeriesSelect::Totals))
-        .await
-        .map_err(ApiError::store_unavailable)
+    fresh::buckets(
+        &*c.inner.store,
+        bucket_query(tenant, service, w, SeriesSelect::Totals),
+    )
+    .await
+    .map_err(ApiError::store_unavailable)
 }
 
 /// The window (`window=`, default 1 h) and step (`step=`) of a series
@@ -135,7 +168,7 @@ fn stepped_window(c: &Collector, p: &BTreeMap<String, String>) -> Result<(Window
 /// Finds a service of the tenant, or a 404; a name no service can have
 /// (too long, control characters) is a 400. Every per-service handler
 /// calls this, so it is where the `{service}` path segment is checked.
-async fn known_service(
+pub(super) async fn known_service(
     c: &Collector,
     tenant: &str,
     service: &str,
@@ -164,7 +197,7 @@ async fn known_service(
 /// string against `allowed`, then answers `body`'s JSON, or its error
 /// (counted, see `Collector::fail`). Every query endpoint goes through it,
 /// so none can skip the key or the parameter check.
-async fn answer<'a, F, Fut>(
+pub(super) async fn answer<'a, F, Fut>(
     c: &'a Collector,
     headers: &HeaderMap,
     q: Option<String>,
@@ -211,45 +244,71 @@ pub(super) async fn services(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
-        let now = now_ms();
-        let w = window_of(c, &p, "15m", now)?;
-        let known = c
-            .inner
-            .store
-            .services(tenant.clone())
-            .await
-            .map_err(ApiError::store_unavailable)?;
-        let buckets = read_totals(c, &tenant, None, &w).await?;
-        let mut by: BTreeMap<&str, Vec<&Bucket>> = BTreeMap::new();
-        for b in &buckets {
-            by.entry(&b.key.service).or_default().push(b);
-        }
-        let list: Vec<_> = known
-            .iter()
-            .map(|s| {
-                let total = query::total(by.get(s.service.as_str()).into_iter().flatten().copied());
-                let f = Figures::of(&total, w.span_secs());
-                let policy = c.inner.config.policy(&s.service);
-                let (health, reasons) = query::health(&f, Some(s.last_seen_ms), &policy, now);
-                json!({
-                    "service": s.service,
-                    "requests": f.requests,
-                    "rate_per_sec": f.rate_per_sec,
-                    "errors": f.errors,
-                    "error_rate": f.error_rate,
-                    "p95_ms": f.p95_ms,
-                    "apdex": f.apdex,
-                    "last_seen_ms": s.last_seen_ms,
-                    "apdex_t_ms": policy.apdex_t_ms,
-                    "objective_p95_ms": policy.objective_p95_ms,
-                    "health": health,
-                    "health_reasons": reasons,
+    answer(
+        &c,
+        &headers,
+        q,
+        &["sparkline", "window"],
+        |c, tenant, p| async move {
+            let now = now_ms();
+            let w = window_of(c, &p, "15m", now)?;
+            let spark = match p.get("sparkline").map(String::as_str) {
+                None | Some("0") => None,
+                Some("1") => Some(query::sparkline_step(&w)),
+                Some(other) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_sparkline",
+                        format!(
+                            "sparkline {:?} must be 1 or 0",
+                            other.chars().take(32).collect::<String>()
+                        ),
+                    ));
+                }
+            };
+            let known = c
+                .inner
+                .store
+                .services(tenant.clone())
+                .await
+                .map_err(ApiError::store_unavailable)?;
+            let buckets = read_totals(c, &tenant, None, &w).await?;
+            let mut by: BTreeMap<&str, Vec<&Bucket>> = BTreeMap::new();
+            for b in &buckets {
+                by.entry(&b.key.service).or_default().push(b);
+            }
+            let list: Vec<_> = known
+                .iter()
+                .map(|s| {
+                    let own = by.get(s.service.as_str()).map_or(&[][..], Vec::as_slice);
+                    let total = query::total(own.iter().copied());
+                    let f = Figures::of(&total, w.span_secs());
+                    let policy = c.inner.config.policy(&s.service);
+                    let (health, reasons) = query::health(&f, Some(s.last_seen_ms), &policy, now);
+                    let mut entry = json!({
+                        "service": s.service,
+                        "requests": f.requests,
+                        "rate_per_sec": f.rate_per_sec,
+                        "errors": f.errors,
+                        "error_rate": f.error_rate,
+                        "p95_ms": f.p95_ms,
+                        "apdex": f.apdex,
+                        "last_seen_ms": s.last_seen_ms,
+                        "apdex_t_ms": policy.apdex_t_ms,
+                        "objective_p95_ms": policy.objective_p95_ms,
+                        "health": health,
+                        "health_reasons": reasons,
+                    });
+                    if let (Some(step), Some(obj)) = (spark, entry.as_object_mut()) {
+                        let points =
+                            query::sparkline(own.iter().copied(), w.from_ms, w.to_ms, step);
+                        obj.insert("sparkline".into(), json!(points));
+                    }
+                    entry
                 })
-            })
-            .collect();
-        Ok(json!({ "window": WindowInfo::from(&w), "services": list }))
-    })
+                .collect();
+            Ok(json!({ "window": WindowInfo::from(&w), "services": list }))
+        },
+    )
     .await
 }
 
@@ -302,23 +361,26 @@ pub(super) async fn routes(
     ApiPath(service): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
-        let w = window_of(c, &p, "15m", now_ms())?;
-        known_service(c, &tenant, &service).await?;
-        let sums = c
-            .inner
-            .store
-            .route_sums(bucket_query(
-                &tenant,
-                Some(&service),
-                &w,
-                SeriesSelect::Routes,
-            ))
+    answer(
+        &c,
+        &headers,
+        q,
+        &["limit", "window"],
+        |c, tenant, p| async move {
+            let w = window_of(c, &p, "15m", now_ms())?;
+            let limit = parse_limit(&p, usize::MAX, MAX_ROUTES_LIMIT)?;
+            known_service(c, &tenant, &service).await?;
+            let sums = fresh::route_sums(
+                &*c.inner.store,
+                bucket_query(&tenant, Some(&service), &w, SeriesSelect::Routes),
+            )
             .await
             .map_err(ApiError::store_unavailable)?;
-        let list = query::routes(sums, &w);
-        Ok(json!({ "service": service, "window": WindowInfo::from(&w), "routes": list }))
-    })
+            let mut list = query::routes(sums, &w);
+            list.truncate(limit);
+            Ok(json!({ "service": service, "window": WindowInfo::from(&w), "routes": list }))
+        },
+    )
     .await
 }
 
@@ -358,22 +420,7 @@ pub(super) async fn recent(
     RawQuery(q): RawQuery,
 ) -> Response {
     answer(&c, &headers, q, &["limit"], |c, tenant, p| async move {
-        let limit = match p.get("limit") {
-            None => 50,
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_RECENT).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_limit",
-                        format!(
-                            "limit {:?} must be a whole number from 1 to {MAX_RECENT}",
-                            v.chars().take(32).collect::<String>()
-                        ),
-                    )
-                })?,
-        };
+        let limit = parse_limit(&p, 50, MAX_RECENT)?;
         known_service(c, &tenant, &service).await?;
         let samples = c
             .inner
@@ -417,16 +464,15 @@ async fn read_custom(
     name: Option<&str>,
     w: &Window,
 ) -> Result<Vec<CustomPoint>, ApiError> {
-    c.inner
-        .store
-        .read_custom(CustomQuery {
-            tenant: tenant.into(),
-            service: Some(service.into()),
-            name: name.map(str::to_string),
-            resolution: w.resolution,
-            start_ms: w.from_ms,
-            end_ms: w.to_ms + 1,
-        })
+    let q = CustomQuery {
+        tenant: tenant.into(),
+        service: Some(service.into()),
+        name: name.map(str::to_string),
+        resolution: w.resolution,
+        start_ms: w.from_ms,
+        end_ms: w.to_ms + 1,
+    };
+    fresh::custom(&*c.inner.store, q)
         .await
         .map_err(ApiError::store_unavailable)
 }

@@ -5,7 +5,8 @@
 use super::error::StoreResult;
 use crate::model::{
     Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, RouteSum, Sample, SeriesSelect, ServiceRecord, UnixMs, sum_routes,
+    KeyRecord, Resolution, RouteSum, Sample, SeriesSelect, ServiceRecord, TraceSample, UnixMs,
+    sum_routes,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -38,6 +39,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///   next pass redoes both.
 /// - [`Store::drop_buckets_before`] drops custom points of that resolution
 ///   with the buckets (one retention per resolution).
+/// - [`Store::dirty_starts`] lists exactly the tenant's periods whose
+///   stored rollup may lack data: the reads in [`super::fresh`] put the
+///   finer data in their place, so every window sees every acknowledged
+///   write at once.
 /// - Reads never return another tenant's data.
 pub trait Store: Send + Sync + 'static {
     /// Durably stores one ingest write (see the trait docs).
@@ -82,6 +87,30 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<DirtyPeriod>>>;
 
+    /// Starts of `tenant`'s periods at `resolution` (five-minute or hour)
+    /// in `[start_ms, end_ms)` marked dirty, ascending: the periods whose
+    /// stored rollup may not hold every write yet. The default filters
+    /// [`Store::dirty_periods`]; back ends answer from an index.
+    fn dirty_starts(
+        &self,
+        tenant: String,
+        resolution: Resolution,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<Vec<UnixMs>>> {
+        Box::pin(async move {
+            let mut starts: Vec<UnixMs> = self
+                .dirty_periods(resolution, end_ms, usize::MAX)
+                .await?
+                .into_iter()
+                .filter(|p| p.tenant == tenant && p.start_ms >= start_ms)
+                .map(|p| p.start_ms)
+                .collect();
+            starts.sort_unstable();
+            Ok(starts)
+        })
+    }
+
     /// Replaces the buckets of `period` with `buckets` (all of the period's
     /// tenant, resolution and start), marks the next coarser period dirty,
     /// and clears `period`'s mark if its generation is unchanged.
@@ -119,12 +148,54 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<Sample>>>;
 
+    /// Up to `limit` samples of any of `tenant`'s services carrying
+    /// `trace_id`, oldest first: one request journey. The default reads
+    /// each service's recent samples; back ends answer from an index.
+    fn trace_samples(
+        &self,
+        tenant: String,
+        trace_id: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<TraceSample>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for s in self.services(tenant.clone()).await? {
+                for sample in self
+                    .recent_samples(tenant.clone(), s.service.clone(), usize::MAX)
+                    .await?
+                {
+                    if sample.trace_id.as_deref() == Some(trace_id.as_str()) {
+                        out.push(TraceSample {
+                            service: s.service.clone(),
+                            sample,
+                        });
+                    }
+                }
+            }
+            sort_journey(&mut out);
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
     /// Stores a new key. A key whose hash exists already is
     /// [`StoreError::DuplicateKey`](super::StoreError::DuplicateKey).
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>>;
 
     /// The key with this hash, if any.
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>>;
+
+    /// Every stored key (of one tenant, or of all), oldest first: what
+    /// `vitals collector keys list` shows. Only hashes are stored, so no
+    /// secret can be listed.
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>>;
+
+    /// Deletes the keys whose hash starts with `hash_prefix` (at least
+    /// [`crate::auth::MIN_KEY_ID_LEN`] hex digits) and returns them. The
+    /// caller refuses a prefix that names more than one key before
+    /// calling this; a running collector stops accepting a revoked key
+    /// within [`crate::auth::KEY_CACHE_TTL`].
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>>;
 
     /// Adds the back end's own metrics (if it has any) to the collector's
     /// registry, served at `GET /metrics`; called once per collector built
@@ -133,4 +204,14 @@ pub trait Store: Send + Sync + 'static {
     fn register_metrics(&self, registry: &vitals::Registry) {
         let _ = registry;
     }
+}
+
+/// Puts a journey in order: oldest first, then by service, so equal
+/// timestamps come out the same way from every back end.
+pub fn sort_journey(samples: &mut [TraceSample]) {
+    samples.sort_by(|a, b| {
+        (a.sample.timestamp_ms, &a.service)
+            .cmp(&(b.sample.timestamp_ms, &b.service))
+            .then_with(|| a.sample.duration_ms.total_cmp(&b.sample.duration_ms))
+    });
 }

@@ -12,18 +12,21 @@
 //!   [`StoreResult`].
 //! - `open.rs`: opening a store by URL ([`open`], [`open_with_hot_tier`]),
 //!   and [`redact_password`] for every URL a log line or error shows.
+//! - `fresh.rs`: reads at a coarse resolution that put finer data in
+//!   place of periods not rolled up yet, so every window is fresh.
 //! - `sqlite/`, `postgres/`: the back ends; `hot_tier/`: Redis in front of
 //!   either. Each is split into schema, rows, writes, reads and custom
 //!   metrics.
 
 mod contract;
 mod error;
+pub mod fresh;
 mod hot_tier;
 mod open;
 mod postgres;
 mod sqlite;
 
-pub use contract::{BoxFuture, Store};
+pub use contract::{BoxFuture, Store, sort_journey};
 pub use error::{StoreError, StoreResult};
 pub use hot_tier::{FlushReport, HOT_BATCH_PREFIX, HotTier, HotTierConfig};
 pub use open::{open, open_with_cache, open_with_hot_tier, redact_password};

@@ -23,6 +23,7 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
                 reason: "no file path after sqlite://".into(),
             });
         }
+        check_sqlite_directory(url, path)?;
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -31,6 +32,34 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     Err(StoreError::InvalidUrl {
         url: url.into(),
         reason: "expected sqlite://PATH, sqlite::memory: or postgres://…".to_string(),
+    })
+}
+
+/// SQLite creates the database file but not its directory, and its own
+/// error ("unable to open database file") does not say which part is
+/// missing: say it, and what to do.
+fn check_sqlite_directory(url: &str, path: &str) -> StoreResult<()> {
+    let dir = match std::path::Path::new(path).parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => return Ok(()),
+    };
+    let reason = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => format!(
+            "{} is a file, not a directory: choose a database path in a directory",
+            dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+            "the directory {} does not exist: create it first (mkdir -p {}) \
+             or choose a path in an existing directory",
+            dir.display(),
+            dir.display()
+        ),
+        Err(e) => format!("cannot use the directory {}: {e}", dir.display()),
+    };
+    Err(StoreError::InvalidUrl {
+        url: url.into(),
+        reason,
     })
 }
 

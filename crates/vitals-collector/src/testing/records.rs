@@ -7,7 +7,8 @@ use crate::model::{KeyRecord, Role, Sample, UnixMs};
 use crate::store::{Store, StoreError};
 
 /// Keys: stored, found by their hash, a second key with the same hash
-/// refused.
+/// refused; listed by tenant, oldest first; revoked by hash, only that
+/// one, and then gone.
 pub(super) async fn keys(store: &dyn Store) {
     let hash = unique("hash");
     let rec = KeyRecord {
@@ -28,6 +29,61 @@ pub(super) async fn keys(store: &dyn Store) {
     assert_eq!(
         store.key_by_hash(unique("nope")).await.expect("lookup"),
         None
+    );
+
+    let tenant = unique("tenant");
+    let older = KeyRecord {
+        hash: unique("older"),
+        tenant: tenant.clone(),
+        role: Role::Ingest,
+        created_ms: BASE_MS,
+    };
+    let newer = KeyRecord {
+        hash: unique("newer"),
+        tenant: tenant.clone(),
+        role: Role::Read,
+        created_ms: BASE_MS + 1,
+    };
+    store.create_key(newer.clone()).await.expect("create newer");
+    store.create_key(older.clone()).await.expect("create older");
+    assert_eq!(
+        store.list_keys(Some(tenant.clone())).await.expect("list"),
+        vec![older.clone(), newer.clone()],
+        "a tenant's keys, oldest first"
+    );
+    let all = store.list_keys(None).await.expect("list all");
+    assert!(
+        all.contains(&older) && all.contains(&newer),
+        "every tenant's keys"
+    );
+    assert!(
+        store
+            .list_keys(Some(unique("tenant")))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        store.revoke_keys(older.hash.clone()).await.expect("revoke"),
+        vec![older.clone()]
+    );
+    assert_eq!(
+        store.key_by_hash(older.hash.clone()).await.expect("lookup"),
+        None,
+        "a revoked key is gone"
+    );
+    assert_eq!(
+        store.list_keys(Some(tenant)).await.expect("list"),
+        vec![newer],
+        "only the revoked key went"
+    );
+    assert!(
+        store
+            .revoke_keys(older.hash)
+            .await
+            .expect("revoke again")
+            .is_empty(),
+        "a key is revoked once"
     );
 }
 

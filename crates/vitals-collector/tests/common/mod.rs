@@ -61,6 +61,8 @@ impl TestCollector {
 
     /// Stops serving and waits until the server task ends.
     pub async fn stop(mut self) -> Collector {
+        // As `Collector::serve` does: open event streams end first.
+        self.collector.end_live_streams();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

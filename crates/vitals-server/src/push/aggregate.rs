@@ -20,7 +20,7 @@ use super::caller::{INVALID_CALLER, OVERFLOW_CALLER, parse_traceparent, valid_ca
 use super::config::PushConfig;
 use super::ended::{Ended, duration_ms};
 use super::limits::{MAX_ROUTE_LEN, MAX_SAMPLED_PATH_LEN};
-use super::sample::{PendingSample, Sampler};
+use super::sample::{PendingSample, Sampler, trace_priority};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -264,21 +264,34 @@ impl Aggregator {
         let caller = headers
             .get(&CALLER)
             .map(|v| self.intern_caller(v.as_bytes()));
-        let sample = self.sampler.reserve().map(|(epoch, slot)| {
-            let trace_id = headers.get(&TRACEPARENT).and_then(|v| {
-                let id = parse_traceparent(v.as_bytes());
-                if id.is_none() {
-                    self.rejected.traceparent_invalid.inc();
-                }
-                id
-            });
-            PendingSample {
-                epoch,
-                slot,
-                timestamp_unix_ms: now_unix_ms(),
-                path: cap(req.uri().path(), MAX_SAMPLED_PATH_LEN),
-                trace_id,
+        // A traced request is kept by its trace id (the same decision in
+        // every service), any other by the reservoir.
+        let trace_id = headers.get(&TRACEPARENT).and_then(|v| {
+            let id = parse_traceparent(v.as_bytes());
+            if id.is_none() {
+                self.rejected.traceparent_invalid.inc();
             }
+            id
+        });
+        let picked = match &trace_id {
+            Some(id) => {
+                let priority = trace_priority(id);
+                self.sampler
+                    .reserve_traced(priority)
+                    .map(|epoch| (epoch, 0, Some(priority)))
+            }
+            None => self
+                .sampler
+                .reserve()
+                .map(|(epoch, slot)| (epoch, slot, None)),
+        };
+        let sample = picked.map(|(epoch, slot, priority)| PendingSample {
+            epoch,
+            slot,
+            priority,
+            timestamp_unix_ms: now_unix_ms(),
+            path: cap(req.uri().path(), MAX_SAMPLED_PATH_LEN),
+            trace_id,
         });
         if caller.is_none() && sample.is_none() {
             return None;

@@ -66,7 +66,7 @@ use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::clock::now_ms;
 use crate::model::{
     Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, Sample, ServiceRecord, UnixMs,
+    KeyRecord, Resolution, Sample, ServiceRecord, TraceSample, UnixMs,
 };
 use keys::{Keys, glob_escape};
 use metrics::{HotTierCollector, HotTierMetrics};
@@ -327,6 +327,18 @@ impl Store for HotTier {
         self.inner.store.dirty_periods(resolution, before_ms, limit)
     }
 
+    fn dirty_starts(
+        &self,
+        tenant: String,
+        resolution: Resolution,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<Vec<UnixMs>>> {
+        self.inner
+            .store
+            .dirty_starts(tenant, resolution, start_ms, end_ms)
+    }
+
     fn write_rollup(
         &self,
         period: DirtyPeriod,
@@ -375,12 +387,29 @@ impl Store for HotTier {
         Box::pin(self.inner.recent_samples(tenant, service, limit))
     }
 
+    fn trace_samples(
+        &self,
+        tenant: String,
+        trace_id: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<TraceSample>>> {
+        Box::pin(self.inner.trace_samples(tenant, trace_id, limit))
+    }
+
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {
         self.inner.store.create_key(key)
     }
 
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         self.inner.store.key_by_hash(hash)
+    }
+
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.inner.store.list_keys(tenant)
+    }
+
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.inner.store.revoke_keys(hash_prefix)
     }
 
     fn register_metrics(&self, registry: &vitals::Registry) {

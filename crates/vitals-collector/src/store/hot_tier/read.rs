@@ -2,16 +2,17 @@
 //! alone, older ones from the store alone, and coarser periods holding hot
 //! minutes are merged from their minutes ([`crate::model::roll_up`]).
 //! [`Split`] says which part goes where, for buckets and custom points
-//! alike.
+//! alike. A journey (the samples of one trace) is the store's older
+//! samples and Redis's recent ones, found inside Redis by a script.
 
 use super::Inner;
 use super::fields::{SEP, decode_buckets};
 use super::rerr;
 use crate::model::{
-    Bucket, BucketQuery, CustomQuery, Resolution, Sample, SeriesSelect, ServiceRecord, UnixMs,
-    roll_up,
+    Bucket, BucketQuery, CustomQuery, Resolution, Sample, SeriesSelect, ServiceRecord, TraceSample,
+    UnixMs, roll_up,
 };
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, sort_journey};
 use std::collections::BTreeMap;
 use std::future::Future;
 
@@ -266,6 +267,76 @@ impl Inner {
         Ok(out)
     }
 
+    /// [`Store::trace_samples`](crate::store::Store::trace_samples):
+    /// Redis's recent samples of every hot service of the tenant that
+    /// carry the trace id (found by a script inside Redis, so only matches
+    /// cross the network), and the store's older ones. Redis keeps a
+    /// service's samples from the hot window on, flushed or not, so a
+    /// stored sample equal to one of Redis's is the same request, shown
+    /// once. (Like `/recent`: a sample already older than the hot window
+    /// when it arrived shows once its arrival minute is flushed.)
+    pub(super) async fn trace_samples(
+        &self,
+        tenant: String,
+        trace_id: String,
+        limit: usize,
+    ) -> StoreResult<Vec<TraceSample>> {
+        let b = self.boundary(self.now());
+        let mut conn = self.conn.clone();
+        let services: Vec<String> = redis::cmd("HKEYS")
+            .arg(self.keys.services(&tenant))
+            .query_async(&mut conn)
+            .await
+            .map_err(rerr)?;
+        let mut out: Vec<TraceSample> = Vec::new();
+        if !services.is_empty() {
+            // Serialized samples hold `"trace_id":"<id>"` literally: quotes
+            // inside other values are escaped, so nothing else matches.
+            let needle = serde_json::to_string(&trace_id)
+                .map(|id| format!("\"trace_id\":{id}"))
+                .map_err(|e| StoreError::Corrupt(format!("trace id: {e}")))?;
+            let lua = redis::Script::new(TRACE_LUA);
+            let mut script = lua.prepare_invoke();
+            for s in &services {
+                script.key(self.keys.recent(&tenant, s));
+            }
+            let found: Vec<(usize, String)> = script
+                .arg(needle)
+                .arg(limit)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(rerr)?;
+            for (i, member) in found {
+                let json = member
+                    .split_once(SEP)
+                    .map(|(_, j)| j)
+                    .ok_or_else(|| StoreError::Corrupt("hot tier sample".into()))?;
+                let sample = serde_json::from_str::<Sample>(json)
+                    .map_err(|e| StoreError::Corrupt(format!("hot tier sample: {e}")))?;
+                let service = services
+                    .get(i.wrapping_sub(1))
+                    .ok_or_else(|| StoreError::Corrupt("hot tier trace script".into()))?;
+                if sample.trace_id.as_deref() == Some(trace_id.as_str()) {
+                    out.push(TraceSample {
+                        service: service.clone(),
+                        sample,
+                    });
+                }
+            }
+        }
+        let older: Vec<TraceSample> = self
+            .store
+            .trace_samples(tenant, trace_id, limit)
+            .await?
+            .into_iter()
+            .filter(|s| s.sample.timestamp_ms < b && !out.contains(s))
+            .collect();
+        out.extend(older);
+        sort_journey(&mut out);
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// [`Store::services`](crate::store::Store::services): the store's
     /// and Redis's, each with its latest time.
     pub(super) async fn services(&self, tenant: String) -> StoreResult<Vec<ServiceRecord>> {
@@ -292,6 +363,24 @@ impl Inner {
             .collect())
     }
 }
+
+/// Finds the recent samples (`KEYS`, one sorted set per service) whose
+/// text holds `ARGV[1]`, at most `ARGV[2]`: pairs of the key's index
+/// (from 1) and the member.
+const TRACE_LUA: &str = r#"
+local out = {}
+local found = 0
+for i, key in ipairs(KEYS) do
+  for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+    if found < tonumber(ARGV[2]) and string.find(m, ARGV[1], 1, true) then
+      table.insert(out, i)
+      table.insert(out, m)
+      found = found + 1
+    end
+  end
+end
+return out
+"#;
 
 #[cfg(test)]
 mod tests {

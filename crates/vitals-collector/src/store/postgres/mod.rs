@@ -45,7 +45,7 @@ use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::clock::now_ms;
 use crate::model::{
     Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, Sample, ServiceRecord, UnixMs,
+    KeyRecord, Resolution, Sample, ServiceRecord, TraceSample, UnixMs,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 pub use pool::PostgresStore;
@@ -161,6 +161,16 @@ impl Store for PostgresStore {
         Box::pin(self.select_dirty_periods(resolution, before_ms, limit))
     }
 
+    fn dirty_starts(
+        &self,
+        tenant: String,
+        resolution: Resolution,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<Vec<UnixMs>>> {
+        Box::pin(self.select_dirty_starts(tenant, resolution, start_ms, end_ms))
+    }
+
     fn write_rollup(
         &self,
         period: DirtyPeriod,
@@ -198,11 +208,28 @@ impl Store for PostgresStore {
         Box::pin(self.select_recent_samples(tenant, service, limit))
     }
 
+    fn trace_samples(
+        &self,
+        tenant: String,
+        trace_id: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<TraceSample>>> {
+        Box::pin(self.select_trace_samples(tenant, trace_id, limit))
+    }
+
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(self.insert_key(key))
     }
 
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         Box::pin(self.select_key(hash))
+    }
+
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        Box::pin(self.select_keys(tenant))
+    }
+
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        Box::pin(self.delete_keys(hash_prefix))
     }
 }

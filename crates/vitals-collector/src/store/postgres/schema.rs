@@ -109,6 +109,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "#,
     // Per-service total series: see TOTALS_MIGRATION.
     TOTALS_MIGRATION,
+    // Request journeys: the samples of one trace, across services
+    // (inherited by each day partition).
+    r#"
+    CREATE INDEX samples_by_trace ON samples (tenant, trace_id) WHERE trace_id IS NOT NULL;
+    "#,
 ];
 
 /// The migration adding per-service total series (`method = ''`): partial

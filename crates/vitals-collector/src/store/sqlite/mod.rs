@@ -22,7 +22,7 @@ mod write;
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::model::{
     Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, RouteSum, Sample, ServiceRecord, UnixMs,
+    KeyRecord, Resolution, RouteSum, Sample, ServiceRecord, TraceSample, UnixMs,
 };
 use rows::db;
 use rusqlite::Connection;
@@ -168,6 +168,16 @@ impl Store for SqliteStore {
         self.with(move |c| read::dirty_periods(c, resolution, before_ms, limit))
     }
 
+    fn dirty_starts(
+        &self,
+        tenant: String,
+        resolution: Resolution,
+        start_ms: UnixMs,
+        end_ms: UnixMs,
+    ) -> BoxFuture<'_, StoreResult<Vec<UnixMs>>> {
+        self.with(move |c| read::dirty_starts(c, &tenant, resolution, start_ms, end_ms))
+    }
+
     fn write_rollup(
         &self,
         period: DirtyPeriod,
@@ -205,11 +215,28 @@ impl Store for SqliteStore {
         self.with(move |c| read::recent_samples(c, &tenant, &service, limit))
     }
 
+    fn trace_samples(
+        &self,
+        tenant: String,
+        trace_id: String,
+        limit: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<TraceSample>>> {
+        self.with(move |c| read::trace_samples(c, &tenant, &trace_id, limit))
+    }
+
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {
         self.with(move |c| write::create_key(c, &key))
     }
 
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         self.with(move |c| read::key_by_hash(c, hash))
+    }
+
+    fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.with(move |c| read::list_keys(c, tenant.as_deref()))
+    }
+
+    fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
+        self.with(move |c| write::revoke_keys(c, &hash_prefix))
     }
 }

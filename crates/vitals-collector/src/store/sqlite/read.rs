@@ -1,13 +1,14 @@
 //! Reads: buckets (route series, per-service totals or both, each with
 //! the index that serves it), route sums decoded straight into a
-//! [`StatsSum`], dirty periods, services, recent samples and keys.
+//! [`StatsSum`], dirty periods, services, recent samples, the samples of
+//! one trace, and keys.
 
 use super::rows::{db, decode_sketch, sql_to_u64, stats_from_row};
 use crate::model::{
     Bucket, BucketQuery, BucketStats, DirtyPeriod, KeyRecord, Resolution, Role, RouteSum, Sample,
-    SeriesKey, SeriesSelect, ServiceRecord, StatsSum, UnixMs,
+    SeriesKey, SeriesSelect, ServiceRecord, StatsSum, TraceSample, UnixMs,
 };
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, sort_journey};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 
@@ -200,6 +201,73 @@ pub(super) fn dirty_periods(
     .map_err(db)
 }
 
+/// Starts of `tenant`'s dirty periods at `resolution` in `[start, end)`,
+/// ascending (the primary key's order).
+pub(super) fn dirty_starts(
+    c: &Connection,
+    tenant: &str,
+    resolution: Resolution,
+    start_ms: UnixMs,
+    end_ms: UnixMs,
+) -> StoreResult<Vec<UnixMs>> {
+    c.prepare_cached(
+        "SELECT start_ms FROM dirty_periods
+         WHERE resolution = ?1 AND tenant = ?2 AND start_ms >= ?3 AND start_ms < ?4
+         ORDER BY start_ms",
+    )
+    .map_err(db)?
+    .query_map(params![resolution.code(), tenant, start_ms, end_ms], |r| {
+        r.get(0)
+    })
+    .map_err(db)?
+    .collect::<Result<_, _>>()
+    .map_err(db)
+}
+
+/// Up to `limit` samples of `tenant` carrying `trace_id`, oldest first.
+pub(super) fn trace_samples(
+    c: &Connection,
+    tenant: &str,
+    trace_id: &str,
+    limit: usize,
+) -> StoreResult<Vec<TraceSample>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut out: Vec<TraceSample> = c
+        .prepare_cached(
+            "SELECT timestamp_ms, instance, method, path, route, status, duration_ms, caller,
+                 trace_id, service
+             FROM samples WHERE tenant = ?1 AND trace_id = ?2
+             ORDER BY timestamp_ms, id LIMIT ?3",
+        )
+        .map_err(db)?
+        .query_map(params![tenant, trace_id, limit], |r| {
+            Ok(TraceSample {
+                sample: sample_from_row(r)?,
+                service: r.get(9)?,
+            })
+        })
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    sort_journey(&mut out);
+    Ok(out)
+}
+
+/// A sample from the first nine columns of `samples`' usual select.
+fn sample_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sample> {
+    Ok(Sample {
+        timestamp_ms: r.get(0)?,
+        instance: r.get(1)?,
+        method: r.get(2)?,
+        path: r.get(3)?,
+        route: r.get(4)?,
+        status: r.get(5)?,
+        duration_ms: r.get(6)?,
+        caller: r.get(7)?,
+        trace_id: r.get(8)?,
+    })
+}
+
 /// The tenant's services, by name.
 pub(super) fn services(c: &Connection, tenant: &str) -> StoreResult<Vec<ServiceRecord>> {
     c.prepare_cached(
@@ -231,19 +299,7 @@ pub(super) fn recent_samples(
          ORDER BY timestamp_ms DESC, id DESC LIMIT ?3",
     )
     .map_err(db)?
-    .query_map(params![tenant, service, limit], |r| {
-        Ok(Sample {
-            timestamp_ms: r.get(0)?,
-            instance: r.get(1)?,
-            method: r.get(2)?,
-            path: r.get(3)?,
-            route: r.get(4)?,
-            status: r.get(5)?,
-            duration_ms: r.get(6)?,
-            caller: r.get(7)?,
-            trace_id: r.get(8)?,
-        })
-    })
+    .query_map(params![tenant, service, limit], sample_from_row)
     .map_err(db)?
     .collect::<Result<_, _>>()
     .map_err(db)
@@ -269,6 +325,38 @@ pub(super) fn key_by_hash(c: &Connection, hash: String) -> StoreResult<Option<Ke
         })
     })
     .transpose()
+}
+
+/// Every key (of `tenant`, or all), oldest first.
+pub(super) fn list_keys(c: &Connection, tenant: Option<&str>) -> StoreResult<Vec<KeyRecord>> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT hash, tenant, role, created_ms FROM api_keys
+             WHERE ?1 IS NULL OR tenant = ?1 ORDER BY created_ms, hash",
+        )
+        .map_err(db)?;
+    let rows = stmt
+        .query_map([tenant], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, UnixMs>(3)?,
+            ))
+        })
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?;
+    rows.into_iter()
+        .map(|(hash, tenant, role, created_ms)| {
+            Ok(KeyRecord {
+                hash,
+                tenant,
+                role: role.parse().map_err(StoreError::Corrupt)?,
+                created_ms,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
