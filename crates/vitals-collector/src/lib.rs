@@ -90,7 +90,7 @@ pub use model::{
 };
 pub use query::Health;
 pub use server::{
-    Collector, CollectorError, KEEPALIVE, LiveBatch, MAX_JOURNEY, MAX_OTLP_IN_FLIGHT, MAX_QUERY_LEN, MAX_RECENT,
-    MAX_ROUTES_LIMIT, is_trace_id,
+    Collector, CollectorError, KEEPALIVE, LiveBatch, MAX_JOURNEY, MAX_OTLP_IN_FLIGHT,
+    MAX_QUERY_LEN, MAX_RECENT, MAX_ROUTES_LIMIT, is_trace_id,
 };
 pub use store::{BoxFuture, SqliteStore, Store, StoreError, StoreResult};

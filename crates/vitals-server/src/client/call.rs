@@ -3,6 +3,7 @@
 //! and the record made exactly once when the response body completes,
 //! fails or is dropped, or the call fails without a response.
 
+use super::cache::CachedCall;
 use super::error_kind::ErrorKind;
 use super::metrics::{ClientMetrics, ClientShared};
 use crate::labels::method_label;
@@ -91,19 +92,6 @@ fn new_traceparent() -> HeaderValue {
     hex_into(&mut out[36..52], &parent.to_be_bytes());
     // Only hex digits and dashes: always a valid header value.
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// The handles of one (method, host, status), resolved once per client.
-#[derive(Debug)]
-pub(crate) struct CachedCall {
-    method: &'static str,
-    /// The URI authority as the request spelled it (empty with a peer).
-    authority: Box<str>,
-    host: Box<str>,
-    status: http::StatusCode,
-    requests: vitals::Counter,
-    duration: vitals::Histogram,
-    first_byte: vitals::Histogram,
 }
 
 /// Everything needed to record one call when it ends; records once.

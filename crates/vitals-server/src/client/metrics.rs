@@ -52,7 +52,7 @@ pub(crate) struct ClientShared {
     /// The handles of the first successful (method, host, status) seen:
     /// most clients call one host with one method, so most calls skip the
     /// label lookups and the host label's allocation.
-    pub(crate) cache: std::sync::OnceLock<super::call::CachedCall>,
+    pub(crate) cache: std::sync::OnceLock<super::cache::CachedCall>,
 }
 
 /// A header value whose bytes are static, so cloning it per request and

@@ -25,6 +25,7 @@
 //! [`ClientMetrics::caller`]) and a `traceparent` when it has none, so the
 //! callee's figures and these meet in the collector.
 
+mod cache;
 mod call;
 mod connector;
 mod error_kind;
