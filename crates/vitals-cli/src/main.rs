@@ -165,7 +165,8 @@ struct KeysCreate {
     /// Tenant the key belongs to (1-64 of letters, digits, '.', '_', '-').
     #[arg(long, env = "VITALS_TENANT")]
     tenant: String,
-    /// What the key may do: `ingest` (POST /v1/ingest, /v1/requests) or `read` (query API).
+    /// What the key may do: `ingest` (POST /v1/ingest, /v1/requests), `read` (query API)
+    /// or `admin` (writes alert rules, and reads).
     #[arg(long, env = "VITALS_ROLE")]
     role: Role,
     #[command(flatten)]

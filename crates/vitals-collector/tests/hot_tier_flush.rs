@@ -10,8 +10,9 @@ mod external;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vitals_collector::model::{
-    Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, Sample, SeriesSelect, ServiceRecord, UnixMs,
+    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
+    IngestOutcome, IngestWrite, KeyRecord, Resolution, Sample, SeriesSelect, ServiceRecord,
+    StoredAlert, StoredRule, UnixMs,
 };
 use vitals_collector::store::{HotTier, HotTierConfig, SqliteStore};
 use vitals_collector::testing::{key, minute_bucket};
@@ -90,6 +91,38 @@ impl Store for FlakyStore {
     }
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         self.inner.key_by_hash(hash)
+    }
+    fn alert_rules(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<StoredRule>>> {
+        self.inner.alert_rules(tenant)
+    }
+    fn put_alert_rule(&self, rule: StoredRule, replace: bool) -> BoxFuture<'_, StoreResult<bool>> {
+        self.inner.put_alert_rule(rule, replace)
+    }
+    fn delete_alert_rule(&self, tenant: String, name: String) -> BoxFuture<'_, StoreResult<bool>> {
+        self.inner.delete_alert_rule(tenant, name)
+    }
+    fn alert_states(&self) -> BoxFuture<'_, StoreResult<Vec<StoredAlert>>> {
+        self.inner.alert_states()
+    }
+    fn save_alerts(
+        &self,
+        states: Vec<StoredAlert>,
+        removed: Vec<(String, String, String)>,
+        events: Vec<AlertEvent>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.save_alerts(states, removed, events)
+    }
+    fn alert_history(
+        &self,
+        query: AlertHistoryQuery,
+    ) -> BoxFuture<'_, StoreResult<Vec<AlertEvent>>> {
+        self.inner.alert_history(query)
+    }
+    fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
+        self.inner.drop_alert_history_before(before_ms)
+    }
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.inner.tenants()
     }
     fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {
         self.inner.list_keys(tenant)

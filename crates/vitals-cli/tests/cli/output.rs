@@ -81,13 +81,13 @@ async fn help_documents_every_flag_and_its_variable() {
             "--tenant",
             "a",
             "--role",
-            "admin",
+            "superuser",
         ])
         .output()
         .await
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected ingest or read"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected ingest, read or admin"));
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "listne = \"x\"\n").unwrap();

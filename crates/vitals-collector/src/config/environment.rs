@@ -433,6 +433,74 @@ mod tests {
     }
 
     #[test]
+    fn alerting_rules_and_receivers_come_from_variables_too() {
+        let vars: Vec<String> = settings().into_iter().map(|s| s.variable).collect();
+        for want in [
+            "VITALS_ALERTING_INTERVAL",
+            "VITALS_ALERTING_HEALTH_RULE",
+            "VITALS_ALERTING_RULES",
+            "VITALS_ALERTING_WEBHOOK",
+            "VITALS_ALERTING_ALERTMANAGER",
+            "VITALS_ALERTING_GROUP_WAIT",
+        ] {
+            assert!(vars.iter().any(|v| v == want), "{want} missing: {vars:?}");
+        }
+        let c = CollectorConfig::from_toml_and_env(
+            "[alerting]\ninterval = \"30s\"",
+            env(&[
+                ("VITALS_ALERTING_INTERVAL", "5s"),
+                ("VITALS_ALERTING_HEALTH_RULE", "false"),
+                (
+                    "VITALS_ALERTING_RULES",
+                    r#"[{ tenant = "acme", name = "errors", service = "checkout", signal = "error_rate", op = ">", threshold = 0.05, for = "2m" }]"#,
+                ),
+                (
+                    "VITALS_ALERTING_WEBHOOK",
+                    r#"[{ name = "ops", url = "http://hooks.example/x" }]"#,
+                ),
+                (
+                    "VITALS_ALERTING_ALERTMANAGER",
+                    r#"{ url = "http://127.0.0.1:9093" }"#,
+                ),
+            ]),
+        )
+        .expect("valid");
+        let a = c.alerting_settings().expect("checks");
+        assert_eq!(a.interval_ms, 5_000);
+        assert!(!a.health_rule);
+        assert_eq!(a.rules.len(), 1);
+        assert_eq!(
+            (a.rules[0].name.as_str(), a.rules[0].for_ms),
+            ("errors", 120_000)
+        );
+        assert_eq!(a.webhooks[0].name, "ops");
+        assert_eq!(
+            a.alertmanager.map(|m| m.url),
+            Some("http://127.0.0.1:9093".to_string())
+        );
+        // A rule that does not check names its place.
+        let c = CollectorConfig::from_toml_and_env(
+            "",
+            env(&[(
+                "VITALS_ALERTING_RULES",
+                r#"[{ tenant = "acme", name = "x", service = "s", signal = "cpu", op = ">", threshold = 1 }]"#,
+            )]),
+        )
+        .expect("reads");
+        let err = c.validate().expect_err("unknown signal");
+        assert!(
+            err.contains("alerting.rules[0]") && err.contains("cpu"),
+            "{err}"
+        );
+        let err = CollectorConfig::from_toml_and_env(
+            "",
+            env(&[("VITALS_ALERTING_WEBHOOK", r#"[{ url = "http://x" }]"#)]),
+        )
+        .expect_err("a webhook needs a name");
+        assert!(err.to_string().contains("VITALS_ALERTING_WEBHOOK"), "{err}");
+    }
+
+    #[test]
     fn text_values_are_never_repeated_in_errors() {
         let err = CollectorConfig::from_toml_and_env(
             "",
@@ -449,5 +517,71 @@ mod tests {
         )
         .expect("any text is a URL until it is opened");
         assert_eq!(c.store, "postgres://u:hunter2@h/db");
+    }
+
+    #[test]
+    fn remote_write_tables_parse_and_are_checked() {
+        let c = CollectorConfig::from_toml(
+            r#"
+            [[remote_write]]
+            url = "http://mimir:9009/api/v1/push"
+            tenants = ["acme"]
+            tenant_header = "X-Scope-OrgID"
+            [[remote_write]]
+            url = "https://vm:8428/api/v1/write"
+            name = "vm"
+            tenants = ["acme", "beta"]
+            headers = { Authorization = "Bearer x" }
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(c.remote_write.len(), 2);
+        let t = c.remote_write[0].resolve(0).expect("resolves");
+        assert_eq!(t.config.name, "remote0");
+        assert_eq!(t.delay_ms, 60_000);
+        assert_eq!(
+            t.queue_dir,
+            std::path::PathBuf::from("vitals-remote-write/remote0")
+        );
+        for (toml, want) in [
+            (
+                "url = \"ftp://x\"\ntenants = [\"a\"]",
+                "http:// or https://",
+            ),
+            ("url = \"http://x\"", "tenants must name"),
+            (
+                "url = \"http://x\"\ntenants = [\"a\"]\nname = \"a/b\"",
+                "name must be",
+            ),
+            (
+                "url = \"http://x\"\ntenants = [\"a\"]\ntenant_header = \"bad header\"",
+                "not a valid header name",
+            ),
+            (
+                "url = \"http://x\"\ntenants = [\"a\"]\nbuckets = [1.0, 0.5]",
+                "increasing",
+            ),
+            (
+                "url = \"http://x\"\ntenants = [\"a\"]\ndelay = \"0s\"",
+                "delay",
+            ),
+            ("url = \"http://x\"\ntenants = [\"a\"]\nurll = 1", "urll"),
+        ] {
+            let err =
+                CollectorConfig::from_toml(&format!("[[remote_write]]\n{toml}")).expect_err(toml);
+            assert!(err.contains(want), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn remote_write_is_set_by_one_variable_holding_toml() {
+        let env = [(
+            "VITALS_REMOTE_WRITE".to_string(),
+            r#"[{ url = "http://127.0.0.1:9090/api/v1/write", tenants = ["acme"] }]"#.to_string(),
+        )];
+        let c = CollectorConfig::from_toml_and_env("", env).expect("valid");
+        assert_eq!(c.remote_write.len(), 1);
+        assert_eq!(c.remote_write[0].tenants, vec!["acme".to_string()]);
+        c.validate().expect("checks");
     }
 }

@@ -14,15 +14,25 @@ pub enum Role {
     Ingest,
     /// May read the query API.
     Read,
+    /// May write alert rules (`POST`, `PUT`, `DELETE /v1/alert-rules`),
+    /// and read everything a `read` key may.
+    Admin,
 }
 
 impl Role {
-    /// `ingest` or `read`.
+    /// `ingest`, `read` or `admin`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Role::Ingest => "ingest",
             Role::Read => "read",
+            Role::Admin => "admin",
         }
+    }
+
+    /// Whether a key of this role may do what `needed` allows: its own
+    /// role, and an `admin` key also reads.
+    pub fn allows(self, needed: Role) -> bool {
+        self == needed || (self == Role::Admin && needed == Role::Read)
     }
 }
 
@@ -38,7 +48,10 @@ impl FromStr for Role {
         match s {
             "ingest" => Ok(Role::Ingest),
             "read" => Ok(Role::Read),
-            other => Err(format!("unknown role {other:?}: expected ingest or read")),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role {other:?}: expected ingest, read or admin"
+            )),
         }
     }
 }

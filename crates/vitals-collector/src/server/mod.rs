@@ -14,9 +14,12 @@
 //! `/v1/services/{service}/custom/{name}` (one metric's series),
 //! `/v1/connections`, `/v1/traces/{trace_id}` (a request journey, in
 //! `journeys.rs`) and `/v1/live` (Server-Sent Events as batches are
-//! stored, in `live.rs`); plus `/metrics` and `/healthz`; the web UI at
-//! `/` and its files at `/ui/{*file}` (from `crate::ui`).
+//! stored, in `live.rs`); alerting (`alerts.rs`): `GET`/`POST
+//! /v1/alert-rules`, `PUT`/`DELETE /v1/alert-rules/{name}`, `GET
+//! /v1/alerts`; plus `/metrics` and `/healthz`; the web UI at `/` and
+//! its files at `/ui/{*file}` (from `crate::ui`).
 
+mod alerts;
 mod batches;
 mod journeys;
 mod live;
@@ -62,6 +65,15 @@ impl Collector {
                 get(queries::custom_series),
             )
             .route("/v1/connections", get(queries::connections))
+            .route(
+                "/v1/alert-rules",
+                get(alerts::list_rules).post(alerts::create_rule),
+            )
+            .route(
+                "/v1/alert-rules/{name}",
+                axum::routing::put(alerts::replace_rule).delete(alerts::delete_rule),
+            )
+            .route("/v1/alerts", get(alerts::history))
             .route("/v1/traces/{trace_id}", get(journeys::trace))
             .route("/v1/live", get(live::live))
             .route("/metrics", get(metrics))
@@ -82,6 +94,12 @@ impl Collector {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), CollectorError> {
         let jobs = self.spawn_jobs();
+        let alerts = self
+            .inner
+            .alerting
+            .settings()
+            .enabled
+            .then(|| self.inner.alerting.spawn());
         let this = self.clone();
         // Open live streams would hold a graceful shutdown forever.
         let shutdown = async move {
@@ -92,6 +110,9 @@ impl Collector {
             .with_graceful_shutdown(shutdown)
             .await;
         jobs.abort();
+        if let Some(a) = alerts {
+            a.abort();
+        }
         result.map_err(CollectorError::Io)
     }
 }

@@ -4,6 +4,7 @@
 //! is in `mod.rs`; the handlers import this file, never `mod.rs`.
 
 use super::live_hub::LiveHub;
+use crate::alerting::{AlertMetrics, Alerting};
 use crate::auth::{self, KeyCache, MAX_KEY_LEN};
 use crate::clock::now_ms;
 use crate::config::CollectorConfig;
@@ -11,6 +12,7 @@ use crate::error::ApiError;
 use crate::ingest::RouteLimiter;
 use crate::ingest::otlp::Streams;
 use crate::model::{KeyRecord, Role, UnixMs};
+use crate::remote_write::{Exporter, RemoteMetrics};
 use crate::rollup::{self, Retention};
 use crate::store::{self, Store, StoreError};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -53,6 +55,8 @@ pub(super) struct Inner {
     pub(super) overflowed: Counter,
     pub(super) apdex_estimated: Counter,
     pub(super) failures: CounterVec,
+    /// One exporter per `[[remote_write]]` receiver.
+    pub(super) remote: Vec<Arc<Exporter>>,
     /// OTLP data points by outcome (accepted, rejected).
     pub(super) otlp_points: CounterVec,
     /// Time to answer an ingest body, by endpoint.
@@ -65,6 +69,8 @@ pub(super) struct Inner {
     pub(super) streams: Streams,
     /// OTLP requests being handled; past its permits the answer is 429.
     pub(super) otlp_in_flight: tokio::sync::Semaphore,
+    /// Alert rules, states and notifications.
+    pub(super) alerting: Alerting,
     pub(super) live: Arc<LiveHub>,
 }
 
@@ -147,6 +153,7 @@ impl Collector {
         store: Arc<dyn Store>,
     ) -> Result<Self, CollectorError> {
         let retention = config.retention.resolve().map_err(CollectorError::Config)?;
+        let alerting_settings = config.alerting_settings().map_err(CollectorError::Config)?;
         let registry = Registry::new();
         store.register_metrics(&registry);
         let batches = registry.counter_vec(
@@ -178,6 +185,24 @@ impl Collector {
             ),
             &["reason"],
         )?;
+        let mut remote = Vec::new();
+        if !config.remote_write.is_empty() {
+            let metrics = RemoteMetrics::register(&registry)?;
+            for (i, r) in config.remote_write.iter().enumerate() {
+                let target = r.resolve(i).map_err(CollectorError::Config)?;
+                let exporter =
+                    Exporter::open(target, store.clone(), config.clone(), metrics.clone())
+                        .map_err(CollectorError::Config)?;
+                remote.push(Arc::new(exporter));
+            }
+        }
+        let alerting = Alerting::new(
+            &config,
+            alerting_settings,
+            retention,
+            store.clone(),
+            AlertMetrics::register(&registry)?,
+        );
         let live = Arc::new(LiveHub::new(
             &registry,
             config.limits.max_live_clients,
@@ -215,6 +240,8 @@ impl Collector {
                 overflowed,
                 apdex_estimated,
                 failures,
+                remote,
+                alerting,
                 live,
                 otlp_points,
                 ingest_seconds,
@@ -241,6 +268,18 @@ impl Collector {
         &self.inner.registry
     }
 
+    /// The remote-write exporters, one per `[[remote_write]]` receiver, in
+    /// configuration order; [`Collector::spawn_jobs`] runs them (tests may
+    /// drive [`Exporter::export_due`] and [`Exporter::send_pending`]).
+    pub fn remote_writers(&self) -> &[Arc<Exporter>] {
+        &self.inner.remote
+    }
+
+    /// The alerting engine (rules, states, notifications).
+    pub fn alerting(&self) -> &Alerting {
+        &self.inner.alerting
+    }
+
     /// Creates an API key for `tenant` and returns the secret (shown once).
     pub async fn create_key(&self, tenant: &str, role: Role) -> Result<String, StoreError> {
         auth::create_key(&*self.inner.store, tenant, role, now_ms()).await
@@ -254,6 +293,11 @@ impl Collector {
         let result = async {
             let periods = rollup::rollup_pass(&*self.inner.store).await?;
             rollup::apply_retention(&*self.inner.store, &self.inner.retention, now).await?;
+            // Alert history is kept as long as the hour rollups.
+            self.inner
+                .store
+                .drop_alert_history_before(now.saturating_sub(self.inner.retention.hour_ms))
+                .await?;
             Ok::<_, StoreError>(periods)
         }
         .await;
@@ -280,9 +324,18 @@ impl Collector {
 
     /// Starts the rollup and retention job: a pass every
     /// `rollup_interval_secs`. Failures are counted and retried next time.
+    /// The remote-write exporters run beside it, and stop with it.
     pub fn spawn_jobs(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            // Aborted with this task: each handle aborts its task on drop.
+            let _remote: Vec<AbortOnDrop> = this
+                .inner
+                .remote
+                .iter()
+                .flat_map(|e| e.clone().spawn())
+                .map(AbortOnDrop)
+                .collect();
             let mut tick =
                 tokio::time::interval(Duration::from_secs(this.inner.config.rollup_interval_secs));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -348,21 +401,31 @@ impl Collector {
             .ok_or_else(|| {
                 unauthorized("unknown API key; create one with `vitals collector keys create`")
             })?;
-        if rec.role != role {
+        if !rec.role.allows(role) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!(
                     "this key has role {}; {} needs a key with role {role}",
                     rec.role,
-                    if role == Role::Ingest {
-                        "ingest"
-                    } else {
-                        "reading"
+                    match role {
+                        Role::Ingest => "ingest",
+                        Role::Read => "reading",
+                        Role::Admin => "writing alert rules",
                     }
                 ),
             ));
         }
         Ok(rec)
+    }
+}
+
+/// Aborts a background task when dropped, so jobs started by
+/// [`Collector::spawn_jobs`] end with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

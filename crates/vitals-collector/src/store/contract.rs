@@ -4,9 +4,9 @@
 
 use super::error::StoreResult;
 use crate::model::{
-    Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, RouteSum, Sample, SeriesSelect, ServiceRecord, TraceSample, UnixMs,
-    sum_routes,
+    Admission, AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery,
+    DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord, MemberSet, Resolution, RouteSum, Sample,
+    SeriesSelect, ServiceRecord, StoredAlert, StoredRule, TraceSample, UnixMs, sum_routes,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -197,6 +197,25 @@ pub trait Store: Send + Sync + 'static {
     /// within [`crate::auth::KEY_CACHE_TTL`].
     fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>>;
 
+    /// Admits `members` into the bounded, shared `set` (a tenant's
+    /// services, a service's routes) while it has fewer than `max`
+    /// members, atomically across every collector on this store. `seed`
+    /// fills the set first when it has no member yet (what the store held
+    /// before sets were kept: a collector passes the services or recent
+    /// routes it read). `Ok(None)` means the back end keeps no shared sets
+    /// (SQLite: one process), and the collector counts in its own memory,
+    /// which is the default.
+    fn admit(
+        &self,
+        set: MemberSet,
+        seed: Vec<String>,
+        members: Vec<String>,
+        max: usize,
+    ) -> BoxFuture<'_, StoreResult<Option<Admission>>> {
+        let _ = (set, seed, members, max);
+        Box::pin(async { Ok(None) })
+    }
+
     /// Adds the back end's own metrics (if it has any) to the collector's
     /// registry, served at `GET /metrics`; called once per collector built
     /// over this store. The default has none. The Redis hot tier reports
@@ -204,6 +223,48 @@ pub trait Store: Send + Sync + 'static {
     fn register_metrics(&self, registry: &vitals::Registry) {
         let _ = registry;
     }
+
+    // Alerting (see `crate::alerting`): rules written over the API, the
+    // state of each alert, and the history of state changes.
+
+    /// The alert rules written over the API, of one tenant or (`None`) of
+    /// every tenant, in no particular order.
+    fn alert_rules(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<StoredRule>>>;
+
+    /// Stores a rule. With `replace` false it must be new (`Ok(false)`, and
+    /// nothing written, when the tenant has a rule of that name); with
+    /// `replace` true it must exist (`Ok(false)` when it does not).
+    fn put_alert_rule(&self, rule: StoredRule, replace: bool) -> BoxFuture<'_, StoreResult<bool>>;
+
+    /// Deletes a rule and its alerts' states; `Ok(false)` when there was
+    /// no such rule. Its history stays.
+    fn delete_alert_rule(&self, tenant: String, name: String) -> BoxFuture<'_, StoreResult<bool>>;
+
+    /// Every stored alert state, of every tenant.
+    fn alert_states(&self) -> BoxFuture<'_, StoreResult<Vec<StoredAlert>>>;
+
+    /// In one transaction: upserts `states` (by tenant, rule and service),
+    /// deletes the states keyed in `removed`, and appends `events` to the
+    /// history. Either all of it is stored or none.
+    fn save_alerts(
+        &self,
+        states: Vec<StoredAlert>,
+        removed: Vec<(String, String, String)>,
+        events: Vec<AlertEvent>,
+    ) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// History entries matching `query`, newest first.
+    fn alert_history(
+        &self,
+        query: AlertHistoryQuery,
+    ) -> BoxFuture<'_, StoreResult<Vec<AlertEvent>>>;
+
+    /// Deletes history entries older than `before_ms`; returns how many.
+    fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// Every tenant with at least one service, sorted (the built-in health
+    /// rule watches each one's services).
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>>;
 }
 
 /// Puts a journey in order: oldest first, then by service, so equal

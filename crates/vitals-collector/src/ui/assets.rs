@@ -53,6 +53,7 @@ pub(crate) const ASSETS: &[Asset] = &[
     asset!("views/service-charts.js", JS),
     asset!("views/callmap.js", JS),
     asset!("views/journey.js", JS),
+    asset!("views/alerts.js", JS),
     asset!("vendor/preact.js", JS),
     asset!("vendor/hooks.js", JS),
     asset!("vendor/htm.js", JS),

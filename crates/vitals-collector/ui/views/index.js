@@ -9,4 +9,5 @@ export const PAGES = [
   { id: 'service', title: 'Service', module: './service.js', nav: false },
   { id: 'callmap', title: 'Call map', module: './callmap.js' },
   { id: 'journey', title: 'Journeys', module: './journey.js' },
+  { id: 'alerts', title: 'Alerts', module: './alerts.js' },
 ];

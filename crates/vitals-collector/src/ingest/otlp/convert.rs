@@ -196,7 +196,15 @@ pub(crate) async fn convert(
         }
     }
     for (service, b) in services {
-        out.services.push(finish(at, &service, b, batch_id));
+        let mut w = finish(at, &service, b, batch_id);
+        // Several collectors on one store: routes it refuses fold now.
+        if let Some(p) = &mut w.prepared {
+            p.overflowed += at
+                .routes
+                .confirm_routes(at.store, at.tenant, &mut p.write, limits)
+                .await?;
+        }
+        out.services.push(w);
     }
     Ok(out)
 }

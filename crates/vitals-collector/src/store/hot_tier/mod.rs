@@ -65,8 +65,9 @@ mod write;
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::clock::now_ms;
 use crate::model::{
-    Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, Sample, ServiceRecord, TraceSample, UnixMs,
+    Admission, AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery,
+    DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord, MemberSet, Resolution, Sample,
+    ServiceRecord, StoredAlert, StoredRule, TraceSample, UnixMs,
 };
 use keys::{Keys, glob_escape};
 use metrics::{HotTierCollector, HotTierMetrics};
@@ -400,6 +401,18 @@ impl Store for HotTier {
         self.inner.store.create_key(key)
     }
 
+    fn admit(
+        &self,
+        set: MemberSet,
+        seed: Vec<String>,
+        members: Vec<String>,
+        max: usize,
+    ) -> BoxFuture<'_, StoreResult<Option<Admission>>> {
+        // The durable store keeps the shared sets (PostgreSQL); an
+        // embedded one keeps none, and each collector counts alone.
+        self.inner.store.admit(set, seed, members, max)
+    }
+
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         self.inner.store.key_by_hash(hash)
     }
@@ -415,5 +428,47 @@ impl Store for HotTier {
     fn register_metrics(&self, registry: &vitals::Registry) {
         registry.register_collector(HotTierCollector(self.inner.metrics.clone()));
         self.inner.store.register_metrics(registry);
+    }
+
+    // Alerting lives in the store behind the hot tier.
+
+    fn alert_rules(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<StoredRule>>> {
+        self.inner.store.alert_rules(tenant)
+    }
+
+    fn put_alert_rule(&self, rule: StoredRule, replace: bool) -> BoxFuture<'_, StoreResult<bool>> {
+        self.inner.store.put_alert_rule(rule, replace)
+    }
+
+    fn delete_alert_rule(&self, tenant: String, name: String) -> BoxFuture<'_, StoreResult<bool>> {
+        self.inner.store.delete_alert_rule(tenant, name)
+    }
+
+    fn alert_states(&self) -> BoxFuture<'_, StoreResult<Vec<StoredAlert>>> {
+        self.inner.store.alert_states()
+    }
+
+    fn save_alerts(
+        &self,
+        states: Vec<StoredAlert>,
+        removed: Vec<(String, String, String)>,
+        events: Vec<AlertEvent>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.inner.store.save_alerts(states, removed, events)
+    }
+
+    fn alert_history(
+        &self,
+        query: AlertHistoryQuery,
+    ) -> BoxFuture<'_, StoreResult<Vec<AlertEvent>>> {
+        self.inner.store.alert_history(query)
+    }
+
+    fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
+        self.inner.store.drop_alert_history_before(before_ms)
+    }
+
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.inner.store.tenants()
     }
 }

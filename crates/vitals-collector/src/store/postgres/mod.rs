@@ -30,8 +30,13 @@
 //! - `write.rs`: ingest, rollup replacements, keys; retries.
 //! - `read.rs`: buckets, dirty periods, services, samples, keys.
 //! - `custom.rs`: the custom points tables.
+//! - `admission.rs`: the bounded sets (services per tenant, routes per
+//!   service) every collector on the database shares.
+//! - `alerts.rs`: the alerting tables (rules, states, history).
 //! - `failure.rs`: driver errors, and which ones are worth a retry.
 
+mod admission;
+mod alerts;
 mod custom;
 mod failure;
 mod partitions;
@@ -44,8 +49,9 @@ mod write;
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::clock::now_ms;
 use crate::model::{
-    Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, Sample, ServiceRecord, TraceSample, UnixMs,
+    Admission, AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery,
+    DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord, MemberSet, Resolution, Sample,
+    ServiceRecord, StoredAlert, StoredRule, TraceSample, UnixMs,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 pub use pool::PostgresStore;
@@ -221,8 +227,58 @@ impl Store for PostgresStore {
         Box::pin(self.insert_key(key))
     }
 
+    fn admit(
+        &self,
+        set: MemberSet,
+        seed: Vec<String>,
+        members: Vec<String>,
+        max: usize,
+    ) -> BoxFuture<'_, StoreResult<Option<Admission>>> {
+        Box::pin(async move { self.admit_members(set, seed, members, max).await.map(Some) })
+    }
+
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         Box::pin(self.select_key(hash))
+    }
+
+    fn alert_rules(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<StoredRule>>> {
+        Box::pin(self.select_alert_rules(tenant))
+    }
+
+    fn put_alert_rule(&self, rule: StoredRule, replace: bool) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.upsert_alert_rule(rule, replace))
+    }
+
+    fn delete_alert_rule(&self, tenant: String, name: String) -> BoxFuture<'_, StoreResult<bool>> {
+        Box::pin(self.remove_alert_rule(tenant, name))
+    }
+
+    fn alert_states(&self) -> BoxFuture<'_, StoreResult<Vec<StoredAlert>>> {
+        Box::pin(self.select_alert_states())
+    }
+
+    fn save_alerts(
+        &self,
+        states: Vec<StoredAlert>,
+        removed: Vec<(String, String, String)>,
+        events: Vec<AlertEvent>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.write_alerts(states, removed, events))
+    }
+
+    fn alert_history(
+        &self,
+        query: AlertHistoryQuery,
+    ) -> BoxFuture<'_, StoreResult<Vec<AlertEvent>>> {
+        Box::pin(self.select_alert_history(query))
+    }
+
+    fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(self.delete_alert_history_before(before_ms))
+    }
+
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(self.select_tenants())
     }
 
     fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {

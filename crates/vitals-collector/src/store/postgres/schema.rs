@@ -114,6 +114,50 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX samples_by_trace ON samples (tenant, trace_id) WHERE trace_id IS NOT NULL;
     "#,
+    // 4: the bounded sets every collector on this database shares
+    // (services per tenant, routes per service; see `admission.rs`).
+    r#"
+    CREATE TABLE limit_members (
+        tenant text NOT NULL,
+        kind text NOT NULL,
+        owner text NOT NULL,
+        member text NOT NULL,
+        admitted_ms bigint NOT NULL,
+        PRIMARY KEY (tenant, kind, owner, member)
+    );
+    "#,
+    // 5: alerting: rules written over the API, each alert's state, and the
+    // history of state changes (see `alerts.rs`). History is small (one
+    // row per state change), so a plain table with a time index.
+    r#"
+    CREATE TABLE alert_rules (
+        tenant text NOT NULL,
+        name text NOT NULL,
+        spec text NOT NULL,
+        updated_ms bigint NOT NULL,
+        PRIMARY KEY (tenant, name)
+    );
+    CREATE TABLE alert_states (
+        tenant text NOT NULL,
+        rule text NOT NULL,
+        service text NOT NULL,
+        state text NOT NULL,
+        PRIMARY KEY (tenant, rule, service)
+    );
+    CREATE TABLE alert_history (
+        id bigserial PRIMARY KEY,
+        tenant text NOT NULL,
+        rule text NOT NULL,
+        service text NOT NULL,
+        at_ms bigint NOT NULL,
+        from_state text NOT NULL,
+        to_state text NOT NULL,
+        value double precision,
+        labels text NOT NULL
+    );
+    CREATE INDEX alert_history_by_tenant ON alert_history (tenant, at_ms);
+    CREATE INDEX alert_history_by_time ON alert_history (at_ms);
+    "#,
 ];
 
 /// The migration adding per-service total series (`method = ''`): partial

@@ -12,7 +12,9 @@
 //! - `write.rs`: group-committed ingest, rollup replacements, retention.
 //! - `read.rs`: buckets, route sums, dirty periods, services, samples, keys.
 //! - `custom.rs`: the `custom_points` table.
+//! - `alerts.rs`: the alerting tables (rules, states, history).
 
+mod alerts;
 mod custom;
 mod read;
 mod rows;
@@ -21,8 +23,9 @@ mod write;
 
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::model::{
-    Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod, IngestOutcome, IngestWrite,
-    KeyRecord, Resolution, RouteSum, Sample, ServiceRecord, TraceSample, UnixMs,
+    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
+    IngestOutcome, IngestWrite, KeyRecord, Resolution, RouteSum, Sample, ServiceRecord,
+    StoredAlert, StoredRule, TraceSample, UnixMs,
 };
 use rows::db;
 use rusqlite::Connection;
@@ -230,6 +233,46 @@ impl Store for SqliteStore {
 
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {
         self.with(move |c| read::key_by_hash(c, hash))
+    }
+
+    fn alert_rules(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<StoredRule>>> {
+        self.with(move |c| alerts::rules(c, tenant.as_deref()))
+    }
+
+    fn put_alert_rule(&self, rule: StoredRule, replace: bool) -> BoxFuture<'_, StoreResult<bool>> {
+        self.with(move |c| alerts::put_rule(c, &rule, replace))
+    }
+
+    fn delete_alert_rule(&self, tenant: String, name: String) -> BoxFuture<'_, StoreResult<bool>> {
+        self.with(move |c| alerts::delete_rule(c, &tenant, &name))
+    }
+
+    fn alert_states(&self) -> BoxFuture<'_, StoreResult<Vec<StoredAlert>>> {
+        self.with(|c| alerts::states(c))
+    }
+
+    fn save_alerts(
+        &self,
+        states: Vec<StoredAlert>,
+        removed: Vec<(String, String, String)>,
+        events: Vec<AlertEvent>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.with(move |c| alerts::save(c, &states, &removed, &events))
+    }
+
+    fn alert_history(
+        &self,
+        query: AlertHistoryQuery,
+    ) -> BoxFuture<'_, StoreResult<Vec<AlertEvent>>> {
+        self.with(move |c| alerts::history(c, &query))
+    }
+
+    fn drop_alert_history_before(&self, before_ms: UnixMs) -> BoxFuture<'_, StoreResult<u64>> {
+        self.with(move |c| alerts::drop_history_before(c, before_ms))
+    }
+
+    fn tenants(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        self.with(|c| alerts::tenants(c))
     }
 
     fn list_keys(&self, tenant: Option<String>) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>> {

@@ -102,6 +102,37 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX samples_by_trace ON samples (tenant, trace_id) WHERE trace_id IS NOT NULL;
     "#,
+    // Alerting: rules written over the API, each alert's state, and the
+    // history of state changes (see `alerts.rs`).
+    r#"
+    CREATE TABLE alert_rules (
+        tenant TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE alert_states (
+        tenant TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        service TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (tenant, rule, service)
+    ) WITHOUT ROWID;
+    CREATE TABLE alert_history (
+        id INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        service TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        value REAL,
+        labels TEXT NOT NULL
+    );
+    CREATE INDEX alert_history_by_tenant ON alert_history (tenant, at_ms);
+    CREATE INDEX alert_history_by_time ON alert_history (at_ms);
+    "#,
 ];
 
 /// The migration adding per-service total series (`method = ''`):
