@@ -357,7 +357,7 @@ impl ServerMetricsBuilder {
                 .push
                 .as_ref()
                 .filter(|c| crate::push::valid_caller(c.service.as_bytes()))
-                .and_then(|c| http::HeaderValue::from_str(&c.service).ok()),
+                .map(|c| crate::client::static_header(&c.service)),
             registry: registry.clone(),
             namespace,
             started: Instant::now(),

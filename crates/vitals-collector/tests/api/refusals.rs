@@ -135,6 +135,37 @@ async fn hostile_bodies_are_refused_clearly_and_counted() {
             400,
             "invalid_interval",
         ),
+        // The client series' method is reserved: no sender may fake them.
+        (
+            agg(json!({"method": "__client__", "route": "callee", "status_class": 2, "count": 1})),
+            400,
+            "invalid_method",
+        ),
+        // The caller's side of outbound calls, checked like routes.
+        (
+            json!({"batch_id": "h", "service": "api", "start_unix_ms": now, "interval_ms": 10_000,
+                   "clients": [{"peer": "callee", "method": "GET", "status_class": 2, "count": 1, "errors": 2}]}),
+            400,
+            "inconsistent_counts",
+        ),
+        (
+            json!({"batch_id": "h", "service": "api", "start_unix_ms": now, "interval_ms": 10_000,
+                   "clients": [{"peer": "", "method": "GET", "status_class": 2, "count": 1}]}),
+            400,
+            "missing_field",
+        ),
+        (
+            json!({"batch_id": "h", "service": "api", "start_unix_ms": now, "interval_ms": 10_000,
+                   "clients": [{"peer": "callee", "method": "GET /x", "status_class": 2, "count": 1}]}),
+            400,
+            "invalid_method",
+        ),
+        (
+            json!({"batch_id": "h", "service": "api", "start_unix_ms": now, "interval_ms": 10_000,
+                   "clients": [{"peer": "callee", "method": "GET", "status_class": 0, "count": 1}]}),
+            400,
+            "invalid_status",
+        ),
         (
             json!({"batch_id": "", "service": "api", "start_unix_ms": now, "interval_ms": 1}),
             400,

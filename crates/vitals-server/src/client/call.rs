@@ -3,10 +3,11 @@
 //! and the record made exactly once when the response body completes,
 //! fails or is dropped, or the call fails without a response.
 
+use super::cache::CachedCall;
 use super::error_kind::ErrorKind;
-use super::metrics::ClientMetrics;
+use super::metrics::{ClientMetrics, ClientShared};
 use crate::labels::method_label;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +15,9 @@ use std::time::Instant;
 use vitals::Event;
 
 /// Header of the W3C trace context.
-const TRACEPARENT: &str = "traceparent";
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// `x-vitals-caller` ([`vitals::wire::CALLER_HEADER`]), parsed once.
+const CALLER: HeaderName = HeaderName::from_static("x-vitals-caller");
 
 /// Marks a connection an instrumented connector opened: put in each
 /// response's extensions by hyper-util's client, so the layer can tell a
@@ -43,29 +46,64 @@ fn host_label(metrics: &ClientMetrics, uri: &http::Uri) -> Box<str> {
     }
 }
 
-/// A fresh `traceparent` value: version 00, a random trace and parent id,
-/// sampled.
-fn new_traceparent() -> HeaderValue {
+/// Two lower-case hex digits per byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
+
+thread_local! {
+    /// Per-thread wyrand state, seeded once from the OS-seeded thread RNG:
+    /// trace ids need to be unique, not secret, and this costs a few
+    /// instructions per id instead of a ChaCha block.
+    static TRACE_RNG: std::cell::Cell<u64> = std::cell::Cell::new(rand::random::<u64>() | 1);
+}
+
+/// The next 64 random bits of this thread's wyrand.
+fn next_u64() -> u64 {
+    TRACE_RNG.with(|state| {
+        let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) ^ t) as u64
+    })
+}
+
+/// Writes `value`'s bytes as hex into `out`.
+fn hex_into(out: &mut [u8], value: &[u8]) {
+    for (pair, byte) in out.chunks_exact_mut(2).zip(value) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
+    }
+}
+
+/// A fresh `traceparent` value: version 00, a random trace and parent id
+/// (never all zeros), sampled.
+fn new_traceparent() -> HeaderValue {
     let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    let trace: u128 = rand::random::<u128>() | 1;
-    let parent: u64 = rand::random::<u64>() | 1;
-    for i in 0..32 {
-        out[3 + i] = HEX[((trace >> (124 - 4 * i)) & 0xf) as usize];
-    }
-    for i in 0..16 {
-        out[36 + i] = HEX[((parent >> (60 - 4 * i)) & 0xf) as usize];
-    }
+    let (hi, lo, parent) = (next_u64(), next_u64() | 1, next_u64() | 1);
+    hex_into(&mut out[3..19], &hi.to_be_bytes());
+    hex_into(&mut out[19..35], &lo.to_be_bytes());
+    hex_into(&mut out[36..52], &parent.to_be_bytes());
     // Only hex digits and dashes: always a valid header value.
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Everything needed to record one call when it ends; records once.
 pub(crate) struct Call {
-    metrics: ClientMetrics,
+    shared: Arc<ClientShared>,
     start: Instant,
     method: &'static str,
-    host: Box<str>,
+    /// The `host` label and the URI authority it came from, unless the
+    /// cache holds this call's.
+    host: Option<(Box<str>, Box<str>)>,
+    /// The cache holds this call's method and host.
+    hit: bool,
     status: Option<http::StatusCode>,
     done: bool,
 }
@@ -74,38 +112,93 @@ impl Call {
     /// Opens the record of `req` and adds the caller and `traceparent`
     /// headers (a `traceparent` already there is kept).
     pub(crate) fn start<B>(metrics: &ClientMetrics, req: &mut Request<B>) -> Call {
+        let start = Instant::now();
+        let method = method_label(req.method());
+        let authority = match &metrics.peer {
+            Some(_) => "",
+            None => req.uri().authority().map_or("", |a| a.as_str()),
+        };
+        let shared = &metrics.shared;
+        let hit = shared
+            .cache
+            .get()
+            .is_some_and(|c| c.method == method && *c.authority == *authority);
+        let host = (!hit).then(|| (host_label(metrics, req.uri()), authority.into()));
         let headers = req.headers_mut();
         if let Some(caller) = &metrics.caller {
-            headers.insert(vitals::wire::CALLER_HEADER, caller.clone());
+            headers.insert(CALLER, caller.clone());
         }
-        if !headers.contains_key(TRACEPARENT) {
-            headers.insert(TRACEPARENT, new_traceparent());
+        if let http::header::Entry::Vacant(slot) = headers.entry(TRACEPARENT) {
+            slot.insert(new_traceparent());
         }
-        metrics.shared.active.inc();
+        shared.active.inc();
         Call {
-            metrics: metrics.clone(),
-            start: Instant::now(),
-            method: method_label(req.method()),
-            host: host_label(metrics, req.uri()),
+            shared: shared.clone(),
+            start,
+            method,
+            host,
+            hit,
             status: None,
             done: false,
+        }
+    }
+
+    /// The `host` label of this call.
+    fn host(&self) -> &str {
+        match (&self.host, self.shared.cache.get()) {
+            (Some((h, _)), _) => h,
+            (None, Some(c)) => &c.host,
+            (None, None) => "unknown",
         }
     }
 
     /// The response headers arrived: time to first byte, and whether the
     /// connection was reused (when an instrumented connector opened it).
     pub(crate) fn headers<B>(&mut self, res: &Response<B>) {
-        self.status = Some(res.status());
-        let s = &self.metrics.shared;
-        s.families
-            .first_byte
-            .get(&[&*s.name, self.method, &self.host])
-            .record(self.start.elapsed().as_secs_f64());
+        let status = res.status();
+        self.status = Some(status);
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let s = &self.shared;
+        match s.cache.get().filter(|_| self.hit) {
+            Some(c) => c.first_byte.record(elapsed),
+            None => {
+                let f = &s.families;
+                let host = self.host();
+                let first_byte = f.first_byte.get(&[&*s.name, self.method, host]);
+                first_byte.record(elapsed);
+                if status.is_success() && s.cache.get().is_none() {
+                    let authority = self.authority_for_cache();
+                    let cached = CachedCall {
+                        method: self.method,
+                        authority,
+                        host: host.into(),
+                        status,
+                        requests: f
+                            .requests
+                            .get(&[&*s.name, self.method, host, status.as_str()])
+                            .clone(),
+                        duration: f.duration.get(&[&*s.name, self.method, host]).clone(),
+                        first_byte: first_byte.clone(),
+                    };
+                    // A concurrent first call may have filled it: either
+                    // way the handles are the same series.
+                    let _ = s.cache.set(cached);
+                }
+            }
+        }
         if let Some(mark) = res.extensions().get::<ConnectionMark>() {
             if mark.0.swap(true, Ordering::Relaxed) {
                 s.reused.inc();
             }
         }
+    }
+
+    /// The authority this call's host label was made from (empty when the
+    /// label is a declared peer, which is the same for every call).
+    fn authority_for_cache(&self) -> Box<str> {
+        self.host
+            .as_ref()
+            .map_or_else(Box::default, |(_, a)| a.clone())
     }
 
     /// The call ended: with its response (`Ok`) or without (`Err`).
@@ -114,20 +207,29 @@ impl Call {
             return;
         }
         let elapsed = self.start.elapsed().as_secs_f64();
-        let s = &self.metrics.shared;
+        let s = &self.shared;
         let f = &s.families;
-        let (client, method, host) = (&*s.name, self.method, &*self.host);
         // A body that failed after the headers still has its status.
         let status = match (self.status, outcome) {
             (Some(st), Ok(())) => Some(st),
             _ => None,
         };
-        let code = match &status {
-            Some(st) => st.as_str(),
-            None => "error",
-        };
-        f.requests.get(&[client, method, host, code]).inc();
-        f.duration.get(&[client, method, host]).record(elapsed);
+        let cached = s.cache.get().filter(|_| self.hit);
+        let (client, method, host) = (&*s.name, self.method, self.host());
+        match cached {
+            Some(c) if status == Some(c.status) => c.requests.inc(),
+            _ => {
+                let code = match &status {
+                    Some(st) => st.as_str(),
+                    None => "error",
+                };
+                f.requests.get(&[client, method, host, code]).inc();
+            }
+        }
+        match cached {
+            Some(c) => c.duration.record(elapsed),
+            None => f.duration.get(&[client, method, host]).record(elapsed),
+        }
         if let Err(kind) = outcome {
             f.errors.get(&[client, method, host, kind.as_str()]).inc();
         }

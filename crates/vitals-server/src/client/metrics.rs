@@ -49,6 +49,33 @@ pub(crate) struct ClientShared {
     pub(crate) reused: Counter,
     /// The push aggregator's client side, when push is configured.
     pub(crate) push: Option<Arc<crate::push::Aggregator>>,
+    /// The handles of the first successful (method, host, status) seen:
+    /// most clients call one host with one method, so most calls skip the
+    /// label lookups and the host label's allocation.
+    pub(crate) cache: std::sync::OnceLock<super::cache::CachedCall>,
+}
+
+/// A header value whose bytes are static, so cloning it per request and
+/// dropping it cost no reference counting. Each distinct (valid, short)
+/// caller name is leaked once, on first use: callers are declared, so
+/// their number is small and bounded by the program.
+pub(crate) fn static_header(name: &str) -> HeaderValue {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock, PoisonError};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let name: &'static str = match names.get(name) {
+        Some(known) => known,
+        None => {
+            let leaked: &'static str = Box::leak(name.into());
+            names.insert(leaked);
+            leaked
+        }
+    };
+    HeaderValue::from_static(name)
 }
 
 impl ClientMetrics {
@@ -72,6 +99,7 @@ impl ClientMetrics {
                 families: families.clone(),
                 registry: registry.clone(),
                 push,
+                cache: std::sync::OnceLock::new(),
             }),
             peer: None,
             timeout: None,
@@ -109,7 +137,7 @@ impl ClientMetrics {
                 caller: service.to_owned(),
             });
         }
-        self.caller = HeaderValue::from_str(service).ok();
+        self.caller = Some(static_header(service));
         Ok(self)
     }
 

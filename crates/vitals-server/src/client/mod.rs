@@ -25,6 +25,7 @@
 //! [`ClientMetrics::caller`]) and a `traceparent` when it has none, so the
 //! callee's figures and these meet in the collector.
 
+mod cache;
 mod call;
 mod connector;
 mod error_kind;
@@ -40,3 +41,4 @@ pub use error_kind::{ErrorKind, TimedOut};
 pub use families::{MAX_CLIENTS, OVERFLOW_CLIENT};
 pub use layer::{BoxError, ClientBody, ClientMetricsLayer, ClientMetricsService, ResponseFuture};
 pub use metrics::ClientMetrics;
+pub(crate) use metrics::static_header;
