@@ -469,13 +469,33 @@ pub(super) fn create_key(c: &Connection, key: &KeyRecord) -> StoreResult<()> {
 /// one transaction.
 pub(super) fn revoke_keys(c: &mut Connection, prefix: &str) -> StoreResult<Vec<KeyRecord>> {
     let tx = c.transaction().map_err(db)?;
-    let doomed = super::read::list_keys(&tx, None)?
-        .into_iter()
-        .filter(|k| k.hash.starts_with(prefix))
-        .collect::<Vec<_>>();
-    for k in &doomed {
-        tx.execute("DELETE FROM api_keys WHERE hash = ?1", [&k.hash])
+    let rows = tx
+        .prepare(
+            "SELECT hash, tenant, role, created_ms FROM api_keys
+             WHERE substr(hash, 1, length(?1)) = ?1 ORDER BY created_ms, hash",
+        )
+        .map_err(db)?
+        .query_map([prefix], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, UnixMs>(3)?,
+            ))
+        })
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?;
+    let mut doomed = Vec::with_capacity(rows.len());
+    for (hash, tenant, role, created_ms) in rows {
+        tx.execute("DELETE FROM api_keys WHERE hash = ?1", [&hash])
             .map_err(db)?;
+        doomed.push(KeyRecord {
+            hash,
+            tenant,
+            role: role.parse().map_err(StoreError::Corrupt)?,
+            created_ms,
+        });
     }
     tx.commit().map_err(db)?;
     Ok(doomed)
