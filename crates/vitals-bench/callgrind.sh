@@ -15,15 +15,27 @@
 #
 # Modes are bench_server's: plain, noop-layer (an identity `Router::layer`:
 # what any per-route axum middleware costs before it records anything),
-# vitals, axum-prometheus.
+# vitals, vitals-push (vitals with the push client on), axum-prometheus.
+# The table gives each mode's extra over noop-layer too: the instrumentation's
+# own cost above that floor.
+#
+# vitals-push pushes every PUSH_INTERVAL_MS and the vitals modes sample
+# /debug/history every HISTORY_INTERVAL_MS (both 60000 by default here):
+# under valgrind the requests run about 50 times slower (and slower still
+# on a loaded machine), so bench_server's defaults of once a second would
+# put 50 times or more of that per-interval work (encoding, sending,
+# reading every histogram) of a real run into the per-request figure, and
+# make it depend on the machine's load.
 #
 # Writes callgrind.out.MODE and annotate-MODE.txt (self cost per function,
 # inlined code attributed to its source file) into OUT.
 set -euo pipefail
 
 N=${N:-2000}
+export PUSH_INTERVAL_MS=${PUSH_INTERVAL_MS:-60000}
+export HISTORY_INTERVAL_MS=${HISTORY_INTERVAL_MS:-60000}
 WARMUP=${WARMUP:-200}
-read -r -a MODES <<<"${MODES:-plain noop-layer vitals axum-prometheus}"
+read -r -a MODES <<<"${MODES:-plain noop-layer vitals vitals-push axum-prometheus}"
 OUT=${OUT:-$(mktemp -d /tmp/vitals-callgrind.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -89,12 +101,14 @@ for mode in "${MODES[@]}"; do
 done
 
 echo
-echo "| mode | instructions / request (user space) | × plain | extra / request |"
-echo "|---|---:|---:|---:|"
+echo "| mode | instructions / request (user space) | × plain | extra / request | over the identity layer |"
+echo "|---|---:|---:|---:|---:|"
 for mode in "${MODES[@]}"; do
-    awk -v m="$mode" -v t="${IR[$mode]}" -v p="${IR[plain]:-${IR[$mode]}}" -v n="$N" 'BEGIN {
+    awk -v m="$mode" -v t="${IR[$mode]}" -v p="${IR[plain]:-${IR[$mode]}}" \
+        -v f="${IR[noop-layer]:-}" -v n="$N" 'BEGIN {
         extra = (m == "plain") ? "—" : sprintf("%+.0f", (t - p) / n)
-        printf "| %s | %.0f | %.3f | %s |\n", m, t / n, t / p, extra }'
+        floor = (f == "" || m == "plain" || m == "noop-layer") ? "—" : sprintf("%+.0f", (t - f) / n)
+        printf "| %s | %.0f | %.3f | %s | %s |\n", m, t / n, t / p, extra, floor }'
 done
 echo
 echo "profiles: $OUT/callgrind.out.MODE, $OUT/annotate-MODE.txt"

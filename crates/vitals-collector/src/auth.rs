@@ -66,6 +66,18 @@ pub async fn create_key(
     Ok(key)
 }
 
+/// The token of an `Authorization` header value of the `Bearer` scheme,
+/// the scheme matched in any case (RFC 7235, section 2.1: schemes are
+/// case-insensitive), or `None` for another scheme or an empty token.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim_start();
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    Some(rest.trim()).filter(|k| !k.is_empty())
+}
+
 /// A tenant name: 1 to 64 characters of `[A-Za-z0-9._-]`.
 pub fn validate_tenant(tenant: &str) -> Result<(), String> {
     if tenant.is_empty()
@@ -193,6 +205,24 @@ mod tests {
         assert!(validate_tenant("acme-1").is_ok());
         for bad in ["", "a b", "x/y", &"t".repeat(65)] {
             assert!(validate_tenant(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        for ok in ["Bearer k", "bearer k", "BEARER  k ", "bEaReR\tk"] {
+            assert_eq!(bearer_token(ok), Some("k"), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Bearerk",
+            "Basic k",
+            "Bear k",
+            "Beärer k",
+        ] {
+            assert_eq!(bearer_token(bad), None, "{bad:?}");
         }
     }
 

@@ -50,6 +50,8 @@
 //!   back end passes [`testing`]'s suite (feature `testing`).
 //! - Custom metrics: pushed in batches, stored like buckets
 //!   ([`model::CustomPoint`]), answered by [`custom_metrics`].
+//! - Export: [`remote_write`] sends the aggregates and custom metrics to
+//!   Prometheus-compatible stores (remote-write 1.0), queued on disk.
 //! - Alerting: [`alerting`] (rules, states, notifications, history;
 //!   the API in `server/alerts.rs`).
 //! - Settings: [`config`] (the TOML file and its `VITALS_*` variables;
@@ -74,6 +76,7 @@ pub mod error;
 pub mod ingest;
 pub mod model;
 pub mod query;
+pub mod remote_write;
 pub mod rollup;
 mod server;
 pub mod store;
@@ -93,7 +96,7 @@ pub use model::{
 };
 pub use query::Health;
 pub use server::{
-    Collector, CollectorError, KEEPALIVE, LiveBatch, MAX_JOURNEY, MAX_QUERY_LEN, MAX_RECENT,
-    MAX_ROUTES_LIMIT, is_trace_id,
+    Collector, CollectorError, KEEPALIVE, LiveBatch, MAX_JOURNEY, MAX_OTLP_IN_FLIGHT,
+    MAX_QUERY_LEN, MAX_RECENT, MAX_ROUTES_LIMIT, is_trace_id,
 };
 pub use store::{BoxFuture, SqliteStore, Store, StoreError, StoreResult};

@@ -3,7 +3,7 @@
 // runs), each live event counts itself into the snapshot until the next one
 // arrives, and the chart points grow, seeded from `history`. No drawing
 // here: the callers redraw.
-import { routeFilter, state } from './dashboard-state.js';
+import { routeFilter, serverFilter, state } from './dashboard-state.js';
 import { get, isNum, set } from './dashboard-format.js';
 
 const MAX_POINTS = 2000;
@@ -86,6 +86,11 @@ function routeWanted(route) {
 export function applyEvent(d, type, e) {
   let own = false;
   const bump = (path, by) => { const v = get(d, path); if (isNum(v)) set(d, path, Math.max(0, v + by)); };
+  // Events do not say which server they came from: with one server shown,
+  // its requests and connections wait for the next snapshot.
+  if (serverFilter !== null && (type === 'request_completed' || type.startsWith('connection_'))) {
+    return type === 'request_completed' && typeof e.route === 'string' && OWN_ROUTE.test(e.route);
+  }
   switch (type) {
     case 'request_completed': {
       if (typeof e.route !== 'string' || !routeWanted(e.route)) break;

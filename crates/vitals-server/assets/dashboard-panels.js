@@ -5,6 +5,7 @@
 import { intervalMs, params, retryMs, state } from './dashboard-state.js';
 import { format, get, isNum, num, setValue } from './dashboard-format.js';
 import { routeKey } from './dashboard-data.js';
+import { renderClients, renderServers } from './dashboard-clients.js';
 
 /** The recent events list keeps this many. */
 export const MAX_RECENT_EVENTS = 50;
@@ -55,6 +56,8 @@ export function render() {
   renderQueues(get(d, 'tasks.queues'));
   renderCustom(d.custom);
   renderRoutes(Array.isArray(d.routes) ? d.routes : []);
+  renderServers(d.servers, d.server);
+  renderClients(d.clients);
 }
 
 /** One line per queue: its name, then what it has done. */

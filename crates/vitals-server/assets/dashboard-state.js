@@ -7,7 +7,7 @@
 /** The page's query string: filters, `interval_ms`, `live`, `theme`. */
 export const params = new URLSearchParams(location.search);
 // The filters /debug/metrics has; the page forwards these and no others.
-const FILTER_KEYS = ['route'];
+const FILTER_KEYS = ['route', 'server', 'client'];
 const DEFAULT_INTERVAL_MS = 1500;
 const LIVE_IDLE_REFRESH_MS = 5000; // live: the JSON at least this often
 const DEFAULT_WINDOW_MS = 15 * 60 * 1000;
@@ -21,6 +21,8 @@ export const filterQuery = (() => {
 })();
 /** The one route shown, or null for the whole server. */
 export const routeFilter = params.get('route');
+/** The one server shown (`?server=`), or null for all of them. */
+export const serverFilter = params.get('server');
 
 /** How often the page polls, from `?interval_ms=` (clamped) or the default. */
 export const intervalMs = (() => {

@@ -13,11 +13,13 @@
 //   dashboard-panels.js  panels, tables, events list, status and banner
 //   dashboard-charts.js  the history charts
 //   dashboard-theme.js   the colour theme
+//   dashboard-clients.js the server switch and the Clients panel
 import { filterQuery, params, retryMs, routeFilter, state } from './dashboard-state.js';
 import { startTheme } from './dashboard-theme.js';
 import { setStatus, sortBy } from './dashboard-panels.js';
 import { drawCharts } from './dashboard-charts.js';
 import { loadHistory, openEvents, refresh, schedule, setLive } from './dashboard-sync.js';
+import { switchServer } from './dashboard-clients.js';
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -35,6 +37,7 @@ function start() {
     th.querySelector('button').addEventListener('click', () => sortBy(th.dataset.sort));
   }
   $('#live-toggle').addEventListener('change', (e) => setLive(e.target.checked));
+  $('#server-select').addEventListener('change', (e) => switchServer(e.target.value));
   drawCharts();
   const live = params.get('live');
   state.liveWanted = live === '1' || live === 'true';

@@ -18,7 +18,7 @@ use axum::routing::get;
 use clap::Parser;
 use std::time::Duration;
 use vitals::Event;
-use vitals_server::{ConnectionInfo, ServerMetrics, TrackedListener};
+use vitals_server::{ServerMetrics, TrackedListener, TrackedRouter};
 
 /// A server that logs its slow and failed requests from the event bus.
 #[derive(Parser)]
@@ -84,9 +84,5 @@ async fn main() -> std::io::Result<()> {
     let listener = TrackedListener::bind(&args.listen, &metrics).await?;
     let addr = axum::serve::Listener::local_addr(&listener)?;
     eprintln!("listening on http://{addr}");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
-    )
-    .await
+    axum::serve(listener, TrackedRouter::new(app)).await
 }

@@ -25,7 +25,7 @@ use clap::Parser;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
-use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+use vitals_server::{RouteMetrics, ServerMetrics, TrackedListener, TrackedRouter};
 
 /// Longest `/slow` sleep and most `/sse` events, so a client cannot pin
 /// the demo forever.
@@ -110,9 +110,5 @@ async fn main() -> std::io::Result<()> {
     let listener = TrackedListener::bind(&args.listen, &metrics).await?;
     let addr = axum::serve::Listener::local_addr(&listener)?;
     eprintln!("demo server on http://{addr}");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
-    )
-    .await
+    axum::serve(listener, TrackedRouter::new(app)).await
 }

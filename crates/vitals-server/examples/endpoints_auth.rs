@@ -17,7 +17,7 @@
 use axum::Router;
 use axum::routing::get;
 use clap::Parser;
-use vitals_server::{ConnectionInfo, ServerMetrics, TrackedListener};
+use vitals_server::{ServerMetrics, TrackedListener, TrackedRouter};
 
 /// A server whose metrics endpoints need credentials.
 #[derive(Parser)]
@@ -53,9 +53,5 @@ async fn main() -> std::io::Result<()> {
     let listener = TrackedListener::bind(&args.listen, &metrics).await?;
     let addr = axum::serve::Listener::local_addr(&listener)?;
     eprintln!("listening on http://{addr}; /metrics and /debug/* need credentials");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
-    )
-    .await
+    axum::serve(listener, TrackedRouter::new(app)).await
 }

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tower::{Layer, ServiceExt};
 use vitals_server::push::CallerService;
-use vitals_server::{CallerLayer, ConnectionInfo, PushConfig, ServerMetrics, TrackedListener};
+use vitals_server::{CallerLayer, PushConfig, ServerMetrics, TrackedListener, TrackedRouter};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -158,12 +158,9 @@ async fn run(args: Args) -> Result<(), Error> {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
-    )
-    .with_graceful_shutdown(metrics.shutdown_signal(ctrl_c))
-    .await?;
+    axum::serve(listener, TrackedRouter::new(app))
+        .with_graceful_shutdown(metrics.shutdown_signal(ctrl_c))
+        .await?;
     metrics.shutdown_finished();
     if let Some(report) = metrics.finish_push(Duration::from_secs(5)).await {
         println!(

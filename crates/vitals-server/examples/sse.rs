@@ -16,7 +16,7 @@ use clap::Parser;
 use futures_util::Stream;
 use std::convert::Infallible;
 use std::time::Duration;
-use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+use vitals_server::{RouteMetrics, ServerMetrics, TrackedListener, TrackedRouter};
 
 /// An SSE ticker with metrics.
 #[derive(Parser)]
@@ -46,9 +46,5 @@ async fn main() -> std::io::Result<()> {
     let listener = TrackedListener::bind(&args.listen, &metrics).await?;
     let addr = axum::serve::Listener::local_addr(&listener)?;
     eprintln!("SSE on http://{addr}/ticks, metrics on http://{addr}/metrics");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
-    )
-    .await
+    axum::serve(listener, TrackedRouter::new(app)).await
 }

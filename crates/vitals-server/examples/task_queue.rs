@@ -23,7 +23,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
-use vitals_server::{ConnectionInfo, ServerMetrics, TaskQueue, TrackedListener};
+use vitals_server::{ServerMetrics, TaskQueue, TrackedListener, TrackedRouter};
 
 /// Jobs waiting at most: a full queue refuses new ones instead of growing.
 const CAPACITY: usize = 10_000;
@@ -153,12 +153,9 @@ async fn main() -> std::io::Result<()> {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
-    )
-    .with_graceful_shutdown(metrics.shutdown_signal(ctrl_c))
-    .await?;
+    axum::serve(listener, TrackedRouter::new(app))
+        .with_graceful_shutdown(metrics.shutdown_signal(ctrl_c))
+        .await?;
     metrics.shutdown_finished();
     Ok(())
 }

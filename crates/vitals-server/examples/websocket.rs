@@ -15,7 +15,7 @@ use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use clap::Parser;
-use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+use vitals_server::{RouteMetrics, ServerMetrics, TrackedListener, TrackedRouter};
 
 /// A WebSocket echo server with metrics.
 #[derive(Parser)]
@@ -49,9 +49,5 @@ async fn main() -> std::io::Result<()> {
     let listener = TrackedListener::bind(&args.listen, &metrics).await?;
     let addr = axum::serve::Listener::local_addr(&listener)?;
     eprintln!("WebSocket echo on ws://{addr}/echo, metrics on http://{addr}/metrics");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ConnectionInfo>(),
-    )
-    .await
+    axum::serve(listener, TrackedRouter::new(app)).await
 }

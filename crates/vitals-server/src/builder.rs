@@ -6,6 +6,7 @@
 //! The modules that use a setting read it from the built options
 //! ([`DebugOptions`], the [`History`] ring, …), never a default of their own.
 
+use crate::client::families::ClientFamilies;
 use crate::collect::process::ProcessCollector;
 use crate::collect::runtime::RuntimeCollector;
 use crate::collect::uptime::Uptime;
@@ -16,8 +17,9 @@ use crate::record::lifespan::Lifespan;
 use crate::record::task_families::TaskFamilies;
 use crate::server_metrics::{Handles, ServerMetrics};
 use crate::settings::{
-    DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
-    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW, DebugOptions,
+    ConnectionOptions, DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL,
+    DEFAULT_LISTEN_BACKLOG, DEFAULT_WINDOW, DebugOptions,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +44,10 @@ pub struct ServerMetricsBuilder {
     history: Option<(Duration, usize)>,
     credentials: Credentials,
     push: Option<PushConfig>,
+    servers: Vec<Option<String>>,
+    endpoints_as_application: bool,
+    header_read_timeout: Option<Option<Duration>>,
+    listen_backlog: Option<u32>,
 }
 
 impl ServerMetricsBuilder {
@@ -127,10 +133,62 @@ impl ServerMetricsBuilder {
     }
 
     /// Also aggregates requests per interval and pushes them to a collector
-    /// (see [`crate::push`]). The push loop runs on the tokio runtime
-    /// `build` is called in, or on a thread of its own outside one.
+    /// (see [`crate::push`]). The push loop runs on a thread of its own
+    /// (with a current-thread runtime), so its timer never sits in the
+    /// application runtime's timer wheel.
     pub fn push(mut self, config: PushConfig) -> Self {
         self.push = Some(config);
+        self
+    }
+
+    /// Counts the requests to the endpoints (`/metrics`, `/debug/*`) as
+    /// application traffic: in `http_server_*`, the dashboard's route table,
+    /// the events and the push aggregates. Off by default: a scraper or an
+    /// open dashboard would otherwise show up as the busiest route; they are
+    /// counted on their own in `server_endpoint_requests_total{route,status}`.
+    pub fn endpoints_as_application(mut self, yes: bool) -> Self {
+        self.endpoints_as_application = yes;
+        self
+    }
+
+    /// Time a new connection of a [`TrackedListener`](crate::TrackedListener)
+    /// or [`TrackedIo::serve`](crate::TrackedIo::serve) has to send its first
+    /// request head (default 30 s, [`DEFAULT_HEADER_READ_TIMEOUT`](crate::DEFAULT_HEADER_READ_TIMEOUT));
+    /// `None` waits forever. A connection past it is closed and counted in
+    /// `server_connections_timed_out_total`. `TrackedIo::serve` also gives
+    /// every later request head on the connection this long (hyper's own
+    /// header-read timeout). Needs the runtime's timer (`enable_time`, on in
+    /// `#[tokio::main]`).
+    pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.header_read_timeout = Some(timeout.into());
+        self
+    }
+
+    /// Listen backlog of [`TrackedListener::bind`](crate::TrackedListener::bind)
+    /// (default 1024, [`DEFAULT_LISTEN_BACKLOG`](crate::DEFAULT_LISTEN_BACKLOG)).
+    pub fn listen_backlog(mut self, backlog: u32) -> Self {
+        self.listen_backlog = Some(backlog);
+        self
+    }
+
+    /// Declares a server named `name` (its index is the number of servers
+    /// declared before it). Declared servers each get their own `server`
+    /// series on the `server_*` and `http_server_*` families; hand
+    /// [`ServerMetrics::server`] to each one's listener. Without any
+    /// declaration there is one server and no `server` label.
+    ///
+    /// A name is 1 to 64 ASCII letters, digits, `-`, `_` or `.`, not only
+    /// digits (those are indexes), each name once, at most
+    /// [`MAX_SERVERS`](crate::MAX_SERVERS) servers; `build` refuses others.
+    pub fn server(mut self, name: impl Into<String>) -> Self {
+        self.servers.push(Some(name.into()));
+        self
+    }
+
+    /// Declares `count` more servers without a name: their `server` label
+    /// is their index (`"0"`, `"1"`, …).
+    pub fn servers(mut self, count: usize) -> Self {
+        self.servers.extend(std::iter::repeat_n(None, count));
         self
     }
 
@@ -138,6 +196,7 @@ impl ServerMetricsBuilder {
     /// collectors would otherwise be registered twice). Fails only on an invalid namespace or a
     /// clash with differently shaped metrics already in the registry.
     pub fn build(self) -> Result<ServerMetrics, vitals::Error> {
+        check_servers(&self.servers)?;
         let registry = self.registry.unwrap_or_else(|| vitals::global().clone());
         let namespace = self.namespace.unwrap_or_default();
         let prefix = namespace.clone();
@@ -155,42 +214,32 @@ impl ServerMetricsBuilder {
         let secs = |n: &str, help: &str| opts(n, help).unit(Unit::Seconds);
         let r = &registry;
         let route = &["route"];
-        let method_route = &["method", "route"];
+        // With servers declared, the HTTP families lead with `server`.
+        let lead: &[&str] = if self.servers.is_empty() {
+            &[]
+        } else {
+            &["server"]
+        };
+        let http = |rest: &[&'static str]| -> Vec<&'static str> {
+            lead.iter().chain(rest).copied().collect()
+        };
+        let method_route_labels = http(&["method", "route"]);
+        let method_route = &method_route_labels[..];
         let handles = Handles {
-            connections_total: r
-                .counter(opts("server_connections_total", "Connections accepted"))?,
-            connections_active: r
-                .gauge(opts("server_connections_active", "Connections open now"))?,
-            connections_failed: r.counter(opts(
-                "server_connections_failed_total",
-                "Connections that failed: accept errors, handshake and protocol errors",
-            ))?,
-            connections_idle: r.gauge(opts(
-                "server_connections_idle",
-                "Open connections with no request in flight (keep-alive)",
-            ))?,
-            connections_peer_closed: r.counter(opts(
-                "server_connections_peer_closed_total",
-                "Connections the peer closed while a request was in flight",
-            ))?,
-            // The byte counters carry no unit: with one the exposed name
-            // would have to end in `_bytes` (`server_bytes_sent_bytes_total`),
-            // and the contract's names end in `_sent_total` / `_received_total`.
-            bytes_sent: r.counter(opts(
-                "server_bytes_sent_total",
-                "Bytes written to connections",
-            ))?,
-            bytes_received: r.counter(opts(
-                "server_bytes_received_total",
-                "Bytes read from connections",
-            ))?,
-            streams_total: r.counter(opts("server_streams_total", "HTTP/2 streams opened"))?,
-            streams_active: r.gauge(opts("server_streams_active", "HTTP/2 streams open now"))?,
+            servers: crate::servers::register(r, &opts, &self.servers)?,
             lifespan: Lifespan::register(r, &opts)?,
             requests: r.counter_vec(
                 opts("http_server_requests_total", "HTTP requests completed"),
-                &["method", "route", "status"],
+                &http(&["method", "route", "status"]),
             )?,
+            endpoint_requests: r.counter_vec(
+                opts(
+                    "server_endpoint_requests_total",
+                    "Requests to the server's own endpoints (/metrics, /debug/*), kept out of http_server_*",
+                ),
+                &["route", "status"],
+            )?,
+            endpoints_as_application: self.endpoints_as_application,
             duration: r.histogram_vec(
                 secs(
                     "http_server_request_duration_seconds",
@@ -205,10 +254,6 @@ impl ServerMetricsBuilder {
                 ),
                 method_route,
             )?,
-            active_requests: r.gauge(opts(
-                "http_server_active_requests",
-                "HTTP requests in flight",
-            ))?,
             request_errors: r.counter_vec(
                 opts(
                     "http_server_request_errors_total",
@@ -284,6 +329,7 @@ impl ServerMetricsBuilder {
                 route,
             )?,
             tasks: TaskFamilies::register(r, &opts)?,
+            clients: ClientFamilies::register(r, &opts)?,
             debug: DebugOptions {
                 events_heartbeat: self.events_heartbeat.unwrap_or(DEFAULT_EVENTS_HEARTBEAT),
                 events_max_clients: self
@@ -291,6 +337,12 @@ impl ServerMetricsBuilder {
                     .unwrap_or(DEFAULT_EVENTS_MAX_CLIENTS),
                 events_buffer: self.events_buffer.unwrap_or(DEFAULT_EVENTS_BUFFER).max(1),
                 window: DEFAULT_WINDOW,
+            },
+            connection: ConnectionOptions {
+                header_read_timeout: self
+                    .header_read_timeout
+                    .unwrap_or(Some(DEFAULT_HEADER_READ_TIMEOUT)),
+                listen_backlog: self.listen_backlog.unwrap_or(DEFAULT_LISTEN_BACKLOG),
             },
             credentials: self.credentials,
             history: {
@@ -301,6 +353,11 @@ impl ServerMetricsBuilder {
             },
             push: None,
             push_client: None,
+            client_caller: self
+                .push
+                .as_ref()
+                .filter(|c| crate::push::valid_caller(c.service.as_bytes()))
+                .and_then(|c| http::HeaderValue::from_str(&c.service).ok()),
             registry: registry.clone(),
             namespace,
             started: Instant::now(),
@@ -322,6 +379,43 @@ impl ServerMetricsBuilder {
         }
         Ok(ServerMetrics {
             inner: Arc::new(handles),
+            server: 0,
         })
     }
+}
+
+/// Refuses server declarations `build` cannot label: too many, a name
+/// that is not a plain label value or only digits, or a name twice.
+fn check_servers(servers: &[Option<String>]) -> Result<(), vitals::Error> {
+    let metric = "server_connections_total".to_owned();
+    if servers.len() > crate::servers::MAX_SERVERS {
+        return Err(vitals::Error::TooManyLabels {
+            metric,
+            count: servers.len(),
+            max: crate::servers::MAX_SERVERS,
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for name in servers.iter().flatten() {
+        let plain = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && !name.bytes().all(|b| b.is_ascii_digit());
+        if !plain {
+            return Err(vitals::Error::InvalidLabelName {
+                metric,
+                label: format!("server={name}"),
+                reason: "a server name is 1 to 64 ASCII letters, digits, '-', '_' or '.', \
+                         and not only digits",
+            });
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(vitals::Error::DuplicateLabel {
+                metric,
+                label: format!("server={name}"),
+            });
+        }
+    }
+    Ok(())
 }

@@ -32,9 +32,9 @@
 //! ## Debug endpoints
 //!
 //! [`ServerMetrics::endpoints`] serves `/metrics`, `/debug/metrics` (JSON;
-//! `?route=` keeps one route, the one filter there is: this version has no
-//! per-server or per-worker view, and refuses `?server=` and `?worker=` with
-//! a 400 rather than answer unfiltered),
+//! `?route=` keeps one route, `?server=` one declared server,
+//! `?client=` one outbound client; this version has no per-worker view and
+//! refuses `?worker=` with a 400 rather than answer unfiltered),
 //! `/debug/events` (the event bus as SSE, with a `?types=` filter, a
 //! per-client buffer where a slow client loses events, counted, and a cap
 //! on clients answered 503) and `/debug/history` (per-second points of the
@@ -83,6 +83,28 @@
 //!   dashboard (its page is in `assets/`), access control, and the one
 //!   query-string parser they share.
 //! - Pushed, [`push`]: per-interval aggregates sent to a collector.
+//! - Outbound calls, [`client`]: the tower layer and connector for
+//!   hyper-util's client, the `reqwest` wrapper, and the `http_client_*`
+//!   families (floor 1: knows nothing of [`ServerMetrics`]).
+//! - Several servers, `servers.rs` (floor 1): each declared server's
+//!   `server_*` handles and its `server` label.
+//!
+//! ## Several servers and outbound clients
+//!
+//! ```
+//! let metrics = vitals_server::ServerMetrics::builder()
+//!     .registry(vitals::Registry::new())
+//!     .server("public")
+//!     .server("admin")
+//!     .build()
+//!     .expect("valid names");
+//! // Give each listener its server: TrackedListener::bind(addr, &admin).
+//! let admin = metrics.server("admin").expect("declared");
+//! assert_eq!(admin.server_index(), 1);
+//! // An outbound client, labelled by its peer's name.
+//! let billing = metrics.client("billing").expect("a valid name").peer("billing").expect("valid");
+//! let _layer = billing.layer(); // wrap hyper-util's client with it
+//! ```
 //!
 //! And in four floors, each file importing only from the floors below it
 //! (no import circle; `tests/layout.rs` checks it):
@@ -114,6 +136,7 @@
 //! [`MatchedPath`]: axum::extract::MatchedPath
 
 mod builder;
+pub mod client;
 mod collect;
 mod endpoints;
 mod entry_points;
@@ -121,6 +144,7 @@ mod labels;
 pub mod push;
 mod record;
 mod server_metrics;
+mod servers;
 mod settings;
 
 pub use builder::ServerMetricsBuilder;
@@ -135,6 +159,7 @@ pub use push::{
     CallerLayer, FlushReport, PushClient, PushConfig, PushError, parse_traceparent, set_caller,
 };
 pub use record::connection::{ConnectionInfo, ConnectionState, TrackedIo, TrackedListener};
+pub use record::current_connection::{ConnectionService, TrackedRouter, WithConnection};
 pub use record::extract::RouteMetrics;
 pub use record::in_flight::MeteredBody;
 pub use record::layer::{HttpMetrics, HttpMetricsLayer, ResponseFuture};
@@ -142,7 +167,9 @@ pub use record::sse::TrackedEventStream;
 pub use record::tasks::{RunningTask, TaskQueue, TaskTracker};
 pub use record::websocket::{TrackedWebSocket, WsMessage};
 pub use server_metrics::ServerMetrics;
+pub use servers::MAX_SERVERS;
 pub use settings::{
     DEFAULT_EVENTS_BUFFER, DEFAULT_EVENTS_HEARTBEAT, DEFAULT_EVENTS_MAX_CLIENTS,
-    DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL, DEFAULT_WINDOW,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_HISTORY_CAPACITY, DEFAULT_HISTORY_INTERVAL,
+    DEFAULT_LISTEN_BACKLOG, DEFAULT_WINDOW,
 };

@@ -9,16 +9,19 @@
 //! concerns that take a `&ServerMetrics`; its header says why
 //! `impl ServerMetrics` is in two files.
 
+use crate::client::ClientMetrics;
+use crate::client::families::ClientFamilies;
 use crate::endpoints::auth::Credentials;
 use crate::endpoints::history::History;
 use crate::push::{Aggregator, FlushReport, PushClient};
 use crate::record::lifespan::Lifespan;
 use crate::record::task_families::TaskFamilies;
-use crate::settings::DebugOptions;
+use crate::servers::ServerSide;
+use crate::settings::{ConnectionOptions, DebugOptions};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vitals::{Counter, CounterVec, Event, EventBus, Gauge, GaugeVec, HistogramVec, Registry};
+use vitals::{CounterVec, Event, EventBus, GaugeVec, HistogramVec, Registry};
 
 /// Every handle the server instrumentation records into.
 ///
@@ -28,12 +31,16 @@ use vitals::{Counter, CounterVec, Event, EventBus, Gauge, GaugeVec, HistogramVec
 #[derive(Clone)]
 pub struct ServerMetrics {
     pub(crate) inner: Arc<Handles>,
+    /// Which declared server this handle records into (its connections
+    /// and requests); 0, the only one, when none was declared.
+    pub(crate) server: usize,
 }
 
 impl std::fmt::Debug for ServerMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerMetrics")
             .field("namespace", &self.inner.namespace)
+            .field("server", &self.server)
             .finish()
     }
 }
@@ -44,24 +51,18 @@ pub(crate) struct Handles {
     pub(crate) registry: Registry,
     pub(crate) namespace: String,
     pub(crate) started: Instant,
-    // Connections (record/connection.rs).
-    pub(crate) connections_total: Counter,
-    pub(crate) connections_active: Gauge,
-    pub(crate) connections_failed: Counter,
-    pub(crate) connections_idle: Gauge,
-    pub(crate) connections_peer_closed: Counter,
-    pub(crate) bytes_sent: Counter,
-    pub(crate) bytes_received: Counter,
-    // HTTP/2 (record/in_flight.rs).
-    pub(crate) streams_total: Counter,
-    pub(crate) streams_active: Gauge,
+    // Connections, bytes, HTTP/2 streams and requests in flight, one set
+    // per declared server (record/connection.rs, record/in_flight.rs).
+    pub(crate) servers: Vec<ServerSide>,
     // Workers and lifespan (record/lifespan.rs).
     pub(crate) lifespan: Lifespan,
     // HTTP (record/in_flight.rs).
     pub(crate) requests: CounterVec,
+    /// The endpoints' own requests, unless `endpoints_as_application`.
+    pub(crate) endpoint_requests: CounterVec,
+    pub(crate) endpoints_as_application: bool,
     pub(crate) duration: HistogramVec,
     pub(crate) first_byte: HistogramVec,
-    pub(crate) active_requests: Gauge,
     pub(crate) request_errors: CounterVec,
     pub(crate) requests_abandoned: CounterVec,
     // WebSocket (record/websocket.rs).
@@ -81,12 +82,17 @@ pub(crate) struct Handles {
     pub(crate) sse_duration: HistogramVec,
     // Task queues (record/tasks.rs).
     pub(crate) tasks: TaskFamilies,
+    // Outbound HTTP clients (client/).
+    pub(crate) clients: Arc<ClientFamilies>,
+    /// The caller header the clients set by default: the push service.
+    pub(crate) client_caller: Option<http::HeaderValue>,
     // Push to a collector (None unless configured: the layer checks it once
     // per request, one predictable branch).
     pub(crate) push: Option<Arc<Aggregator>>,
     pub(crate) push_client: Option<PushClient>,
     // The endpoints.
     pub(crate) debug: DebugOptions,
+    pub(crate) connection: ConnectionOptions,
     pub(crate) credentials: Credentials,
     pub(crate) history: History,
 }
@@ -114,13 +120,96 @@ impl ServerMetrics {
         self.inner.started.elapsed().as_secs_f64()
     }
 
+    // --- Servers ---
+
+    /// This handle's server: its connections, bytes, streams and requests
+    /// in flight.
+    #[inline]
+    pub(crate) fn side(&self) -> &ServerSide {
+        &self.inner.servers[self.server]
+    }
+
+    /// The metrics of one declared server, by its index or its name
+    /// (`None` for a server that was not declared): give it to that
+    /// server's [`TrackedListener`](crate::TrackedListener) or
+    /// [`TrackedIo`](crate::TrackedIo), and its connections and the
+    /// requests they carry land in its `server` series. Everything else
+    /// (the registry, the endpoints, the clients) is shared.
+    ///
+    /// ```
+    /// let metrics = vitals_server::ServerMetrics::builder()
+    ///     .registry(vitals::Registry::new())
+    ///     .server("public")
+    ///     .server("admin")
+    ///     .build()
+    ///     .expect("valid names");
+    /// let admin = metrics.server("admin").expect("declared");
+    /// assert_eq!(admin.server_index(), 1);
+    /// assert_eq!(metrics.server("1").map(|m| m.server_index()), Some(1));
+    /// assert!(metrics.server("internal").is_none());
+    /// ```
+    pub fn server(&self, name_or_index: &str) -> Option<ServerMetrics> {
+        crate::servers::find(&self.inner.servers, name_or_index).map(|server| ServerMetrics {
+            inner: self.inner.clone(),
+            server,
+        })
+    }
+
+    /// The index of the server this handle records into (0 unless it came
+    /// from [`server`](Self::server)).
+    pub fn server_index(&self) -> usize {
+        self.server
+    }
+
+    /// The declared servers, in order: (index, name). One unnamed server
+    /// when none was declared.
+    pub fn servers(&self) -> Vec<(usize, Option<&str>)> {
+        self.inner
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, s.name.as_deref()))
+            .collect()
+    }
+
+    // --- Outbound clients ---
+
+    /// Declares the outbound HTTP client `name` (or finds it: the same
+    /// name gives the same series and index) and returns what its calls
+    /// record into; see [`crate::client`]. The name follows the
+    /// caller-name rules ([`valid_caller`](crate::push::valid_caller)).
+    ///
+    /// ```
+    /// let metrics = vitals_server::ServerMetrics::builder()
+    ///     .registry(vitals::Registry::new())
+    ///     .build()
+    ///     .expect("valid names");
+    /// let billing = metrics.client("billing").expect("a valid name");
+    /// assert_eq!((billing.name(), billing.index()), ("billing", 0));
+    /// assert!(metrics.client("no spaces").is_err());
+    /// ```
+    pub fn client(&self, name: &str) -> Result<ClientMetrics, crate::PushError> {
+        if !crate::push::valid_caller(name.as_bytes()) {
+            return Err(crate::PushError::InvalidCaller {
+                caller: name.to_owned(),
+            });
+        }
+        Ok(ClientMetrics::declare(
+            &self.inner.clients,
+            &self.inner.registry,
+            name,
+            self.inner.push.clone(),
+            self.inner.client_caller.clone(),
+        ))
+    }
+
     // --- Connections ---
 
     /// Counts a connection that failed after it was accepted: a TLS
     /// handshake or HTTP protocol error reported by your accept loop (for
     /// instance the `Err` of hyper's `serve_connection`).
     pub fn connection_failed(&self, reason: &str) {
-        self.inner.connections_failed.inc();
+        self.side().connections_failed.inc();
         self.events().emit_with(|| Event::ConnectionFailed {
             reason: reason.to_owned(),
         });

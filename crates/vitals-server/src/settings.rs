@@ -20,6 +20,26 @@ pub const DEFAULT_HISTORY_CAPACITY: usize = 900;
 /// Window for rates and percentiles in `/debug/metrics`.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
+/// Default time a new connection has to send its first request head (or
+/// the HTTP/2 preface) before it is closed and counted in
+/// `server_connections_timed_out_total`: a client that opens a connection
+/// and sends nothing, or part of a head (slowloris), holds it no longer.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default listen backlog of [`TrackedListener::bind`](crate::TrackedListener::bind):
+/// connections the kernel completes before the server accepts them. The
+/// runtime's own default (128) makes a burst of connects wait for SYN
+/// retries, a second or more. Linux caps it at `net.core.somaxconn`.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
+
+/// Settings of the listener and connections, fixed at build time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionOptions {
+    /// Time a connection has to send a request head (`None`: forever).
+    pub(crate) header_read_timeout: Option<Duration>,
+    /// Listen backlog of `TrackedListener::bind`.
+    pub(crate) listen_backlog: u32,
+}
+
 /// Settings of the endpoints, fixed at build time.
 #[derive(Debug, Clone)]
 pub(crate) struct DebugOptions {

@@ -97,6 +97,50 @@ fn app(metrics: &ServerMetrics) -> Router {
         .layer(metrics.layer())
 }
 
+/// For [`Kind::Multi`]: two requests to the admin server, and four calls
+/// through the instrumented client `backend` to the public one.
+async fn multi_traffic(metrics: &ServerMetrics, public: SocketAddr, admin: SocketAddr) {
+    use http_body_util::{BodyExt, Empty};
+    use tower::ServiceExt;
+    let backend = metrics.client("backend").unwrap();
+    let client = tower::ServiceBuilder::new().layer(backend.layer()).service(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build::<_, Empty<bytes::Bytes>>(
+                backend.connector(hyper_util::client::legacy::connect::HttpConnector::new()),
+            ),
+    );
+    let calls = [
+        (admin, "/users/8"),
+        (admin, "/users/9"),
+        (public, "/users/1"),
+        (public, "/users/2"),
+        (public, "/users/3"),
+        (public, "/fail"),
+    ];
+    for (i, (to, path)) in calls.into_iter().enumerate() {
+        let req = http::Request::get(format!("http://{to}{path}"))
+            .body(Empty::new())
+            .unwrap();
+        // The admin requests with a plain client: not one of `backend`'s.
+        let res = if i < 2 {
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<bytes::Bytes>>()
+                .request(req)
+                .await
+                .unwrap()
+                .map(|b| b.boxed())
+        } else {
+            client
+                .clone()
+                .oneshot(req)
+                .await
+                .unwrap()
+                .map(|b| b.boxed())
+        };
+        res.into_body().collect().await.unwrap();
+    }
+}
+
 /// What a server from before `/debug/history` and `/debug/events` answers.
 async fn older_server(uri: Uri, req: axum::extract::Request, next: Next) -> Response {
     match uri.path() {
@@ -114,11 +158,17 @@ enum Kind {
     Older,
     /// `/users/{id}`, with the endpoints nested under `/ops`.
     Prefixed,
+    /// The demo routes on two declared servers (`public` on the address,
+    /// `admin` on another port), and an instrumented client `backend`
+    /// that has called the public server four times (one 500).
+    Multi,
 }
 
 /// A server on its own runtime, so stopping it drops every connection too.
 struct RunningServer {
     addr: SocketAddr,
+    /// The second server of [`Kind::Multi`].
+    admin: Option<SocketAddr>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -139,14 +189,17 @@ impl RunningServer {
             .enable_all()
             .build()
             .unwrap();
-        let metrics = configure(ServerMetrics::builder().registry(vitals::Registry::new()))
-            .build()
-            .unwrap();
+        let builder = configure(ServerMetrics::builder().registry(vitals::Registry::new()));
+        let builder = match kind {
+            Kind::Multi => builder.server("public").server("admin"),
+            _ => builder,
+        };
+        let metrics = builder.build().unwrap();
         // Built inside the runtime, as in a `#[tokio::main]`, so the
         // history sampler starts with the server.
         let _inside = runtime.enter();
         let router = match kind {
-            Kind::Demo => app(&metrics),
+            Kind::Demo | Kind::Multi => app(&metrics),
             Kind::Older => app(&metrics).layer(middleware::from_fn(older_server)),
             // The endpoints under /ops: the page must find its JSON there.
             Kind::Prefixed => Router::new()
@@ -159,8 +212,13 @@ impl RunningServer {
         };
         // The port was just closed by the previous server: retry briefly.
         let deadline = Instant::now() + Duration::from_secs(5);
+        // Multi: the main listener records into the `public` server.
+        let listen_metrics = match kind {
+            Kind::Multi => metrics.server("public").unwrap(),
+            _ => metrics.clone(),
+        };
         let listener = loop {
-            match runtime.block_on(TrackedListener::bind(addr, &metrics)) {
+            match runtime.block_on(TrackedListener::bind(addr, &listen_metrics)) {
                 Ok(l) => break l,
                 Err(e) if Instant::now() < deadline => {
                     eprintln!("bind {addr}: {e}; retrying");
@@ -170,6 +228,25 @@ impl RunningServer {
             }
         };
         let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let admin = match kind {
+            Kind::Multi => {
+                let admin = metrics.server("admin").unwrap();
+                let listener = runtime
+                    .block_on(TrackedListener::bind(any_addr(), &admin))
+                    .unwrap();
+                let admin_addr = axum::serve::Listener::local_addr(&listener).unwrap();
+                let router = router.clone();
+                runtime.spawn(async move {
+                    axum::serve(
+                        listener,
+                        router.into_make_service_with_connect_info::<ConnectionInfo>(),
+                    )
+                    .await
+                });
+                Some(admin_addr)
+            }
+            _ => None,
+        };
         runtime.spawn(async move {
             axum::serve(
                 listener,
@@ -177,7 +254,14 @@ impl RunningServer {
             )
             .await
         });
-        RunningServer { addr, runtime }
+        if let (Kind::Multi, Some(admin)) = (kind, admin) {
+            runtime.block_on(multi_traffic(&metrics, addr, admin));
+        }
+        RunningServer {
+            addr,
+            admin,
+            runtime,
+        }
     }
 
     fn stop(self) {
@@ -404,6 +488,7 @@ fn dashboard_in_headless_chromium() {
     let guarded = RunningServer::start_with(any_addr(), Kind::Demo, |b| {
         b.auth_basic("admin", "s3cret:pass")
     });
+    let multi = RunningServer::start(any_addr(), Kind::Multi);
 
     let mut child = Command::new("node")
         .arg(dir.join("drive.js"))
@@ -414,6 +499,7 @@ fn dashboard_in_headless_chromium() {
             "--auth",
             &format!("http://admin:s3cret%3Apass@{}", guarded.addr),
         ])
+        .args(["--multi", &format!("http://{}", multi.addr)])
         .arg("--shots")
         .arg(&shots)
         .current_dir(&dir)
@@ -465,6 +551,8 @@ fn dashboard_in_headless_chromium() {
     older.stop();
     prefixed.stop();
     guarded.stop();
+    let _admin = multi.admin;
+    multi.stop();
     assert!(status.success(), "the browser checks failed: {status}");
     assert!(lines.iter().any(|l| l == "all dashboard checks passed"));
     for name in ["dashboard-light.png", "dashboard-dark.png"] {

@@ -40,6 +40,7 @@
 //!     }],
 //!     requests: vec![],
 //!     custom: vec![],
+//!     clients: vec![],
 //! };
 //! let json = serde_json::to_string(&batch).unwrap();
 //! assert_eq!(serde_json::from_str::<IngestBatch>(&json).unwrap(), batch);
@@ -89,6 +90,38 @@ pub struct IngestBatch {
     /// The service's own metrics, as values at the end of the interval.
     #[serde(default)]
     pub custom: Vec<CustomMetric>,
+    /// The caller's side of the service's outbound HTTP calls, per
+    /// (client, peer, method, status class). Left out of the JSON when
+    /// empty, so a collector of an older build reads the batch as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientAggregate>,
+}
+
+/// Outbound requests of one (client, peer, method, status class) in one
+/// interval, as the calling service saw them: the caller's side of a
+/// caller → callee edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientAggregate {
+    /// The called service: the client's declared peer name, or the
+    /// target's `host[:port]`.
+    pub peer: String,
+    /// The client's declared name in the calling process.
+    #[serde(default)]
+    pub client: String,
+    /// HTTP method (`GET`, …, or `_OTHER`).
+    pub method: String,
+    /// Status class of the response, 1 to 5; 5 also for calls that got no
+    /// response (connect, timeout, TLS or protocol errors).
+    pub status_class: u8,
+    /// Calls counted.
+    pub count: u64,
+    /// Of those, errors: 5xx answers and calls without a response.
+    #[serde(default)]
+    pub errors: u64,
+    /// Durations in milliseconds, until the response body completed or
+    /// the call failed.
+    #[serde(default)]
+    pub duration_ms: Sketch,
 }
 
 fn default_apdex_t_ms() -> f64 {

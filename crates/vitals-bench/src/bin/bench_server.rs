@@ -5,8 +5,9 @@
 //!
 //! - `plain`: uninstrumented, `axum::serve` on a tokio `TcpListener`;
 //! - `vitals`: fully instrumented by vitals-server (the HTTP layer,
-//!   `/metrics` and `/debug/metrics` through `ServerMetrics::instrument`, a
-//!   `TrackedListener` and `ConnectionInfo` per connection);
+//!   `/metrics` and `/debug/*` through `ServerMetrics::instrument`, a
+//!   `TrackedListener` served through `TrackedRouter`, which hands each
+//!   request its connection);
 //! - `axum-prometheus`: the `axum-prometheus` crate's layer and its
 //!   `/metrics` route, as its README shows;
 //! - `vitals-push`: `vitals` with the push client on: every request is also
@@ -139,18 +140,11 @@ async fn serve(args: Args) -> std::io::Result<()> {
             axum::serve(listener, app()).await
         }
         Mode::Vitals => {
-            let metrics = vitals_server::ServerMetrics::builder()
-                .registry(vitals::Registry::new())
-                .build()
-                .map_err(std::io::Error::other)?;
+            let metrics = vitals_metrics(None)?;
             let router = metrics.instrument(app());
             let listener = vitals_server::TrackedListener::bind(&args.listen, &metrics).await?;
             announce(axum::serve::Listener::local_addr(&listener)?)?;
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<vitals_server::ConnectionInfo>(),
-            )
-            .await
+            axum::serve(listener, vitals_server::TrackedRouter::new(router)).await
         }
         Mode::AxumPrometheus => {
             let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
@@ -174,25 +168,14 @@ async fn serve(args: Args) -> std::io::Result<()> {
                 .map_err(std::io::Error::other)?
                 .service("bench")
                 .interval(std::time::Duration::from_millis(push_interval_ms()));
-            let metrics = vitals_server::ServerMetrics::builder()
-                .registry(vitals::Registry::new())
-                .push(push)
-                .build()
-                .map_err(std::io::Error::other)?;
+            let metrics = vitals_metrics(Some(push))?;
             let router = metrics.instrument(app());
             let listener = vitals_server::TrackedListener::bind(&args.listen, &metrics).await?;
             announce(axum::serve::Listener::local_addr(&listener)?)?;
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<vitals_server::ConnectionInfo>(),
-            )
-            .await
+            axum::serve(listener, vitals_server::TrackedRouter::new(router)).await
         }
         Mode::VitalsLayer => {
-            let metrics = vitals_server::ServerMetrics::builder()
-                .registry(vitals::Registry::new())
-                .build()
-                .map_err(std::io::Error::other)?;
+            let metrics = vitals_metrics(None)?;
             let router = metrics.instrument(app());
             let listener = tokio::net::TcpListener::bind(&args.listen).await?;
             announce(listener.local_addr()?)?;
@@ -205,6 +188,28 @@ async fn serve(args: Args) -> std::io::Result<()> {
             axum::serve(listener, router).await
         }
     }
+}
+
+/// The vitals modes' metrics: `/debug/history` sampled every
+/// `HISTORY_INTERVAL_MS` (default 1000, the library's default), with `push`
+/// if given.
+fn vitals_metrics(
+    push: Option<vitals_server::PushConfig>,
+) -> std::io::Result<vitals_server::ServerMetrics> {
+    let every = std::env::var("HISTORY_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut builder = vitals_server::ServerMetrics::builder()
+        .registry(vitals::Registry::new())
+        .history(
+            std::time::Duration::from_millis(every),
+            vitals_server::DEFAULT_HISTORY_CAPACITY,
+        );
+    if let Some(push) = push {
+        builder = builder.push(push);
+    }
+    builder.build().map_err(std::io::Error::other)
 }
 
 /// Push interval of `vitals-push`: `PUSH_INTERVAL_MS` from the environment,

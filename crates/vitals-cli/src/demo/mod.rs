@@ -132,9 +132,10 @@ pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>
 
     println!("vitals demo: a collector and two services that push to it");
     println!(
-        "  collector   {collector_url}/v1/services  (store {}; with the read key below)",
+        "  collector   {collector_url}/  (the web UI: sign in with the read key below; store {})",
         vitals_collector::store::redact_password(&args.store)
     );
+    println!("  api         {collector_url}/v1/services  (with the read key)");
     for s in [&frontend, &users] {
         println!(
             "  {:<10}  http://{}/  dashboard http://{}/debug/  metrics http://{}/metrics",

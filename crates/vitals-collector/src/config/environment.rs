@@ -518,4 +518,70 @@ mod tests {
         .expect("any text is a URL until it is opened");
         assert_eq!(c.store, "postgres://u:hunter2@h/db");
     }
+
+    #[test]
+    fn remote_write_tables_parse_and_are_checked() {
+        let c = CollectorConfig::from_toml(
+            r#"
+            [[remote_write]]
+            url = "http://mimir:9009/api/v1/push"
+            tenants = ["acme"]
+            tenant_header = "X-Scope-OrgID"
+            [[remote_write]]
+            url = "https://vm:8428/api/v1/write"
+            name = "vm"
+            tenants = ["acme", "beta"]
+            headers = { Authorization = "Bearer x" }
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(c.remote_write.len(), 2);
+        let t = c.remote_write[0].resolve(0).expect("resolves");
+        assert_eq!(t.config.name, "remote0");
+        assert_eq!(t.delay_ms, 60_000);
+        assert_eq!(
+            t.queue_dir,
+            std::path::PathBuf::from("vitals-remote-write/remote0")
+        );
+        for (toml, want) in [
+            (
+                "url = \"ftp://x\"\ntenants = [\"a\"]",
+                "http:// or https://",
+            ),
+            ("url = \"http://x\"", "tenants must name"),
+            (
+                "url = \"http://x\"\ntenants = [\"a\"]\nname = \"a/b\"",
+                "name must be",
+            ),
+            (
+                "url = \"http://x\"\ntenants = [\"a\"]\ntenant_header = \"bad header\"",
+                "not a valid header name",
+            ),
+            (
+                "url = \"http://x\"\ntenants = [\"a\"]\nbuckets = [1.0, 0.5]",
+                "increasing",
+            ),
+            (
+                "url = \"http://x\"\ntenants = [\"a\"]\ndelay = \"0s\"",
+                "delay",
+            ),
+            ("url = \"http://x\"\ntenants = [\"a\"]\nurll = 1", "urll"),
+        ] {
+            let err =
+                CollectorConfig::from_toml(&format!("[[remote_write]]\n{toml}")).expect_err(toml);
+            assert!(err.contains(want), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn remote_write_is_set_by_one_variable_holding_toml() {
+        let env = [(
+            "VITALS_REMOTE_WRITE".to_string(),
+            r#"[{ url = "http://127.0.0.1:9090/api/v1/write", tenants = ["acme"] }]"#.to_string(),
+        )];
+        let c = CollectorConfig::from_toml_and_env("", env).expect("valid");
+        assert_eq!(c.remote_write.len(), 1);
+        assert_eq!(c.remote_write[0].tenants, vec!["acme".to_string()]);
+        c.validate().expect("checks");
+    }
 }

@@ -5,12 +5,16 @@
 
 pub mod alert_rule;
 pub mod alerting;
+mod duration;
 pub mod environment;
 mod error;
+mod remote_write;
 
 pub use alert_rule::{NameLimits, Op, Rule, RuleSource, RuleSpec, Signal};
 pub use alerting::{AlertingConfig, AlertingSettings, AlertmanagerReceiver, WebhookReceiver};
+pub use duration::parse_duration_ms;
 pub use error::ConfigError;
+pub use remote_write::{DEFAULT_BUCKETS_SECONDS, RemoteWriteConfig, RemoteWriteTarget};
 
 use crate::rollup::Retention;
 use crate::store::HotTierConfig;
@@ -47,6 +51,8 @@ pub struct CollectorConfig {
     pub defaults: ServicePolicy,
     /// Per-service overrides, by service name.
     pub services: BTreeMap<String, ServicePolicy>,
+    /// Prometheus remote-write receivers (`[[remote_write]]`), none by default.
+    pub remote_write: Vec<RemoteWriteConfig>,
     /// Alert rules, receivers and notification timing.
     pub alerting: AlertingConfig,
 }
@@ -63,6 +69,7 @@ impl Default for CollectorConfig {
             limits: Limits::default(),
             defaults: ServicePolicy::default(),
             services: BTreeMap::new(),
+            remote_write: Vec::new(),
             alerting: AlertingConfig::default(),
         }
     }
@@ -86,6 +93,16 @@ impl CollectorConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.retention.resolve()?;
         self.hot_tier.resolve()?;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, r) in self.remote_write.iter().enumerate() {
+            let target = r.resolve(i)?;
+            if !names.insert(target.config.name) {
+                return Err(format!(
+                    "remote_write[{i}]: another receiver has the same name; give each its own `name`"
+                ));
+            }
+        }
+
         self.alerting_settings()?;
         if !(1..=1_000_000).contains(&self.limits.live_buffer) {
             return Err(format!(
@@ -441,33 +458,6 @@ impl Default for Limits {
             live_buffer: 256,
         }
     }
-}
-
-/// Parses `30s`, `15m`, `1h`, `7d` into milliseconds.
-pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit: use s, m, h or d (like 15m)"))?;
-    let (num, unit) = text.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a number (like 15m)"))?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "{text:?} has unknown unit {unit:?}: use s, m, h or d"
-            ));
-        }
-    };
-    if n <= 0 || n > 100_000 {
-        return Err(format!("{text:?} must be between 1 and 100000 {unit}"));
-    }
-    Ok(n * unit_ms)
 }
 
 #[cfg(test)]

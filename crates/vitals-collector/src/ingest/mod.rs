@@ -23,10 +23,20 @@
 //!    per-service totals ([`crate::model::with_totals`]), samples, custom
 //!    points ([`prepare_batch`], [`prepare_records`]).
 //!
+//! 5. `limits.rs` again, with a store that shares limits between
+//!    collectors: the routes this collector has not seen admitted are
+//!    admitted by the store, and the refused ones folded into the
+//!    overflow route ([`RouteLimiter::confirm_routes`]).
+//!
 //! The write then goes to [`Store::ingest`], atomically.
+//!
+//! OTLP/HTTP metrics (`POST /v1/metrics`) take the same steps in
+//! [`otlp`]: decode (protobuf or JSON), check and admit each resource's
+//! `service.name`, then one write per service.
 
 mod body;
 mod limits;
+pub mod otlp;
 mod prepare;
 mod records;
 mod validate;
@@ -115,5 +125,10 @@ pub(crate) async fn accept<K: BatchKind>(
     at.routes
         .admit_service(at.store, at.tenant, K::service(&batch), at.now, limits)
         .await?;
-    K::prepare(batch, at)
+    let mut prepared = K::prepare(batch, at)?;
+    prepared.overflowed += at
+        .routes
+        .confirm_routes(at.store, at.tenant, &mut prepared.write, limits)
+        .await?;
+    Ok(prepared)
 }

@@ -11,8 +11,8 @@ use super::validate::{
 use crate::config::CollectorConfig;
 use crate::error::ApiError;
 use crate::model::{
-    Bucket, BucketStats, CustomKey, CustomPoint, CustomStats, IngestWrite, Resolution, Sample,
-    SeriesKey, UnixMs, canonical_labels, with_totals,
+    Bucket, BucketStats, CLIENT_METHOD, CustomKey, CustomPoint, CustomStats, IngestWrite,
+    Resolution, Sample, SeriesKey, UnixMs, canonical_labels, with_totals,
 };
 use std::collections::BTreeMap;
 use vitals::wire::{IngestBatch, RouteAggregate};
@@ -89,14 +89,54 @@ pub fn prepare_batch(
             format!("interval_ms {} must be 1..=3600000", batch.interval_ms),
         ));
     }
-    if !(batch.apdex_t_ms.is_finite() && batch.apdex_t_ms > 0.0) {
+    // T is a duration, so no more than the longest duration a request may
+    // take (4T of a larger one would only say "everything tolerated").
+    if !(batch.apdex_t_ms.is_finite()
+        && batch.apdex_t_ms > 0.0
+        && batch.apdex_t_ms <= limits.max_duration_ms as f64)
+    {
         return Err(ApiError::bad_request(
             "invalid_apdex_t",
-            format!("apdex_t_ms {} must be a positive number", batch.apdex_t_ms),
+            format!(
+                "apdex_t_ms {} must be a positive number of ms, at most {}",
+                batch.apdex_t_ms, limits.max_duration_ms
+            ),
         ));
     }
+    check_count(
+        "routes and clients",
+        batch.routes.len() + batch.clients.len(),
+        limits.max_routes_per_batch,
+    )?;
     for r in &batch.routes {
         check_aggregate(r, limits)?;
+        if r.method == CLIENT_METHOD {
+            return Err(ApiError::bad_request(
+                "invalid_method",
+                format!("method {CLIENT_METHOD:?} is reserved for the clients list"),
+            ));
+        }
+    }
+    // The caller's side of outbound calls, checked as route aggregates
+    // whose route is the peer (no Apdex counts: they stay out of totals).
+    let clients: Vec<RouteAggregate> = batch
+        .clients
+        .iter()
+        .map(|c| RouteAggregate {
+            method: c.method.clone(),
+            route: c.peer.clone(),
+            status_class: c.status_class,
+            caller: None,
+            count: c.count,
+            errors: c.errors,
+            satisfied: 0,
+            tolerating: 0,
+            duration_ms: c.duration_ms.clone(),
+        })
+        .collect();
+    for c in &clients {
+        check_aggregate(c, limits)?;
+        check_name("client peer", &c.route, limits.max_name_len, true)?;
     }
     let mut samples = Vec::with_capacity(batch.requests.len());
     for s in batch.requests {
@@ -226,6 +266,27 @@ pub fn prepare_batch(
             satisfied: r.satisfied,
             tolerating: r.tolerating,
             duration_ms: r.duration_ms,
+            last_seen_ms: now,
+        };
+        merged.entry((minute, key)).or_default().merge(&stats);
+    }
+    for c in clients {
+        // Peers count against the service's route limit like routes do.
+        let (peer, over) = routes.route(tenant, &batch.service, &c.route, limits);
+        overflowed += u64::from(over);
+        let key = SeriesKey {
+            service: batch.service.clone(),
+            method: CLIENT_METHOD.to_owned(),
+            route: peer,
+            status_class: c.status_class,
+            caller: String::new(),
+        };
+        let stats = BucketStats {
+            count: c.count,
+            errors: c.errors,
+            satisfied: 0,
+            tolerating: 0,
+            duration_ms: c.duration_ms,
             last_seen_ms: now,
         };
         merged.entry((minute, key)).or_default().merge(&stats);

@@ -9,9 +9,59 @@ use crate::model::UnixMs;
 use vitals::wire::RouteAggregate;
 
 /// Checks a service name (required, at most `max_name_len` bytes, no
-/// control characters); done before anything else about a batch.
+/// control characters, and usable as a path segment: see
+/// [`service_name_problem`]); done before anything else about a batch.
 pub fn check_service(service: &str, limits: &Limits) -> Result<(), ApiError> {
-    check_name("service", service, limits.max_name_len, true)
+    check_name("service", service, limits.max_name_len, true)?;
+    if let Some(problem) = service_name_problem(service) {
+        return Err(ApiError::bad_request(
+            "invalid_service",
+            format!(
+                "service {:?} {problem}; a service name must be usable as one path segment of /v1/services/{{service}}",
+                service.chars().take(32).collect::<String>()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a service name could not be queried back, or `None` when it can:
+/// `.` and `..` (clients normalise them out of a path), a `/` (it splits
+/// the path segment), only white space (trimmed away or invisible), and
+/// bidirectional-text controls or line and paragraph separators (a name
+/// that displays as another, or breaks a log line). The same rule holds
+/// for every way a service name arrives: `/v1/ingest`, `/v1/requests` and
+/// OTLP's `service.name`.
+pub fn service_name_problem(service: &str) -> Option<&'static str> {
+    if service == "." || service == ".." {
+        return Some("is a path dot segment");
+    }
+    if service.contains('/') {
+        return Some("contains '/'");
+    }
+    if !service.is_empty() && service.chars().all(char::is_whitespace) {
+        return Some("is only white space");
+    }
+    if service.chars().any(is_bidi_or_separator) {
+        return Some("contains a bidirectional-text control or a line separator");
+    }
+    None
+}
+
+/// The invisible characters that reorder or break displayed text:
+/// Unicode's bidirectional controls (ALM, LRM, RLM, the embeddings,
+/// overrides and isolates) and the line and paragraph separators.
+fn is_bidi_or_separator(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
 }
 
 pub(super) fn check_name(
@@ -146,17 +196,27 @@ pub(super) fn check_aggregate(r: &RouteAggregate, limits: &Limits) -> Result<(),
             ),
         ));
     }
+    // The sketch's own count, computed without overflow: a hostile body
+    // can send bucket counts that add up past u64::MAX.
+    let timed = r
+        .duration_ms
+        .buckets()
+        .try_fold(r.duration_ms.zero_count(), |n, (_, c)| n.checked_add(c));
+    let counted = timed.and_then(|t| t.checked_add(r.duration_ms.rejected()));
     let apdex = r.satisfied.checked_add(r.tolerating);
-    if r.errors > r.count || apdex.is_none_or(|a| a > r.count) || r.duration_ms.count() > r.count {
+    if r.errors > r.count
+        || apdex.is_none_or(|a| a > r.count)
+        || counted.is_none_or(|c| c > r.count)
+    {
         return Err(ApiError::bad_request(
             "inconsistent_counts",
             format!(
-                "route {:?}: errors ({}), satisfied + tolerating ({} + {}) and the sketch's count ({}) must each be at most count ({})",
+                "route {:?}: errors ({}), satisfied + tolerating ({} + {}) and the sketch's values plus its rejected ones ({}) must each be at most count ({})",
                 r.route,
                 r.errors,
                 r.satisfied,
                 r.tolerating,
-                r.duration_ms.count(),
+                counted.map_or_else(|| "over 2^64".to_string(), |c| c.to_string()),
                 r.count
             ),
         ));
@@ -169,6 +229,43 @@ pub(super) fn check_aggregate(r: &RouteAggregate, limits: &Limits) -> Result<(),
             format!(
                 "route {:?}: the duration sketch holds values outside 0..={} ms (sum {sum}, max {max_seen})",
                 r.route, limits.max_duration_ms
+            ),
+        ));
+    }
+    check_sketch_sum(r, sum)
+}
+
+/// The sum of a sketch must be one its buckets can hold: between the
+/// count of its non-zero values times its lowest bucket's lower bound and
+/// its count times its highest bucket's upper bound (with 2 % slack for
+/// senders that re-bucket, and a little for float rounding). Otherwise one
+/// request could carry a sum of 1e30 ms and turn a service's average into
+/// nonsense while every other figure looks sane.
+fn check_sketch_sum(r: &RouteAggregate, sum: f64) -> Result<(), ApiError> {
+    let sketch = &r.duration_ms;
+    let bound = |i: i32| (f64::from(i) / f64::from(1 << vitals::sketch::SCALE)).exp2();
+    let mut buckets = sketch.buckets();
+    let first = buckets.next();
+    let last = buckets.last().or(first);
+    let nonzero = sketch.count() - sketch.zero_count();
+    let (low, high) = match (first, last) {
+        (Some((lo, _)), Some((hi, _))) => (
+            nonzero as f64 * bound(lo) / 1.02,
+            sketch.count() as f64 * bound(hi + 1) * 1.02,
+        ),
+        // Only zeros: each at most 2^-32 ms.
+        _ => (
+            0.0,
+            sketch.zero_count() as f64 * 2f64.powi(vitals::sketch::MIN_EXP),
+        ),
+    };
+    if sum < low - 1e-3 || sum > high + 1e-3 {
+        return Err(ApiError::bad_request(
+            "invalid_duration",
+            format!(
+                "route {:?}: the duration sketch's sum {sum} ms cannot come from its {} values (their buckets allow {low:.3}..={high:.3} ms)",
+                r.route,
+                sketch.count()
             ),
         ));
     }

@@ -9,6 +9,14 @@ use vitals::Sketch;
 /// The route every series beyond a service's route limit is folded into.
 pub const OVERFLOW_ROUTE: &str = "__overflow__";
 
+/// The method of a *client* series: the caller's side of its outbound
+/// calls (`IngestBatch::clients`), stored as a route series of the calling
+/// service whose route is the peer it called. Ingest refuses it as a
+/// route aggregate's method, leaves client series out of the per-service
+/// totals, and the routes view leaves them out; `/v1/connections` reads
+/// them for the caller-observed side of each edge.
+pub const CLIENT_METHOD: &str = "__client__";
+
 /// What identifies one series inside a tenant: the callee service, the
 /// request's method, route template and status class, and the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -32,6 +40,11 @@ impl SeriesKey {
     pub fn is_total(&self) -> bool {
         // The method alone decides, as the stores' SQL (`method = ''`) does.
         self.method.is_empty()
+    }
+
+    /// Whether this is a client series (see [`CLIENT_METHOD`]).
+    pub fn is_client(&self) -> bool {
+        self.method == CLIENT_METHOD
     }
 
     /// The key of the total series this route series adds into: same

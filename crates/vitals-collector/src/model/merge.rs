@@ -21,7 +21,8 @@ pub fn totals_of<'a>(buckets: impl IntoIterator<Item = &'a Bucket>) -> Vec<Bucke
     type Group<'b> = (&'b str, Resolution, UnixMs, &'b str, u8, &'b str);
     let mut by: BTreeMap<Group<'a>, (&'a Bucket, StatsSum)> = BTreeMap::new();
     for b in buckets {
-        if b.key.is_total() {
+        // Client series are the caller's side of other services' requests.
+        if b.key.is_total() || b.key.is_client() {
             continue;
         }
         let group = (

@@ -11,12 +11,15 @@
 //! - `write`: what one ingest stores ([`IngestWrite`], [`Sample`]) and
 //!   what became of it ([`IngestOutcome`]); [`ServiceRecord`].
 //! - `keys`: API keys ([`KeyRecord`], [`Role`]).
+//! - `admission`: bounded sets every collector on one store shares
+//!   ([`MemberSet`], [`Admission`]): services per tenant, routes per service.
 //! - `alert`: alerting as stored ([`StoredRule`], [`StoredAlert`],
 //!   [`AlertEvent`], [`AlertHistoryQuery`]).
 //! - `merge`: every merge of the above: totals ([`totals_of`]), fast sums
 //!   ([`StatsSum`]), route sums ([`sum_routes`]), merges by key and
 //!   roll-ups into coarser periods ([`roll_up`], [`roll_up_custom`]).
 
+mod admission;
 mod alert;
 mod bucket;
 mod custom;
@@ -25,9 +28,11 @@ mod merge;
 mod period;
 mod write;
 
+pub use admission::{Admission, MemberKind, MemberSet};
 pub use alert::{AlertEvent, AlertHistoryQuery, StoredAlert, StoredRule};
 pub use bucket::{
-    Bucket, BucketQuery, BucketStats, OVERFLOW_ROUTE, RouteSum, SeriesKey, SeriesSelect,
+    Bucket, BucketQuery, BucketStats, CLIENT_METHOD, OVERFLOW_ROUTE, RouteSum, SeriesKey,
+    SeriesSelect,
 };
 pub use custom::{CustomKey, CustomKind, CustomPoint, CustomQuery, CustomStats, canonical_labels};
 pub use keys::{KeyRecord, Role};

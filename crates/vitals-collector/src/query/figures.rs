@@ -151,6 +151,7 @@ pub struct RouteFigures {
 pub fn routes(sums: Vec<RouteSum>, window: &Window) -> Vec<RouteFigures> {
     let mut out: Vec<RouteFigures> = sums
         .into_iter()
+        .filter(|s| s.method != crate::model::CLIENT_METHOD)
         .map(|s| RouteFigures {
             method: s.method,
             route: s.route,
@@ -232,7 +233,11 @@ pub fn sparkline<'a>(
         .collect()
 }
 
-/// One caller → callee edge.
+/// One caller → callee edge, seen from both ends: the top-level figures
+/// are the callee's (requests it served with this caller's header), and
+/// `caller_observed` the caller's own (the calls its instrumented clients
+/// made to this peer), when it pushed any. Their difference is the network
+/// and queueing between the two.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Edge {
     /// The calling service.
@@ -249,19 +254,70 @@ pub struct Edge {
     pub error_rate: f64,
     /// 95th percentile of the callee's duration, ms.
     pub p95_ms: Option<f64>,
+    /// The caller's side: `null` when the caller pushed no client figures
+    /// for this callee.
+    pub caller_observed: Option<SideFigures>,
 }
 
-/// Caller → callee edges from buckets that name a caller.
-pub fn edges(buckets: &[Bucket], window: &Window) -> Vec<Edge> {
+/// One end's figures of an edge.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SideFigures {
+    /// Calls (requests) counted at this end.
+    pub requests: u64,
+    /// Calls per second.
+    pub rate_per_sec: f64,
+    /// Errors at this end: 5xx, and for the caller, calls that got no
+    /// response.
+    pub errors: u64,
+    /// Errors / requests.
+    pub error_rate: f64,
+    /// Median duration, ms.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile, ms.
+    pub p95_ms: Option<f64>,
+}
+
+impl SideFigures {
+    fn of(f: &Figures) -> SideFigures {
+        SideFigures {
+            requests: f.requests,
+            rate_per_sec: f.rate_per_sec,
+            errors: f.errors,
+            error_rate: f.error_rate,
+            p50_ms: f.p50_ms,
+            p95_ms: f.p95_ms,
+        }
+    }
+}
+
+/// Caller → callee edges from total buckets that name a caller (the
+/// callee's side) and client buckets (the caller's side: service = caller,
+/// route = callee). An edge only one side reported has zero figures on the
+/// other.
+pub fn edges(buckets: &[Bucket], clients: &[Bucket], window: &Window) -> Vec<Edge> {
     let mut by: BTreeMap<(&str, &str), StatsSum> = BTreeMap::new();
-    for b in buckets.iter().filter(|b| !b.key.caller.is_empty()) {
+    for b in buckets
+        .iter()
+        .filter(|b| !b.key.caller.is_empty() && !b.key.is_client())
+    {
         by.entry((&b.key.caller, &b.key.service))
             .or_default()
             .add(&b.stats);
     }
+    let mut callers: BTreeMap<(&str, &str), StatsSum> = BTreeMap::new();
+    for b in clients.iter().filter(|b| b.key.is_client()) {
+        callers
+            .entry((&b.key.service, &b.key.route))
+            .or_default()
+            .add(&b.stats);
+        by.entry((&b.key.service, &b.key.route)).or_default();
+    }
     by.into_iter()
         .map(|((caller, callee), s)| {
             let f = Figures::of(&s.finish(), window.span_secs());
+            let caller_observed = callers
+                .remove(&(caller, callee))
+                .map(|c| SideFigures::of(&Figures::of(&c.finish(), window.span_secs())));
             Edge {
                 caller: caller.into(),
                 callee: callee.into(),
@@ -270,6 +326,7 @@ pub fn edges(buckets: &[Bucket], window: &Window) -> Vec<Edge> {
                 errors: f.errors,
                 error_rate: f.error_rate,
                 p95_ms: f.p95_ms,
+                caller_observed,
             }
         })
         .collect()

@@ -11,7 +11,8 @@ mod health;
 mod window;
 
 pub use figures::{
-    Edge, Figures, Metric, Point, RouteFigures, edges, routes, sparkline, timeseries, total,
+    Edge, Figures, Metric, Point, RouteFigures, SideFigures, edges, routes, sparkline, timeseries,
+    total,
 };
 pub use health::{Health, health, policy};
 pub use window::{

@@ -15,9 +15,26 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// What a stored write held, for the answer.
+pub(super) struct Kept {
+    /// `stored` or `duplicate`.
+    pub(super) status: &'static str,
+    batch_id: Option<String>,
+    series: usize,
+    requests: u64,
+    overflowed: u64,
+    custom: usize,
+    custom_dropped: u64,
+    apdex_estimated: u64,
+}
+
 impl Collector {
     /// The raw body, capped at `max_body_bytes`, and whether it is gzip.
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<(Bytes, bool), ApiError> {
+    pub(super) async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<(Bytes, bool), ApiError> {
         let limits = &self.inner.config.limits;
         let gzip = ingest::is_gzip(headers.get(header::CONTENT_ENCODING))?;
         let bytes = axum::body::to_bytes(body, limits.max_body_bytes)
@@ -41,6 +58,28 @@ impl Collector {
         endpoint: &'static str,
         prepared: Prepared,
     ) -> Result<Response, ApiError> {
+        let kept = self.keep(endpoint, prepared).await?;
+        self.inner.batches.get(&[endpoint, kept.status]).inc();
+        Ok(axum::Json(json!({
+            "status": kept.status,
+            "batch_id": kept.batch_id,
+            "series": kept.series,
+            "requests": kept.requests,
+            "overflowed": kept.overflowed,
+            "custom": kept.custom,
+            "custom_dropped": kept.custom_dropped,
+            "apdex_estimated": kept.apdex_estimated,
+        }))
+        .into_response())
+    }
+
+    /// Stores a prepared write and counts what it holds (overflow, dropped
+    /// custom values, requests ingested under `endpoint`).
+    pub(super) async fn keep(
+        &self,
+        endpoint: &'static str,
+        prepared: Prepared,
+    ) -> Result<Kept, ApiError> {
         let Prepared {
             write,
             overflowed,
@@ -60,12 +99,10 @@ impl Collector {
         let (tenant, service) = (write.tenant.clone(), write.service.clone());
         let series = write.buckets.len();
         let custom = write.custom.len();
-        let outcome = self
-            .inner
-            .store
-            .ingest(write)
-            .await
-            .map_err(ApiError::store_unavailable)?;
+        let timer = self.inner.store_write_seconds.start_timer();
+        let outcome = self.inner.store.ingest(write).await;
+        timer.stop();
+        let outcome = outcome.map_err(ApiError::store_unavailable)?;
         let status = match outcome {
             IngestOutcome::Stored => {
                 self.inner.ingested.get(&[endpoint]).add(requests);
@@ -74,22 +111,20 @@ impl Collector {
             }
             IngestOutcome::Duplicate => "duplicate",
         };
-        self.inner.batches.get(&[endpoint, status]).inc();
-        Ok(axum::Json(json!({
-            "status": status,
-            "batch_id": batch_id,
-            "series": series,
-            "requests": requests,
-            "overflowed": overflowed,
-            "custom": custom,
-            "custom_dropped": custom_dropped,
-            "apdex_estimated": apdex_estimated,
-        }))
-        .into_response())
+        Ok(Kept {
+            status,
+            batch_id,
+            series,
+            requests,
+            overflowed,
+            custom,
+            custom_dropped,
+            apdex_estimated,
+        })
     }
 
     /// How far back a timestamp may lie, ms before now.
-    fn oldest_accepted_ms(&self) -> i64 {
+    pub(super) fn oldest_accepted_ms(&self) -> i64 {
         // Leave an hour of the minute retention for the rollup to read the data.
         self.inner.retention.minute_ms - 3_600_000
     }
@@ -98,6 +133,7 @@ impl Collector {
 /// `POST /v1/ingest` and `POST /v1/requests`: authorize, read and decode
 /// the body within the limits, admit the service, prepare, store durably.
 async fn ingest_body<B: BatchKind>(c: Collector, headers: HeaderMap, body: Body) -> Response {
+    let _timer = c.inner.ingest_seconds.get(&[B::ENDPOINT]).start_timer();
     let result = async {
         let key = c.authorize(&headers, Role::Ingest).await?;
         let (bytes, gzip) = c.read_body(&headers, body).await?;

@@ -7,7 +7,8 @@
 //! segment) in `refusals.rs`. The handlers import `state.rs`, not this file.
 //!
 //! Routes: `POST /v1/ingest` (aggregated batches, with custom metrics),
-//! `POST /v1/requests` (per-request records); read keys:
+//! `POST /v1/requests` (per-request records), `POST /v1/metrics` (OTLP/HTTP
+//! metrics, in `otlp.rs`); read keys:
 //! `GET /v1/services`, `/v1/services/{service}/stats|routes|timeseries|recent`,
 //! `/v1/services/{service}/custom` (custom metrics list) and
 //! `/v1/services/{service}/custom/{name}` (one metric's series),
@@ -23,6 +24,7 @@ mod batches;
 mod journeys;
 mod live;
 mod live_hub;
+mod otlp;
 mod queries;
 mod refusals;
 mod state;
@@ -31,7 +33,7 @@ pub use journeys::{MAX_JOURNEY, is_trace_id};
 pub use live::KEEPALIVE;
 pub use live_hub::LiveBatch;
 pub use queries::{MAX_QUERY_LEN, MAX_RECENT, MAX_ROUTES_LIMIT};
-pub use state::{Collector, CollectorError};
+pub use state::{Collector, CollectorError, MAX_OTLP_IN_FLIGHT};
 
 use axum::Router;
 use axum::extract::State;
@@ -48,6 +50,7 @@ impl Collector {
         Router::new()
             .route(INGEST_PATH, post(batches::ingest_batch))
             .route(REQUESTS_PATH, post(batches::ingest_records))
+            .route(otlp::OTLP_METRICS_PATH, post(otlp::metrics))
             .route("/v1/services", get(queries::services))
             .route("/v1/services/{service}/stats", get(queries::stats))
             .route("/v1/services/{service}/routes", get(queries::routes))

@@ -441,7 +441,17 @@ pub(super) async fn connections(
     answer(&c, &headers, q, &["window"], |c, tenant, p| async move {
         let w = window_of(c, &p, "15m", now_ms())?;
         let buckets = read_totals(c, &tenant, None, &w).await?;
-        let edges = query::edges(&buckets, &w);
+        // The caller's side: client series are route series of the caller.
+        let clients: Vec<Bucket> = c
+            .inner
+            .store
+            .read_buckets(bucket_query(&tenant, None, &w, SeriesSelect::Routes))
+            .await
+            .map_err(ApiError::store_unavailable)?
+            .into_iter()
+            .filter(|b| b.key.is_client())
+            .collect();
+        let edges = query::edges(&buckets, &clients, &w);
         Ok(json!({ "window": WindowInfo::from(&w), "edges": edges }))
     })
     .await

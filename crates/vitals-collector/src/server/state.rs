@@ -10,14 +10,21 @@ use crate::clock::now_ms;
 use crate::config::CollectorConfig;
 use crate::error::ApiError;
 use crate::ingest::RouteLimiter;
+use crate::ingest::otlp::Streams;
 use crate::model::{KeyRecord, Role, UnixMs};
+use crate::remote_write::{Exporter, RemoteMetrics};
 use crate::rollup::{self, Retention};
 use crate::store::{self, Store, StoreError};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
-use vitals::{Counter, CounterVec, Registry};
+use vitals::{Counter, CounterVec, FloatGauge, Histogram, HistogramVec, Registry};
+
+/// OTLP export requests one collector handles at once; past it the
+/// answer is `429 Too Many Requests` with `Retry-After`, which OTLP
+/// exporters honour.
+pub const MAX_OTLP_IN_FLIGHT: usize = 64;
 
 /// Why the collector could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +55,58 @@ pub(super) struct Inner {
     pub(super) overflowed: Counter,
     pub(super) apdex_estimated: Counter,
     pub(super) failures: CounterVec,
+    /// One exporter per `[[remote_write]]` receiver.
+    pub(super) remote: Vec<Arc<Exporter>>,
+    /// OTLP data points by outcome (accepted, rejected).
+    pub(super) otlp_points: CounterVec,
+    /// Time to answer an ingest body, by endpoint.
+    pub(super) ingest_seconds: HistogramVec,
+    /// Time the store took to keep one write.
+    pub(super) store_write_seconds: Histogram,
+    /// The rollup job's own figures.
+    pub(super) rollup: RollupMetrics,
+    /// Cumulative OTLP streams' last readings.
+    pub(super) streams: Streams,
+    /// OTLP requests being handled; past its permits the answer is 429.
+    pub(super) otlp_in_flight: tokio::sync::Semaphore,
+    /// Alert rules, states and notifications.
     pub(super) alerting: Alerting,
     pub(super) live: Arc<LiveHub>,
+}
+
+/// The rollup job's figures on the collector's own `/metrics`.
+pub(super) struct RollupMetrics {
+    /// How long each pass (rollup and retention) took.
+    pass_seconds: Histogram,
+    /// Periods recomputed.
+    periods: Counter,
+    /// When the last pass succeeded (Unix seconds).
+    last_success: FloatGauge,
+    /// How far behind the acknowledged data the rollups may be.
+    lag_seconds: FloatGauge,
+}
+
+impl RollupMetrics {
+    fn register(registry: &Registry) -> Result<Self, vitals::Error> {
+        Ok(RollupMetrics {
+            pass_seconds: registry.histogram((
+                "vitals_collector_rollup_pass_duration_seconds",
+                "Time one rollup and retention pass took",
+            ))?,
+            periods: registry.counter((
+                "vitals_collector_rollup_periods_total",
+                "Dirty periods recomputed by the rollup passes",
+            ))?,
+            last_success: registry.float_gauge((
+                "vitals_collector_rollup_last_success_timestamp_seconds",
+                "When the last rollup pass succeeded, in Unix seconds (0 before the first)",
+            ))?,
+            lag_seconds: registry.float_gauge((
+                "vitals_collector_rollup_lag_seconds",
+                "How far the 5-minute and hour rollups may trail the acknowledged data: the last pass's length after a success, the time since the last success after a failure",
+            ))?,
+        })
+    }
 }
 
 /// A collector: configuration, store and state shared by its HTTP
@@ -128,6 +185,17 @@ impl Collector {
             ),
             &["reason"],
         )?;
+        let mut remote = Vec::new();
+        if !config.remote_write.is_empty() {
+            let metrics = RemoteMetrics::register(&registry)?;
+            for (i, r) in config.remote_write.iter().enumerate() {
+                let target = r.resolve(i).map_err(CollectorError::Config)?;
+                let exporter =
+                    Exporter::open(target, store.clone(), config.clone(), metrics.clone())
+                        .map_err(CollectorError::Config)?;
+                remote.push(Arc::new(exporter));
+            }
+        }
         let alerting = Alerting::new(
             &config,
             alerting_settings,
@@ -140,6 +208,25 @@ impl Collector {
             config.limits.max_live_clients,
             config.limits.live_buffer,
         )?);
+        let otlp_points = registry.counter_vec(
+            (
+                "vitals_collector_otlp_data_points_total",
+                "OTLP data points received on /v1/metrics, by outcome (accepted, rejected)",
+            ),
+            &["outcome"],
+        )?;
+        let ingest_seconds = registry.histogram_vec(
+            (
+                "vitals_collector_ingest_duration_seconds",
+                "Time from an ingest body's arrival to its answer (any outcome), by endpoint (ingest, requests, otlp)",
+            ),
+            &["endpoint"],
+        )?;
+        let store_write_seconds = registry.histogram((
+            "vitals_collector_store_write_duration_seconds",
+            "Time the store took to keep one ingest write durably",
+        ))?;
+        let rollup = RollupMetrics::register(&registry)?;
         Ok(Collector {
             inner: Arc::new(Inner {
                 config,
@@ -153,8 +240,15 @@ impl Collector {
                 overflowed,
                 apdex_estimated,
                 failures,
+                remote,
                 alerting,
                 live,
+                otlp_points,
+                ingest_seconds,
+                store_write_seconds,
+                rollup,
+                streams: Streams::new(now_ms()),
+                otlp_in_flight: tokio::sync::Semaphore::new(MAX_OTLP_IN_FLIGHT),
             }),
         })
     }
@@ -174,6 +268,13 @@ impl Collector {
         &self.inner.registry
     }
 
+    /// The remote-write exporters, one per `[[remote_write]]` receiver, in
+    /// configuration order; [`Collector::spawn_jobs`] runs them (tests may
+    /// drive [`Exporter::export_due`] and [`Exporter::send_pending`]).
+    pub fn remote_writers(&self) -> &[Arc<Exporter>] {
+        &self.inner.remote
+    }
+
     /// The alerting engine (rules, states, notifications).
     pub fn alerting(&self) -> &Alerting {
         &self.inner.alerting
@@ -187,21 +288,54 @@ impl Collector {
     /// One rollup pass (every dirty period) followed by retention at
     /// `now`. The background job calls this; tests may too.
     pub async fn run_jobs_once(&self, now: UnixMs) -> Result<(), StoreError> {
-        rollup::rollup_pass(&*self.inner.store).await?;
-        rollup::apply_retention(&*self.inner.store, &self.inner.retention, now).await?;
-        // Alert history is kept as long as the hour rollups.
-        self.inner
-            .store
-            .drop_alert_history_before(now.saturating_sub(self.inner.retention.hour_ms))
-            .await?;
-        Ok(())
+        let m = &self.inner.rollup;
+        let timer = m.pass_seconds.start_timer();
+        let result = async {
+            let periods = rollup::rollup_pass(&*self.inner.store).await?;
+            rollup::apply_retention(&*self.inner.store, &self.inner.retention, now).await?;
+            // Alert history is kept as long as the hour rollups.
+            self.inner
+                .store
+                .drop_alert_history_before(now.saturating_sub(self.inner.retention.hour_ms))
+                .await?;
+            Ok::<_, StoreError>(periods)
+        }
+        .await;
+        let took = timer.stop();
+        let now_secs = now as f64 / 1000.0;
+        match result {
+            Ok(periods) => {
+                m.periods.add(periods as u64);
+                // Dirty periods of data acknowledged before the pass began
+                // are rolled up now: the lag is the pass's own length.
+                m.lag_seconds.set(took);
+                m.last_success.set(now_secs);
+                Ok(())
+            }
+            Err(e) => {
+                let last = m.last_success.get();
+                if last > 0.0 {
+                    m.lag_seconds.set((now_secs - last).max(0.0) + took);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Starts the rollup and retention job: a pass every
     /// `rollup_interval_secs`. Failures are counted and retried next time.
+    /// The remote-write exporters run beside it, and stop with it.
     pub fn spawn_jobs(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            // Aborted with this task: each handle aborts its task on drop.
+            let _remote: Vec<AbortOnDrop> = this
+                .inner
+                .remote
+                .iter()
+                .flat_map(|e| e.clone().spawn())
+                .map(AbortOnDrop)
+                .collect();
             let mut tick =
                 tokio::time::interval(Duration::from_secs(this.inner.config.rollup_interval_secs));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -219,12 +353,17 @@ impl Collector {
 
     /// Counts and renders an error answer.
     pub(super) fn fail(&self, err: ApiError) -> Response {
+        self.count_error(&err);
+        err.into_response()
+    }
+
+    /// Counts an error answer: a refusal by its reason, a failure as one.
+    pub(super) fn count_error(&self, err: &ApiError) {
         if err.is_rejection() {
             self.inner.registry.count_rejected(err.reason);
         } else {
             self.inner.failures.get(&[err.reason]).inc();
         }
-        err.into_response()
     }
 
     pub(super) async fn authorize(
@@ -234,15 +373,22 @@ impl Collector {
     ) -> Result<KeyRecord, ApiError> {
         let unauthorized =
             |msg: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg.to_string());
-        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let value = values.next().ok_or_else(|| {
             unauthorized("missing Authorization header; send `Authorization: Bearer <key>`")
         })?;
+        if values.next().is_some() {
+            // Which one a proxy or this server would read is anyone's
+            // guess: refuse rather than pick.
+            return Err(unauthorized(
+                "several Authorization headers; send exactly one `Authorization: Bearer <key>`",
+            ));
+        }
         let key = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
+            .and_then(auth::bearer_token)
+            .filter(|k| k.len() <= MAX_KEY_LEN)
             .ok_or_else(|| {
                 unauthorized("malformed Authorization header; send `Authorization: Bearer <key>`")
             })?;
@@ -271,5 +417,15 @@ impl Collector {
             ));
         }
         Ok(rec)
+    }
+}
+
+/// Aborts a background task when dropped, so jobs started by
+/// [`Collector::spawn_jobs`] end with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -4,9 +4,9 @@
 
 use super::error::StoreResult;
 use crate::model::{
-    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
-    IngestOutcome, IngestWrite, KeyRecord, Resolution, RouteSum, Sample, SeriesSelect,
-    ServiceRecord, StoredAlert, StoredRule, TraceSample, UnixMs, sum_routes,
+    Admission, AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery,
+    DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord, MemberSet, Resolution, RouteSum, Sample,
+    SeriesSelect, ServiceRecord, StoredAlert, StoredRule, TraceSample, UnixMs, sum_routes,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -196,6 +196,25 @@ pub trait Store: Send + Sync + 'static {
     /// calling this; a running collector stops accepting a revoked key
     /// within [`crate::auth::KEY_CACHE_TTL`].
     fn revoke_keys(&self, hash_prefix: String) -> BoxFuture<'_, StoreResult<Vec<KeyRecord>>>;
+
+    /// Admits `members` into the bounded, shared `set` (a tenant's
+    /// services, a service's routes) while it has fewer than `max`
+    /// members, atomically across every collector on this store. `seed`
+    /// fills the set first when it has no member yet (what the store held
+    /// before sets were kept: a collector passes the services or recent
+    /// routes it read). `Ok(None)` means the back end keeps no shared sets
+    /// (SQLite: one process), and the collector counts in its own memory,
+    /// which is the default.
+    fn admit(
+        &self,
+        set: MemberSet,
+        seed: Vec<String>,
+        members: Vec<String>,
+        max: usize,
+    ) -> BoxFuture<'_, StoreResult<Option<Admission>>> {
+        let _ = (set, seed, members, max);
+        Box::pin(async { Ok(None) })
+    }
 
     /// Adds the back end's own metrics (if it has any) to the collector's
     /// registry, served at `GET /metrics`; called once per collector built

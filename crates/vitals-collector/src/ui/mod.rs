@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 /// no inline `<style>`; the libraries set styles through the CSSOM, which
 /// the policy does not restrict.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-                   img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+                   img-src 'self'; connect-src 'self'; base-uri 'none'; \
                    form-action 'none'; frame-ancestors 'none'";
 
 /// `GET /`: the page, with its Content-Security-Policy.

@@ -11,6 +11,7 @@
 //! - `alertmanager`: the real Alertmanager lists our alert, then resolved.
 //! - `api`: the rules API: roles, create, replace, delete, hostile input.
 //! - `store`: the alerting store methods on SQLite and PostgreSQL.
+//! - `settings`: the `[alerting]` section's checks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/mod.rs"]
@@ -20,6 +21,7 @@ mod external;
 
 mod alertmanager;
 mod api;
+mod settings;
 mod states;
 mod store;
 mod webhook;

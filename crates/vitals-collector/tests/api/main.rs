@@ -12,6 +12,11 @@
 //!   past the batch limit refuse the batch.
 //! - `refusals`: hostile bodies, bad query parameters and what the router
 //!   refuses are clear JSON errors, and counted.
+//! - `hardening`: numbers no interval can hold, `Authorization` edge cases,
+//!   service names that cannot be queried back.
+//! - `otlp`: `/v1/metrics` answers as OTLP/HTTP says; retries count once.
+//! - `own_metrics`: the collector's own `/metrics`, promtool-clean.
+//! - `otlp_sdk`: the real OpenTelemetry Python SDK exports to `/v1/metrics`.
 //! - `health`: each service's health follows its own policy.
 //! - `freshness`: every window sees every acknowledged batch at once, on
 //!   every back end.
@@ -25,11 +30,15 @@ mod common;
 mod external;
 
 mod freshness;
+mod hardening;
 mod health;
 mod ingest;
 mod journeys;
 mod limits;
 mod live;
+mod otlp;
+mod otlp_sdk;
+mod own_metrics;
 mod refusals;
 mod tenants;
 

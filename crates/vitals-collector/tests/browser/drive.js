@@ -6,6 +6,8 @@
 //
 //   node drive.js --base http://127.0.0.1:PORT --ingest vk_… --read vk_… \
 //       --other-ingest vk_… --other-read vk_… --shots DIR
+//   node drive.js --bench 200 --base … --ingest vk_… --read vk_… [--mode poll]
+//       (only the time from a batch's acknowledgement to the overview showing it)
 'use strict';
 
 const os = require('os');
@@ -29,7 +31,10 @@ function parseArgs(argv) {
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
     out[name] = argv[i + 1];
   }
-  for (const k of ['base', 'ingest', 'read', 'otherIngest', 'otherRead']) {
+  out.bench = Number(out.bench || 0);
+  out.mode = out.mode || 'live';
+  const required = out.bench > 0 ? ['base', 'ingest', 'read'] : ['base', 'ingest', 'read', 'otherIngest', 'otherRead'];
+  for (const k of required) {
     if (!out[k]) throw new Error(`--${k} is required`);
   }
   return out;
@@ -409,14 +414,75 @@ async function screenshots(page, base, shots) {
 
 let failing = async () => {};
 
+const stamp = () => performance.timeOrigin + performance.now();
+function percentile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/**
+ * The benchmark: N batches of one request each to service "bench", each
+ * timed from its acknowledgement (and from just before it was sent) to the
+ * first animation frame after the overview's row counts it.
+ */
+async function bench(browser, args) {
+  const base = args.base.replace(/\/$/, '');
+  const ingest = client(base, args.ingest);
+  const one = () => ({ service: 'bench', requests: [{ method: 'GET', route: '/b', status: 200, duration_ms: 1 }] });
+  await ingest.post('v1/requests', one());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  if (args.mode === 'poll') {
+    await page.route('**/v1/live', (r) => r.fulfill({ status: 503, contentType: 'application/json', body: '{"error":"off","reason":"bench"}' }));
+  }
+  await page.goto(`${base}/#/services?window=15m`);
+  await signIn(page, args.read);
+  await page.waitForSelector(`#status[data-mode="${args.mode === 'poll' ? 'polling' : 'live'}"]`);
+  await page.waitForSelector('#services tr[data-service="bench"]');
+  const fromAck = [];
+  const fromSend = [];
+  for (let i = 0; i < args.bench; i += 1) {
+    const before = Number(await page.$eval('#services tr[data-service="bench"] td[data-col="requests"]', (td) => td.dataset.value));
+    await page.evaluate((n) => {
+      window.__seen = new Promise((resolve) => {
+        const cell = () => document.querySelector('#services tr[data-service="bench"] td[data-col="requests"]');
+        const obs = new MutationObserver(() => {
+          if (Number(cell()?.dataset.value) <= n) return;
+          obs.disconnect();
+          requestAnimationFrame(() => resolve(performance.timeOrigin + performance.now()));
+        });
+        obs.observe(document.getElementById('page'), { subtree: true, childList: true, attributes: true, characterData: true });
+      });
+    }, before);
+    const sent = stamp();
+    await ingest.post('v1/requests', one());
+    const acked = stamp();
+    const shown = await page.evaluate(() => window.__seen);
+    fromAck.push(shown - acked);
+    fromSend.push(shown - sent);
+    await sleep(args.mode === 'poll' ? 0 : 50 + Math.random() * 100);
+  }
+  const report = (name, xs) => {
+    const v = [...xs].sort((a, b) => a - b);
+    const f = (x) => `${x.toFixed(1)} ms`;
+    console.log(`${name}: n=${v.length} median ${f(percentile(v, 0.5))}, p95 ${f(percentile(v, 0.95))}, p99 ${f(percentile(v, 0.99))}, max ${f(v[v.length - 1])}`);
+  };
+  console.log(`mode ${args.mode}`);
+  report('acknowledged → shown', fromAck);
+  report('sent → shown', fromSend);
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const base = args.base.replace(/\/$/, '');
   const ingest = client(base, args.ingest);
   const read = client(base, args.read);
   read.key = args.read;
-  const other = client(base, args.otherIngest);
+  const other = client(base, args.otherIngest || args.ingest);
   const now = Date.now();
+  if (args.bench > 0) {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    try { await bench(browser, args); } finally { await browser.close(); }
+    return;
+  }
   await push(ingest, now);
   await other.post('v1/requests', { service: 'globex-secret', requests: records([['GET', '/secret', 200, 4]], now) });
   ok('pushed: checkout, payments and a hostile name to one tenant, globex-secret to another');

@@ -47,6 +47,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     asset_file!("dashboard-panels.js", JS),
     asset_file!("dashboard-charts.js", JS),
     asset_file!("dashboard-theme.js", JS),
+    asset_file!("dashboard-clients.js", JS),
     asset_file!("favicon.svg", SVG),
 ];
 

@@ -19,6 +19,7 @@ use super::history::Point;
 use super::query::{Query, QueryError};
 use super::window::{Delta, Reading, diff};
 use crate::server_metrics::{Handles, ServerMetrics};
+use crate::servers::sum;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -58,9 +59,9 @@ fn point(metrics: &ServerMetrics, delta: &Delta) -> Point {
             .map_or(0, |d| d.as_millis() as u64),
         span_ms: (delta.seconds * 1000.0).round() as u64,
         uptime_seconds: metrics.uptime_seconds(),
-        connections_active: m.connections_active.get(),
-        streams_active: m.streams_active.get(),
-        requests_active: m.active_requests.get(),
+        connections_active: sum(&m.servers, |s| s.connections_active.get()),
+        streams_active: sum(&m.servers, |s| s.streams_active.get()),
+        requests_active: sum(&m.servers, |s| s.active_requests.get()),
         requests,
         errors,
         rate_per_sec: per_sec(requests),
@@ -112,7 +113,7 @@ fn sample(weak: Weak<Handles>, mut previous: Reading, every: Duration) {
         // After a stall (a suspended process), take one sample, not a burst.
         next = (next + every).max(std::time::Instant::now());
         let Some(inner) = weak.upgrade() else { return };
-        let metrics = ServerMetrics { inner };
+        let metrics = ServerMetrics { inner, server: 0 };
         let now = Reading::take(&metrics);
         let point = point(&metrics, &diff(&previous, &now));
         metrics.inner.history.push(point);

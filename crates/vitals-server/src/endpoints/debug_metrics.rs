@@ -37,14 +37,16 @@ pub(crate) fn router(metrics: &ServerMetrics) -> axum::Router {
 #[derive(Debug, Default)]
 struct Filters {
     route: Option<String>,
+    server: Option<String>,
+    client: Option<String>,
 }
 
 /// The filters there are, as a 400 lists them.
-const KNOWN_FILTERS: &[&str] = &["route"];
+const KNOWN_FILTERS: &[&str] = &["route", "server", "client"];
 
 /// Filters a client may still send that this version does not have: a
 /// 400, so nobody mistakes the unfiltered answer for a filtered one.
-const UNAVAILABLE_FILTERS: &[&str] = &["server", "worker"];
+const UNAVAILABLE_FILTERS: &[&str] = &["worker"];
 
 fn parse_filters(raw: Option<&str>) -> Result<Filters, QueryError> {
     let query = Query::parse(raw)?;
@@ -62,6 +64,8 @@ fn parse_filters(raw: Option<&str>) -> Result<Filters, QueryError> {
     // accepted as they are.
     Ok(Filters {
         route: query.once("route")?.map(str::to_owned),
+        server: query.once("server")?.map(str::to_owned),
+        client: query.once("client")?.map(str::to_owned),
     })
 }
 
@@ -129,6 +133,91 @@ fn tasks_section(now: &Reading, delta: &Delta, metrics: &ServerMetrics) -> Value
     })
 }
 
+/// The declared servers, as `/debug/metrics` lists them.
+fn server_list(m: &crate::server_metrics::Handles) -> Value {
+    let list: Vec<Value> = m
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({ "index": i, "name": s.name.as_deref() }))
+        .collect();
+    Value::Array(list)
+}
+
+/// The `clients` section: each declared client (or only `only`), its
+/// lifetime counts, in-flight calls and connections, and per host its
+/// counts and the window's rate and percentiles.
+fn clients_section(
+    now: &Reading,
+    delta: &Delta,
+    m: &crate::server_metrics::Handles,
+    only: Option<&str>,
+) -> Value {
+    let f = &m.clients;
+    let mut out = Vec::new();
+    for (index, name) in f.names().iter().enumerate() {
+        if only.is_some_and(|o| o != &**name) {
+            continue;
+        }
+        let label = [&**name];
+        let mut lifetime = RouteTotals::default();
+        let mut recent = Sketch::new();
+        let mut recent_requests = 0;
+        let mut hosts = Vec::new();
+        for ((client, host), t) in &now.clients {
+            if client != &**name {
+                continue;
+            }
+            let d = delta
+                .clients
+                .get(&(client.clone(), host.clone()))
+                .cloned()
+                .unwrap_or_default();
+            lifetime.requests += t.requests;
+            lifetime.errors += t.errors;
+            recent.merge(&d.duration);
+            recent_requests += d.requests;
+            hosts.push(json!({
+                "host": host,
+                "requests": t.requests,
+                "errors": t.errors,
+                "rate_per_sec": rate(d.requests, delta.seconds),
+                "p50_ms": ms(d.duration.quantile(0.5)),
+                "p95_ms": ms(d.duration.quantile(0.95)),
+                "p99_ms": ms(d.duration.quantile(0.99)),
+            }));
+        }
+        let mut kinds = serde_json::Map::new();
+        for kind in crate::client::ErrorKind::ALL {
+            let mut n = 0;
+            f.errors.for_each(|values, c| {
+                if values.first().is_some_and(|c| **c == **name)
+                    && values.get(3).is_some_and(|k| &**k == kind.as_str())
+                {
+                    n += c.get();
+                }
+            });
+            kinds.insert(kind.as_str().to_owned(), json!(n));
+        }
+        out.push(json!({
+            "index": index,
+            "client": &**name,
+            "requests": lifetime.requests,
+            "errors": lifetime.errors,
+            "errors_by_kind": kinds,
+            "active": f.active.get(&label).get(),
+            "connections_opened": f.opened.get(&label).get(),
+            "connections_reused": f.reused.get(&label).get(),
+            "rate_per_sec": rate(recent_requests, delta.seconds),
+            "p50_ms": ms(recent.quantile(0.5)),
+            "p95_ms": ms(recent.quantile(0.95)),
+            "p99_ms": ms(recent.quantile(0.99)),
+            "hosts": hosts,
+        }));
+    }
+    Value::Array(out)
+}
+
 fn ms(seconds: Option<f64>) -> Value {
     seconds.map_or(Value::Null, |s| json!(s * 1000.0))
 }
@@ -154,6 +243,44 @@ async fn debug_metrics(
     let now = Reading::take(&state.metrics);
     let delta = state.window.delta(&now);
     state.window.push(now.clone());
+    let m = &state.metrics.inner;
+    let server = match filters.server.as_deref() {
+        None => None,
+        Some(key) => match crate::servers::find(&m.servers, key) {
+            Some(i) => Some(i),
+            None => {
+                return QueryError::new(format!(
+                    "unknown server {key:?}: give a declared server's index or name"
+                ))
+                .with("known_servers", server_list(m))
+                .respond(registry);
+            }
+        },
+    };
+    let client = match filters.client.as_deref() {
+        None => None,
+        Some(key) => match m.clients.find(key) {
+            Some(i) => Some(m.clients.names()[i].to_string()),
+            None => {
+                let known: Vec<String> = m.clients.names().iter().map(|n| n.to_string()).collect();
+                return QueryError::new(format!(
+                    "unknown client {key:?}: give a declared client's index or name"
+                ))
+                .with("known_clients", known)
+                .respond(registry);
+            }
+        },
+    };
+    // One server's view: its bytes and routes, its connections.
+    let (now, delta) = match server {
+        Some(i) => (now.only(i), delta.only(i)),
+        None => (now, delta),
+    };
+    let sides: &[crate::servers::ServerSide] = match server {
+        Some(i) => &m.servers[i..=i],
+        None => &m.servers,
+    };
+    let total = |f: fn(&crate::servers::ServerSide) -> i64| -> i64 { sides.iter().map(f).sum() };
     if let Some(route) = &filters.route {
         if !now.routes.keys().any(|(_, r)| r == route) {
             let known: Vec<&str> = now.routes.keys().map(|(_, r)| r.as_str()).collect();
@@ -165,7 +292,6 @@ async fn debug_metrics(
         }
     }
     let wanted = |r: &str| filters.route.as_deref().is_none_or(|f| f == r);
-    let m = &state.metrics.inner;
 
     // Totals over every (selected) route; percentiles from merged sketches.
     let mut lifetime = RouteTotals::default();
@@ -207,19 +333,19 @@ async fn debug_metrics(
         "uptime_seconds": state.metrics.uptime_seconds(),
         "window_seconds": delta.seconds,
         "connections": {
-            "total": m.connections_total.get(),
-            "active": m.connections_active.get(),
-            "failed": m.connections_failed.get(),
-            "idle": m.connections_idle.get(),
-            "peer_closed": m.connections_peer_closed.get(),
+            "total": total(|s| s.connections_total.get() as i64),
+            "active": total(|s| s.connections_active.get()),
+            "failed": total(|s| s.connections_failed.get() as i64),
+            "idle": total(|s| s.connections_idle.get()),
+            "peer_closed": total(|s| s.connections_peer_closed.get() as i64),
         },
         "streams": {
-            "total": m.streams_total.get(),
-            "active": m.streams_active.get(),
+            "total": total(|s| s.streams_total.get() as i64),
+            "active": total(|s| s.streams_active.get()),
         },
         "requests": {
             "total": lifetime.requests,
-            "active": m.active_requests.get(),
+            "active": total(|s| s.active_requests.get()),
             "errors": lifetime.errors,
             "rate_per_sec": rate(recent_requests, delta.seconds),
             "avg_latency_ms": ms(avg),
@@ -228,8 +354,8 @@ async fn debug_metrics(
             "p99_ms": ms(recent.quantile(0.99)),
         },
         "bytes": {
-            "sent_total": m.bytes_sent.get(),
-            "recv_total": m.bytes_received.get(),
+            "sent_total": now.bytes_sent,
+            "recv_total": now.bytes_received,
             "sent_rate_kbps": kbps(delta.bytes_sent),
             "recv_rate_kbps": kbps(delta.bytes_received),
         },
@@ -254,6 +380,9 @@ async fn debug_metrics(
         "tasks": tasks_section(&now, &delta, &state.metrics),
         "routes": routes,
         "custom": [],
+        "servers": server_list(m),
+        "server": server.map_or(Value::Null, |i| json!(i)),
+        "clients": clients_section(&now, &delta, m, client.as_deref()),
     });
     axum::Json(body).into_response()
 }
@@ -263,11 +392,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_route_filter_is_there() {
+    fn route_server_and_client_filters_are_there() {
         let f = parse_filters(Some("route=%2Fa&live=1")).unwrap();
         assert_eq!(f.route.as_deref(), Some("/a"));
         assert!(parse_filters(None).unwrap().route.is_none());
-        for raw in ["server=0", "worker=1", "route=%2Fa&server=1", "worker="] {
+        let f = parse_filters(Some("server=admin&client=1")).unwrap();
+        assert_eq!(f.server.as_deref(), Some("admin"));
+        assert_eq!(f.client.as_deref(), Some("1"));
+        for raw in ["worker=1", "route=%2Fa&worker=1", "worker="] {
             let refused = parse_filters(Some(raw)).unwrap_err();
             assert!(
                 refused.message().contains("not available in this version"),

@@ -34,7 +34,7 @@
 
 use super::debug_history;
 use super::query::{Query, QueryError};
-use crate::record::layer::OwnEventStream;
+use crate::record::layer::OwnEndpoint;
 use crate::server_metrics::ServerMetrics;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -167,7 +167,7 @@ async fn events(State(state): State<Arc<EventsState>>, RawQuery(query): RawQuery
         )
         .into_response();
     // Not an application SSE session: keep its bytes out of the SSE figures.
-    response.extensions_mut().insert(OwnEventStream);
+    response.extensions_mut().insert(OwnEndpoint);
     response
 }
 

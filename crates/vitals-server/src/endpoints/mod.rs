@@ -20,6 +20,7 @@ pub(crate) mod metrics_text;
 pub(crate) mod query;
 pub(crate) mod window;
 
+use crate::record::layer::OwnEndpoint;
 use crate::server_metrics::ServerMetrics;
 
 /// Builds the router serving `/metrics`, `/debug/metrics`,
@@ -38,6 +39,15 @@ pub fn router(metrics: &ServerMetrics) -> axum::Router {
         .merge(events::router(metrics))
         .merge(dashboard::router(metrics));
     debug_history::ensure_sampler(metrics);
-    // Last: the credential check covers every route added above.
-    auth::protect(router, &metrics.inner.credentials, metrics.registry())
+    // The credential check covers every route added above.
+    let router = auth::protect(router, &metrics.inner.credentials, metrics.registry());
+    // Outermost, so refusals are marked too: the layer keeps the answers of
+    // these routes out of the application's figures (`endpoints_as_application`).
+    router.route_layer(axum::middleware::map_response(mark_own))
+}
+
+/// Marks an answer as the server's own (see [`OwnEndpoint`]).
+async fn mark_own(mut response: axum::response::Response) -> axum::response::Response {
+    response.extensions_mut().insert(OwnEndpoint);
+    response
 }

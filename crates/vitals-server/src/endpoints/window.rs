@@ -42,6 +42,80 @@ pub(crate) struct Reading {
     pub(crate) routes: BTreeMap<(String, String), RouteTotals>,
     /// Keyed by queue name.
     pub(crate) tasks: BTreeMap<String, TaskTotals>,
+    /// The bytes and routes of each declared server, by index (empty when
+    /// none was declared: the process is its one server).
+    pub(crate) servers: Vec<ServerTotals>,
+    /// Outbound calls, keyed by (client, host).
+    pub(crate) clients: BTreeMap<(String, String), RouteTotals>,
+}
+
+/// Reads the `http_client_*` families into per-(client, host) totals:
+/// `errors` are 5xx answers and calls without a response.
+fn read_clients(
+    f: &crate::client::families::ClientFamilies,
+) -> BTreeMap<(String, String), RouteTotals> {
+    let mut clients: BTreeMap<(String, String), RouteTotals> = BTreeMap::new();
+    f.requests.for_each(|values, c| {
+        let (key, status) = match values {
+            [client, _, host, status] => ((client.to_string(), host.to_string()), &**status),
+            _ => (("overflow".to_owned(), "overflow".to_owned()), ""),
+        };
+        let t = clients.entry(key).or_default();
+        let n = c.get();
+        t.requests += n;
+        if status.starts_with('5') || status == "error" {
+            t.errors += n;
+        }
+    });
+    f.duration.for_each(|values, h| {
+        let key = match values {
+            [client, _, host] => (client.to_string(), host.to_string()),
+            _ => ("overflow".to_owned(), "overflow".to_owned()),
+        };
+        clients.entry(key).or_default().duration.merge(&h.sketch());
+    });
+    clients
+}
+
+/// One server's share of a [`Reading`] or a [`Delta`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServerTotals {
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) routes: BTreeMap<(String, String), RouteTotals>,
+}
+
+impl ServerTotals {
+    /// What happened between `base` and `self` (taken later).
+    fn since(&self, base: Option<&ServerTotals>) -> ServerTotals {
+        let empty = ServerTotals::default();
+        let base = base.unwrap_or(&empty);
+        ServerTotals {
+            bytes_sent: self.bytes_sent.saturating_sub(base.bytes_sent),
+            bytes_received: self.bytes_received.saturating_sub(base.bytes_received),
+            routes: diff_routes(&base.routes, &self.routes),
+        }
+    }
+}
+
+/// Splits an HTTP family's label values into (server index, rest): the
+/// `server` label leads them when servers are declared.
+fn split_server<'v>(
+    sides: &[crate::servers::ServerSide],
+    values: &'v [Box<str>],
+) -> (Option<usize>, &'v [Box<str>]) {
+    if sides.first().is_none_or(|s| s.label.is_none()) {
+        return (None, values);
+    }
+    match values.split_first() {
+        Some((server, rest)) => (
+            sides
+                .iter()
+                .position(|s| s.label.as_deref() == Some(&**server)),
+            rest,
+        ),
+        None => (None, values),
+    }
 }
 
 /// The first label value of a series, or `overflow` for the overflow series.
@@ -76,34 +150,71 @@ fn read_tasks(t: &crate::record::task_families::TaskFamilies) -> BTreeMap<String
 impl Reading {
     pub(crate) fn take(metrics: &ServerMetrics) -> Reading {
         let m = &metrics.inner;
+        let labelled = m.servers.first().is_some_and(|s| s.label.is_some());
+        let mut servers: Vec<ServerTotals> = if labelled {
+            m.servers
+                .iter()
+                .map(|s| ServerTotals {
+                    bytes_sent: s.bytes_sent.get(),
+                    bytes_received: s.bytes_received.get(),
+                    routes: BTreeMap::new(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut routes: BTreeMap<(String, String), RouteTotals> = BTreeMap::new();
         m.requests.for_each(|values, counter| {
-            // Values are [method, route, status]; the overflow series has none.
+            // Values are [server,] method, route, status; the overflow series has none.
+            let (server, values) = split_server(&m.servers, values);
             let (method, route, status) = match values {
                 [m, r, s] => (m.to_string(), r.to_string(), s.as_ref()),
                 _ => ("_OTHER".to_owned(), "overflow".to_owned(), ""),
             };
-            let t = routes.entry((method, route)).or_default();
             let n = counter.get();
-            t.requests += n;
-            if status.starts_with('5') {
-                t.errors += n;
+            let errors = if status.starts_with('5') { n } else { 0 };
+            if let Some(t) = server.and_then(|i| servers.get_mut(i)) {
+                let t = t.routes.entry((method.clone(), route.clone())).or_default();
+                t.requests += n;
+                t.errors += errors;
             }
+            let t = routes.entry((method, route)).or_default();
+            t.requests += n;
+            t.errors += errors;
         });
         m.duration.for_each(|values, h| {
+            let (server, values) = split_server(&m.servers, values);
             let key = match values {
                 [m, r] => (m.to_string(), r.to_string()),
                 _ => ("_OTHER".to_owned(), "overflow".to_owned()),
             };
-            routes.entry(key).or_default().duration = h.sketch();
+            let sketch = h.sketch();
+            if let Some(t) = server.and_then(|i| servers.get_mut(i)) {
+                t.routes.entry(key.clone()).or_default().duration = sketch.clone();
+            }
+            routes.entry(key).or_default().duration.merge(&sketch);
         });
         Reading {
             at: Instant::now(),
-            bytes_sent: m.bytes_sent.get(),
-            bytes_received: m.bytes_received.get(),
+            bytes_sent: crate::servers::sum(&m.servers, |s| s.bytes_sent.get()),
+            bytes_received: crate::servers::sum(&m.servers, |s| s.bytes_received.get()),
             routes,
             tasks: read_tasks(&m.tasks),
+            servers,
+            clients: read_clients(&m.clients),
         }
+    }
+
+    /// This reading as one server saw it: its bytes and routes (the whole
+    /// reading when no server was declared).
+    pub(crate) fn only(&self, server: usize) -> Reading {
+        let mut one = self.clone();
+        if let Some(s) = self.servers.get(server) {
+            one.bytes_sent = s.bytes_sent;
+            one.bytes_received = s.bytes_received;
+            one.routes = s.routes.clone();
+        }
+        one
     }
 }
 
@@ -115,21 +226,53 @@ pub(crate) struct Delta {
     pub(crate) bytes_received: u64,
     pub(crate) routes: BTreeMap<(String, String), RouteTotals>,
     pub(crate) tasks: BTreeMap<String, TaskTotals>,
+    /// Per declared server, as in [`Reading::servers`].
+    pub(crate) servers: Vec<ServerTotals>,
+    /// Outbound calls, keyed by (client, host).
+    pub(crate) clients: BTreeMap<(String, String), RouteTotals>,
 }
 
-/// What happened between `base` and `now` (`now` taken later).
-pub(crate) fn diff(base: &Reading, now: &Reading) -> Delta {
-    let seconds = now.at.saturating_duration_since(base.at).as_secs_f64();
+impl Delta {
+    /// This delta as one server saw it (the whole when none was declared).
+    pub(crate) fn only(&self, server: usize) -> Delta {
+        let mut one = self.clone();
+        if let Some(s) = self.servers.get(server) {
+            one.bytes_sent = s.bytes_sent;
+            one.bytes_received = s.bytes_received;
+            one.routes = s.routes.clone();
+        }
+        one
+    }
+}
+
+/// Per-route differences between two reads.
+fn diff_routes(
+    base: &BTreeMap<(String, String), RouteTotals>,
+    now: &BTreeMap<(String, String), RouteTotals>,
+) -> BTreeMap<(String, String), RouteTotals> {
     let mut routes = BTreeMap::new();
-    for (key, cur) in &now.routes {
+    for (key, cur) in now {
         let mut d = cur.clone();
-        if let Some(old) = base.routes.get(key) {
+        if let Some(old) = base.get(key) {
             d.requests = d.requests.saturating_sub(old.requests);
             d.errors = d.errors.saturating_sub(old.errors);
             d.duration.subtract(&old.duration);
         }
         routes.insert(key.clone(), d);
     }
+    routes
+}
+
+/// What happened between `base` and `now` (`now` taken later).
+pub(crate) fn diff(base: &Reading, now: &Reading) -> Delta {
+    let seconds = now.at.saturating_duration_since(base.at).as_secs_f64();
+    let routes = diff_routes(&base.routes, &now.routes);
+    let servers = now
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.since(base.servers.get(i)))
+        .collect();
     let mut tasks = BTreeMap::new();
     for (queue, cur) in &now.tasks {
         let mut d = cur.clone();
@@ -149,6 +292,8 @@ pub(crate) fn diff(base: &Reading, now: &Reading) -> Delta {
         bytes_received: now.bytes_received.saturating_sub(base.bytes_received),
         routes,
         tasks,
+        servers,
+        clients: diff_routes(&base.clients, &now.clients),
     }
 }
 
@@ -217,6 +362,8 @@ mod tests {
             bytes_received: requests * 10,
             routes,
             tasks: BTreeMap::new(),
+            servers: Vec::new(),
+            clients: BTreeMap::new(),
         }
     }
 

@@ -20,7 +20,7 @@ use super::caller::{INVALID_CALLER, OVERFLOW_CALLER, parse_traceparent, valid_ca
 use super::config::PushConfig;
 use super::ended::{Ended, duration_ms};
 use super::limits::{MAX_ROUTE_LEN, MAX_SAMPLED_PATH_LEN};
-use super::sample::{PendingSample, Sampler};
+use super::sample::{PendingSample, Sampler, trace_priority};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -65,6 +65,8 @@ pub(crate) struct Aggregator {
     overflow_caller: Arc<str>,
     sampler: Sampler,
     rejected: Rejections,
+    /// The caller's side of outbound calls (`client/`).
+    pub(crate) clients: super::client_side::ClientAggregator,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -138,15 +140,18 @@ impl Series {
 
     #[inline]
     fn matches(&self, method: &str, route: &str, class: u8, caller: Option<&Arc<str>>) -> bool {
+        self.matches_class_caller(class, caller) && self.method == method && &*self.route == route
+    }
+
+    #[inline]
+    fn matches_class_caller(&self, class: u8, caller: Option<&Arc<str>>) -> bool {
         // Callers are interned, so equal names are the same allocation.
         self.class == class
-            && self.method == method
             && match (&self.caller, caller) {
                 (None, None) => true,
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 _ => false,
             }
-            && &*self.route == route
     }
 
     /// Lock-free: relaxed atomic adds only. The count goes first so a
@@ -240,6 +245,7 @@ impl Aggregator {
             invalid_caller,
             overflow_caller,
             sampler: Sampler::new(config.sample_size),
+            clients: super::client_side::ClientAggregator::new(config.max_series),
             rejected: Rejections {
                 caller_invalid: r("caller_invalid"),
                 caller_overflow: r("caller_overflow"),
@@ -258,24 +264,36 @@ impl Aggregator {
     #[inline]
     pub(crate) fn begin<B>(&self, req: &http::Request<B>) -> Option<Box<PushRequest>> {
         let headers = req.headers();
-        let caller = headers
-            .get(&CALLER)
-            .map(|v| self.intern_caller(v.as_bytes()));
-        let sample = self.sampler.reserve().map(|(epoch, slot)| {
-            let trace_id = headers.get(&TRACEPARENT).and_then(|v| {
-                let id = parse_traceparent(v.as_bytes());
-                if id.is_none() {
-                    self.rejected.traceparent_invalid.inc();
-                }
-                id
-            });
-            PendingSample {
-                epoch,
-                slot,
-                timestamp_unix_ms: now_unix_ms(),
-                path: cap(req.uri().path(), MAX_SAMPLED_PATH_LEN),
-                trace_id,
+        let (caller, traceparent) = push_headers(headers);
+        let caller = caller.map(|v| self.intern_caller(v.as_bytes()));
+        // A traced request is kept by its trace id (the same decision in
+        // every service), any other by the reservoir.
+        let trace_id = traceparent.and_then(|v| {
+            let id = parse_traceparent(v.as_bytes());
+            if id.is_none() {
+                self.rejected.traceparent_invalid.inc();
             }
+            id
+        });
+        let picked = match &trace_id {
+            Some(id) => {
+                let priority = trace_priority(id);
+                self.sampler
+                    .reserve_traced(priority)
+                    .map(|epoch| (epoch, 0, Some(priority)))
+            }
+            None => self
+                .sampler
+                .reserve()
+                .map(|(epoch, slot)| (epoch, slot, None)),
+        };
+        let sample = picked.map(|(epoch, slot, priority)| PendingSample {
+            epoch,
+            slot,
+            priority,
+            timestamp_unix_ms: now_unix_ms(),
+            path: cap(req.uri().path(), MAX_SAMPLED_PATH_LEN),
+            trace_id,
         });
         if caller.is_none() && sample.is_none() {
             return None;
@@ -309,11 +327,15 @@ impl Aggregator {
         c
     }
 
-    /// Records an ended request; `cache` is the layer's per-route slot.
+    /// Records an ended request; `cache` is the layer's per-route slot,
+    /// and `route_matched` says the layer's own cache already found this
+    /// request's method and route equal to the first one the slot was
+    /// filled for (so only the status class and caller are compared).
     #[inline]
     pub(crate) fn finish(
         &self,
         cache: &OnceLock<Arc<Series>>,
+        route_matched: bool,
         req: Option<Box<PushRequest>>,
         mut e: Ended<'_>,
     ) {
@@ -322,15 +344,20 @@ impl Aggregator {
         e.route = truncate(e.route, MAX_ROUTE_LEN);
         let class = (e.status / 100).clamp(1, 5) as u8;
         let caller = req.as_ref().and_then(|r| r.caller.as_ref());
-        match cache
-            .get()
-            .filter(|s| s.matches(e.method, e.route, class, caller))
-        {
+        match cache.get().filter(|s| {
+            if route_matched {
+                s.matches_class_caller(class, caller)
+            } else {
+                s.matches(e.method, e.route, class, caller)
+            }
+        }) {
             Some(s) => s.record(&e, self.apdex_t_ms),
             None => {
                 let s = self.series(e.method, e.route, class, caller);
                 s.record(&e, self.apdex_t_ms);
-                if class == 2 && cache.get().is_none() {
+                // Filled for the route the layer's cache holds (`route_matched`
+                // is true only for that one), so the two caches agree.
+                if class == 2 && route_matched && cache.get().is_none() {
                     let _ = cache.set(s);
                 }
             }
@@ -403,6 +430,28 @@ impl Aggregator {
     }
 }
 
+/// The caller and `traceparent` headers. A request carries few headers,
+/// and comparing a standard header's name with a custom one is one
+/// comparison, so one scan of a short map is cheaper than hashing both
+/// names for two lookups.
+#[inline]
+fn push_headers(
+    headers: &http::HeaderMap,
+) -> (Option<&http::HeaderValue>, Option<&http::HeaderValue>) {
+    if headers.len() > 8 {
+        return (headers.get(&CALLER), headers.get(&TRACEPARENT));
+    }
+    let (mut caller, mut traceparent) = (None, None);
+    for (name, value) in headers {
+        if *name == CALLER {
+            caller = caller.or(Some(value));
+        } else if *name == TRACEPARENT {
+            traceparent = traceparent.or(Some(value));
+        }
+    }
+    (caller, traceparent)
+}
+
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -458,7 +507,7 @@ mod tests {
         let a = agg(PushConfig::new("http://x", "k").unwrap().sample_size(2));
         let cache = OnceLock::new();
         for (status, ms) in [(200, 100.0), (200, 700.0), (503, 10.0)] {
-            a.finish(&cache, a.begin(&req(None)), ended("/a", status, ms));
+            a.finish(&cache, false, a.begin(&req(None)), ended("/a", status, ms));
         }
         let (routes, samples) = a.take();
         assert_eq!(routes.len(), 2);
@@ -473,7 +522,7 @@ mod tests {
         assert_eq!(samples[0].path, "/a");
         // Nothing new: nothing reported.
         assert_eq!(a.take(), (vec![], vec![]));
-        a.finish(&cache, a.begin(&req(None)), ended("/a", 200, 1.0));
+        a.finish(&cache, false, a.begin(&req(None)), ended("/a", 200, 1.0));
         let (routes, _) = a.take();
         assert_eq!(routes.len(), 1);
         assert_eq!(routes[0].count, 1);
@@ -486,11 +535,16 @@ mod tests {
         let cache = OnceLock::new();
         let long = format!("/{}", "r".repeat(400));
         for _ in 0..2 {
-            a.finish(&cache, a.begin(&req(None)), ended(&long, 200, 1.0));
+            a.finish(&cache, false, a.begin(&req(None)), ended(&long, 200, 1.0));
         }
         // Two hours; and a status HTTP does not have.
-        a.finish(&cache, a.begin(&req(None)), ended("/a", 200, 7_200_000.0));
-        a.finish(&cache, a.begin(&req(None)), ended("/a", 700, 1.0));
+        a.finish(
+            &cache,
+            false,
+            a.begin(&req(None)),
+            ended("/a", 200, 7_200_000.0),
+        );
+        a.finish(&cache, false, a.begin(&req(None)), ended("/a", 700, 1.0));
         let (routes, samples) = a.take();
         let cut = routes.iter().find(|r| r.route.starts_with("/r")).unwrap();
         assert_eq!((cut.route.len(), cut.count), (super::MAX_ROUTE_LEN, 2));
@@ -522,7 +576,7 @@ mod tests {
             .max_series(3));
         let cache = OnceLock::new();
         for c in ["a", "b", "c", "bad caller", "invalid"] {
-            a.finish(&cache, a.begin(&req(Some(c))), ended("/a", 200, 1.0));
+            a.finish(&cache, false, a.begin(&req(Some(c))), ended("/a", 200, 1.0));
         }
         let (routes, _) = a.take();
         let callers: Vec<_> = routes.iter().map(|r| r.caller.as_deref()).collect();

@@ -88,23 +88,20 @@ impl PushClient {
         let (commands, rx) = mpsc::channel(4);
         let mut push_loop = PushLoop::new(config.clone(), aggregator, counters, rx);
         push_loop.custom = Some((registry.clone(), custom_drops));
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(push_loop.run());
-            }
-            Err(_) => {
-                // No runtime to join: a current-thread one on its own thread.
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                if let Ok(runtime) = runtime {
-                    let spawned = std::thread::Builder::new()
-                        .name("vitals-push".into())
-                        .spawn(move || runtime.block_on(push_loop.run()));
-                    // Without the thread the channel is closed: flush answers None.
-                    drop(spawned);
-                }
-            }
+        // Always on a thread of its own with a current-thread runtime, even
+        // inside a runtime: its interval timer then lives in that runtime's
+        // timer wheel, not in the application's, whose workers would
+        // otherwise check the wheel on every park (once per request on a
+        // keep-alive connection).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(runtime) = runtime {
+            let spawned = std::thread::Builder::new()
+                .name("vitals-push".into())
+                .spawn(move || runtime.block_on(push_loop.run()));
+            // Without the thread the channel is closed: flush answers None.
+            drop(spawned);
         }
         Ok(PushClient { commands })
     }
@@ -280,6 +277,7 @@ impl PushLoop {
                 Some((registry, drops)) => custom::collect(registry, &self.config.custom, drops),
                 None => Vec::new(),
             },
+            clients: self.aggregator.clients.take(),
         };
         let Ok(json) = serde_json::to_vec(&batch) else {
             return;

@@ -31,6 +31,13 @@
 //! An interval without requests is still pushed (with no routes), so the
 //! collector can tell an idle instance from one that is gone.
 //!
+//! The sample keeps a request with a W3C `traceparent` by its trace id
+//! ([`trace_priority`]: the interval keeps the traced requests of lowest
+//! priority), so every service keeps or drops the same traces and the
+//! collector's request journeys are whole; requests without one share a
+//! random reservoir in the places left. At most
+//! [`PushConfig::sample_size`] requests an interval either way.
+//!
 //! The application's own metrics can ride along as the batch's custom
 //! metrics: choose families of the server's registry by name or prefix
 //! with [`PushConfig::push_metrics`] / [`PushConfig::push_metrics_prefix`]
@@ -85,6 +92,7 @@
 mod aggregate;
 mod caller;
 mod client;
+mod client_side;
 mod config;
 pub mod custom;
 mod delivery;
@@ -100,6 +108,7 @@ pub use caller::{
     valid_caller,
 };
 pub use client::{FlushReport, PushClient};
+pub use client_side::OVERFLOW_PEER;
 pub use config::{
     DEFAULT_INTERVAL, DEFAULT_MAX_CALLERS, DEFAULT_MAX_CUSTOM, DEFAULT_MAX_SERIES,
     DEFAULT_QUEUE_CAPACITY, DEFAULT_SAMPLE_SIZE, PushConfig,
@@ -109,6 +118,7 @@ pub use limits::{
     GZIP_MIN_BYTES, MAX_CALLER_LEN, MAX_DURATION_MS, MAX_INTERVAL, MAX_NAME_LEN, MAX_RETRY_AFTER,
     MAX_ROUTE_LEN, MAX_SAMPLED_PATH_LEN,
 };
+pub use sample::trace_priority;
 
 pub(crate) use aggregate::{Aggregator, PushRequest, Series};
 pub(crate) use ended::Ended;

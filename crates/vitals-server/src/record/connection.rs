@@ -1,8 +1,10 @@
 //! Connection tracking: a listener wrapper for `axum::serve` and an IO
 //! wrapper for any accept loop, counting connections, bytes and idle time.
 
+use super::head_timeout::HeadDeadline;
 use super::protocol_errors::WriteSniffer;
 use crate::server_metrics::ServerMetrics;
+use crate::servers::ServerSide;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -38,6 +40,9 @@ pub struct ConnectionState {
     /// Set once the connection has been counted as failed, so an accept
     /// loop and the IO wrapper never count it twice.
     failed: AtomicBool,
+    /// Set when the connection was closed for sending no head in time, so
+    /// the error hyper then returns is not counted as a failure too.
+    timed_out: AtomicBool,
 }
 
 impl ConnectionState {
@@ -62,10 +67,10 @@ impl ConnectionState {
     }
 
     /// A request started on this connection.
-    pub(crate) fn request_started(&self, metrics: &ServerMetrics) {
+    pub(crate) fn request_started(&self, side: &ServerSide) {
         let prev = self.state.fetch_add(1, AcqRel);
         if prev == 0 {
-            metrics.inner.connections_idle.dec();
+            side.connections_idle.dec();
         }
     }
 
@@ -79,16 +84,27 @@ impl ConnectionState {
         }
     }
 
+    /// Whether the connection was closed for sending no head in time.
+    pub(super) fn timed_out(&self) -> bool {
+        self.timed_out.load(Acquire)
+    }
+
+    /// Marks the connection closed for sending no head in time; true the
+    /// first time only (the IO and hyper may both see it).
+    pub(super) fn mark_timed_out(&self) -> bool {
+        !self.timed_out.swap(true, AcqRel)
+    }
+
     /// Marks the connection failed; true the first time only.
     fn mark_failed(&self) -> bool {
         !self.failed.swap(true, AcqRel)
     }
 
     /// A request on this connection finished.
-    pub(crate) fn request_finished(&self, metrics: &ServerMetrics) {
+    pub(crate) fn request_finished(&self, side: &ServerSide) {
         let prev = self.state.fetch_sub(1, AcqRel);
         if prev == 1 {
-            metrics.inner.connections_idle.inc();
+            side.connections_idle.inc();
         }
     }
 }
@@ -127,11 +143,13 @@ pub struct TrackedIo<T> {
     received: u64,
     /// Watches what the server writes for hyper's protocol-error answers.
     sniffer: WriteSniffer,
+    /// Until the first request head arrives: when it must have.
+    head: Option<HeadDeadline>,
 }
 
 /// Counts `connection` as failed unless it was counted already (by the
 /// accept loop or the IO wrapper, whichever saw it first).
-fn connection_failed_once(
+pub(super) fn connection_failed_once(
     metrics: &ServerMetrics,
     connection: &ConnectionState,
     reason: impl FnOnce() -> String,
@@ -143,17 +161,27 @@ fn connection_failed_once(
 
 impl<T> TrackedIo<T> {
     /// Starts tracking a freshly accepted connection.
+    ///
+    /// Until it sends its first request head the connection has the
+    /// builder's [`header_read_timeout`](crate::ServerMetricsBuilder::header_read_timeout)
+    /// (30 s by default): past it, reads fail with `TimedOut` (hyper then
+    /// closes the connection) and it is counted in
+    /// `server_connections_timed_out_total`. Anything the server writes
+    /// ends the wait too, so a TLS layer above this wrapper is given the
+    /// time for its handshake.
     pub fn new(io: T, peer: Option<SocketAddr>, metrics: &ServerMetrics) -> Self {
+        let opened = Instant::now();
         let state = Arc::new(ConnectionState {
             id: NEXT_CONNECTION.fetch_add(1, Relaxed),
             peer,
-            opened: Instant::now(),
+            opened,
             state: AtomicUsize::new(0),
             metrics: metrics.clone(),
             app_error_heads: AtomicU32::new(0),
             failed: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
         });
-        let m = &metrics.inner;
+        let m = metrics.side();
         m.connections_total.inc();
         m.connections_active.inc();
         m.connections_idle.inc();
@@ -168,6 +196,11 @@ impl<T> TrackedIo<T> {
             sent: 0,
             received: 0,
             sniffer: WriteSniffer::default(),
+            head: metrics
+                .inner
+                .connection
+                .header_read_timeout
+                .map(|timeout| HeadDeadline::new(opened, timeout)),
         }
     }
 
@@ -181,9 +214,19 @@ impl<T> TrackedIo<T> {
         &self.io
     }
 
+    /// The metrics this connection records into.
+    pub(super) fn metrics(&self) -> &ServerMetrics {
+        &self.metrics
+    }
+
     fn count_sent(&mut self, n: usize) {
-        self.metrics.inner.bytes_sent.add(n as u64);
+        self.metrics.side().bytes_sent.add(n as u64);
         self.sent += n as u64;
+        // The server answered (or a TLS layer above shook hands): the
+        // client is not stalling the first head.
+        if self.head.is_some() {
+            self.head = None;
+        }
     }
 }
 
@@ -193,7 +236,7 @@ impl<T> Drop for TrackedIo<T> {
         if let Some(error) = self.sniffer.error(app_error_heads) {
             connection_failed_once(&self.metrics, &self.state, || error.reason());
         }
-        let m = &self.metrics.inner;
+        let m = self.metrics.side();
         m.connections_active.dec();
         let prev = self.state.state.fetch_or(CLOSED, AcqRel);
         if prev & !CLOSED == 0 {
@@ -222,8 +265,22 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         let poll = Pin::new(&mut self.io).poll_read(cx, buf);
         let n = (buf.filled().len() - before) as u64;
         if n > 0 {
-            self.metrics.inner.bytes_received.add(n);
+            self.metrics.side().bytes_received.add(n);
             self.received += n;
+        }
+        if let Some(head) = &mut self.head {
+            if n > 0 && head.saw(&buf.filled()[before..]) {
+                self.head = None;
+            } else if head.poll_expired(cx).is_ready() {
+                self.head = None;
+                if self.state.mark_timed_out() {
+                    self.metrics.side().connections_timed_out.inc();
+                }
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no complete request head within the header read timeout",
+                )));
+            }
         }
         poll
     }
@@ -300,15 +357,28 @@ impl TrackedListener {
         }
     }
 
-    /// Binds `addr` and wraps the listener.
+    /// Binds `addr` (the first of its addresses that binds) with the
+    /// builder's [`listen_backlog`](crate::ServerMetricsBuilder::listen_backlog)
+    /// (1024 by default, instead of the runtime's 128, so a burst of
+    /// connects is not left to SYN retries) and wraps the listener.
     pub async fn bind(
         addr: impl tokio::net::ToSocketAddrs,
         metrics: &ServerMetrics,
     ) -> io::Result<Self> {
-        Ok(Self::new(
-            tokio::net::TcpListener::bind(addr).await?,
-            metrics,
-        ))
+        let backlog = metrics.inner.connection.listen_backlog;
+        let mut last = None;
+        for addr in tokio::net::lookup_host(addr).await? {
+            match listen(addr, backlog) {
+                Ok(listener) => return Ok(Self::new(listener, metrics)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
     }
 }
 
@@ -325,7 +395,7 @@ impl axum::serve::Listener for TrackedListener {
                     return (TrackedIo::new(stream, Some(addr), &self.metrics), addr);
                 }
                 Err(e) => {
-                    self.metrics.inner.connections_failed.inc();
+                    self.metrics.side().connections_failed.inc();
                     self.metrics.events().emit_with(|| Event::ConnectionFailed {
                         reason: format!("accept: {e}"),
                     });
@@ -344,6 +414,20 @@ impl axum::serve::Listener for TrackedListener {
     }
 }
 
+/// A listening socket on `addr` with `backlog`, set up as
+/// `TcpListener::bind` sets it up (`SO_REUSEADDR` on Unix).
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Errors that concern one connection only; others (EMFILE) affect all.
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
@@ -352,43 +436,4 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
     )
-}
-
-impl<T> TrackedIo<T>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    /// Serves this connection with `app` (HTTP/1.1 or HTTP/2, upgrades
-    /// included), for a hand-written accept loop: each request gets the
-    /// connection's [`ConnectionInfo`], and an HTTP protocol error ends the
-    /// connection and is counted in `server_connections_failed_total`.
-    ///
-    /// ```no_run
-    /// # async fn run(listener: tokio::net::TcpListener, app: axum::Router, metrics: vitals_server::ServerMetrics) {
-    /// loop {
-    ///     let Ok((stream, peer)) = listener.accept().await else { continue };
-    ///     let io = vitals_server::TrackedIo::new(stream, Some(peer), &metrics);
-    ///     tokio::spawn(io.serve(app.clone()));
-    /// }
-    /// # }
-    /// ```
-    pub async fn serve(self, app: axum::Router) {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
-        use tower::ServiceExt;
-        let info = ConnectionInfo(self.state.clone());
-        let state = self.state.clone();
-        let metrics = self.metrics.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(info.clone()));
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
-        if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-            .serve_connection_with_upgrades(TokioIo::new(self), service)
-            .await
-        {
-            connection_failed_once(&metrics, &state, || format!("http: {e}"));
-        }
-    }
 }

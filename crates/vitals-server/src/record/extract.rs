@@ -1,15 +1,17 @@
 //! Finding the metrics and the route from inside a handler.
 
 use super::connection::ConnectionInfo;
+use super::current_connection;
 use crate::labels::UNMATCHED;
 use crate::server_metrics::ServerMetrics;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::{StatusCode, request::Parts};
 
 /// The metrics and route template of the current request, as the WebSocket
-/// and SSE trackers need them. The metrics come from the connection's
-/// [`ConnectionInfo`] or, without one, from the extension that
-/// [`HttpMetricsLayer`](crate::HttpMetricsLayer) inserts.
+/// and SSE trackers need them. The metrics come from the request's
+/// connection (through [`TrackedRouter`](crate::TrackedRouter),
+/// `TrackedIo::serve` or [`ConnectionInfo`]) or, without one, from the
+/// extension that [`HttpMetricsLayer`](crate::HttpMetricsLayer) inserts.
 #[derive(Debug, Clone)]
 pub struct RouteMetrics {
     pub(crate) metrics: ServerMetrics,
@@ -36,10 +38,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RouteMetrics {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let from_connection = || {
-            parts
-                .extensions
-                .get::<ConnectInfo<ConnectionInfo>>()
-                .map(|c| c.0.0.metrics().clone())
+            current_connection::current()
+                .map(|c| c.metrics().clone())
+                .or_else(|| {
+                    parts
+                        .extensions
+                        .get::<ConnectInfo<ConnectionInfo>>()
+                        .map(|c| c.0.0.metrics().clone())
+                })
         };
         let metrics = parts
             .extensions

@@ -3,7 +3,7 @@
 //! on in a [`MeteredBody`] that closes it; see `in_flight.rs` for what is
 //! recorded.
 
-use super::in_flight::{InFlight, Kind, MeteredBody, Outcome, RouteCache};
+use super::in_flight::{InFlight, Kind, MeteredBody, Outcome, RouteCache, Shared};
 use crate::server_metrics::ServerMetrics;
 use http::{Request, Response};
 use http_body::Body;
@@ -46,8 +46,10 @@ impl<S> Layer<S> for HttpMetricsLayer {
     fn layer(&self, inner: S) -> Self::Service {
         HttpMetrics {
             inner,
-            metrics: self.metrics.clone(),
-            cache: Arc::new(RouteCache::default()),
+            shared: Arc::new(Shared {
+                metrics: self.metrics.clone(),
+                cache: RouteCache::default(),
+            }),
         }
     }
 }
@@ -56,8 +58,7 @@ impl<S> Layer<S> for HttpMetricsLayer {
 #[derive(Debug, Clone)]
 pub struct HttpMetrics<S> {
     inner: S,
-    metrics: ServerMetrics,
-    cache: Arc<RouteCache>,
+    shared: Arc<Shared>,
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for HttpMetrics<S>
@@ -75,12 +76,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let in_flight = InFlight::start(&self.metrics, self.cache.clone(), &req);
+        let in_flight = InFlight::start(&self.shared, &req);
         // Lets the WebSocket and SSE extractors find the metrics; with a
-        // tracked connection they find them through `ConnectionInfo`, which
-        // saves an extension (and often a map resize) per request.
+        // tracked connection they find them through it, which saves an
+        // extension (and often a map resize) per request.
         if !in_flight.has_connection() {
-            req.extensions_mut().insert(self.metrics.clone());
+            req.extensions_mut().insert(self.shared.metrics.clone());
         }
         ResponseFuture {
             inner: self.inner.call(req),
@@ -115,22 +116,29 @@ where
         };
         match result {
             Ok(response) => {
+                // A small body already in memory (a JSON or text answer)
+                // is complete now, and is never an event stream: only
+                // other bodies need the content type looked up.
+                let small = response
+                    .body()
+                    .size_hint()
+                    .exact()
+                    .is_some_and(|n| n <= INLINE_BODY_MAX);
                 let kind = if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                     Kind::Upgrade
-                } else if is_event_stream(&response) {
+                } else if !small && is_event_stream(&response) {
                     Kind::EventStream
                 } else {
                     Kind::Normal
                 };
-                let at_headers = in_flight.headers_ready(response.status(), kind);
-                // The `/debug/events` stream is the server's own, not an
-                // application SSE session: its bytes stay out of the SSE
-                // figures, as its sessions do.
-                let own_stream = kind == Kind::EventStream
-                    && response.extensions().get::<OwnEventStream>().is_some();
-                let sse_bytes = (kind == Kind::EventStream && !own_stream).then(|| {
+                let own = response.extensions().get::<OwnEndpoint>().is_some();
+                let at_headers = in_flight.headers_ready(response.status(), kind, own);
+                // The server's own streams (`/debug/events`) are not
+                // application SSE sessions: their bytes stay out of the SSE
+                // figures, as their sessions do.
+                let sse_bytes = (kind == Kind::EventStream && !own).then(|| {
                     in_flight
-                        .metrics
+                        .metrics()
                         .inner
                         .sse_bytes
                         .get(&[in_flight.route()])
@@ -138,15 +146,10 @@ where
                 });
                 Poll::Ready(Ok(response.map(|body| {
                     // An empty body (101, 204, HEAD) may never be polled, and
-                    // a small body already in memory is complete now: record
-                    // them at once and hand the body on unwrapped, which
-                    // spares axum boxing it again.
-                    let small = kind == Kind::Normal
-                        && body
-                            .size_hint()
-                            .exact()
-                            .is_some_and(|n| n <= INLINE_BODY_MAX);
-                    if body.is_end_stream() || small {
+                    // a small body is complete now: record them at once and
+                    // hand the body on unwrapped, which spares axum boxing it
+                    // again.
+                    if body.is_end_stream() || (small && kind == Kind::Normal) {
                         match at_headers {
                             Some(elapsed) => in_flight.finish_at(Outcome::Completed, elapsed),
                             None => in_flight.finish(Outcome::Completed),
@@ -164,9 +167,11 @@ where
     }
 }
 
-/// Response extension marking the server's own `/debug/events` stream.
+/// Response extension marking an answer of the server's own endpoints
+/// (`/metrics`, `/debug/*`): the layer records it apart from the
+/// application's traffic.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct OwnEventStream;
+pub(crate) struct OwnEndpoint;
 
 fn is_event_stream<B>(response: &Response<B>) -> bool {
     response

@@ -129,6 +129,10 @@ impl WriteSniffer {
         let Some(head) = written.get(..13) else {
             return;
         };
+        // Nearly every head is not a 4xx: one comparison settles it.
+        if head[9] != b'4' {
+            return;
+        }
         if !head.starts_with(b"HTTP/1.") || head[8] != b' ' || head[12] != b' ' {
             return;
         }

@@ -8,7 +8,7 @@
 //
 //   node drive.js --base http://127.0.0.1:PORT --old http://127.0.0.1:PORT2 \
 //       --auth http://user:password@127.0.0.1:PORT3 --prefixed http://127.0.0.1:PORT4/ops \
-//       --shots DIR
+//       --multi http://127.0.0.1:PORT5 --shots DIR
 //   node drive.js --bench 200 --base http://127.0.0.1:3000 [--mode poll]
 //       (only the latency from a request to the page showing it, live or polling)
 'use strict';
@@ -31,7 +31,7 @@ const ARGS = [
 ];
 
 function parseArgs(argv) {
-  const out = { base: null, old: null, auth: null, prefixed: null, shots: os.tmpdir(), bench: 0, mode: 'live' };
+  const out = { base: null, old: null, auth: null, prefixed: null, multi: null, shots: os.tmpdir(), bench: 0, mode: 'live' };
   for (let i = 0; i < argv.length; i += 1) {
     const next = () => {
       i += 1;
@@ -43,6 +43,7 @@ function parseArgs(argv) {
       case '--old': out.old = next(); break;
       case '--auth': out.auth = next(); break;
       case '--prefixed': out.prefixed = next(); break;
+      case '--multi': out.multi = next(); break;
       case '--mode': out.mode = next(); break;
       case '--shots': out.shots = next(); break;
       case '--bench': out.bench = Number(next()); break;
@@ -144,6 +145,8 @@ async function checkPanels(context, base) {
     assert(row.requests === String(r.requests) && row.errors === String(r.errors) && row.text === r.route,
       `route ${r.route}: page ${JSON.stringify(row)}, server ${JSON.stringify(r)}`);
   }
+  assert(await page.$eval('#server-switch', (l) => l.hidden), 'no server switch with one server');
+  assert(!(await page.$eval('#clients-empty', (p) => p.hidden)), 'the Clients panel says no client is declared');
   ok('panels and route rows agree with /debug/metrics fetched by the test');
   assertNoErrors(w);
   await page.close();
@@ -235,8 +238,9 @@ async function checkFilterAndEscaping(context, base) {
   assertNoErrors(w);
   await page.close();
 
-  // server= and worker= are not filters in this version: the page does not
-  // forward them (or show them), and /debug/metrics refuses them itself.
+  // worker= is not a filter in this version: the page does not forward it
+  // (or show it), and /debug/metrics refuses it itself. server= is: the
+  // page forwards it and shows it.
   const p3 = await context.newPage();
   const w3 = watch(p3, 'unavailable filter page');
   const asked = [];
@@ -244,15 +248,14 @@ async function checkFilterAndEscaping(context, base) {
   await p3.goto(`${base}/debug/?server=0&worker=3&interval_ms=600000&theme=dark`);
   await loaded(p3);
   const poll = asked.find((u) => u.pathname === '/debug/metrics');
-  assert(poll && poll.search === '', `nothing forwarded, asked ${poll && poll.search}`);
-  assert(await p3.$eval('#filters', (e) => e.hidden), 'no filter shown');
+  assert(poll && poll.search === '?server=0', `only server= forwarded, asked ${poll && poll.search}`);
+  const shownFilters = await p3.$eval('#filters', (e) => (e.hidden ? null : e.textContent));
+  assert(shownFilters === 'server: 0', `filters shown: ${shownFilters}`);
   assertNoErrors(w3);
-  for (const q of ['server=0', 'worker=3']) {
-    const res = await fetch(`${base}/debug/metrics?${q}`);
-    const body = await res.json();
-    assert(res.status === 400 && /not available in this version/.test(body.error), `${q}: ${res.status} ${body.error}`);
-  }
-  ok('server= and worker= are neither forwarded nor shown; /debug/metrics refuses them with a 400');
+  const res = await fetch(`${base}/debug/metrics?worker=3`);
+  const body = await res.json();
+  assert(res.status === 400 && /not available in this version/.test(body.error), `worker=3: ${res.status} ${body.error}`);
+  ok('server= is forwarded and shown, worker= neither; /debug/metrics refuses worker= with a 400');
   await p3.close();
 
   // A hostile filter: shown as text, refused by the server, nothing runs.
@@ -461,6 +464,58 @@ async function checkPrefixed(context, prefixed) {
   await page.close();
 }
 
+/**
+ * A process with two servers and an outbound client: the Clients panel
+ * shows the client's calls as /debug/metrics has them, and the server
+ * switch shows one server's figures, then all of them again.
+ */
+async function checkServersAndClients(context, multi) {
+  const page = await context.newPage();
+  const w = watch(page, 'servers page');
+  await page.goto(`${multi}/debug/?interval_ms=600000`);
+  await loaded(page);
+  await page.waitForFunction(() => document.querySelector('#updated').textContent !== '–');
+  const mine = await getJson(`${multi}/debug/metrics`);
+  const backend = mine.clients.find((c) => c.client === 'backend');
+  assert(backend && backend.requests === 4 && backend.errors === 1, `backend client in the JSON: ${JSON.stringify(mine.clients)}`);
+  const host = backend.hosts[0];
+  const row = await page.$eval(`#clients tbody tr[data-client="backend"]`, (tr) => ({
+    host: tr.dataset.host,
+    cells: [...tr.querySelectorAll('td')].map((td) => td.textContent),
+  }));
+  assert(row.host === host.host && row.cells[1] === host.host, `client row host ${JSON.stringify(row)}`);
+  assert(row.cells[2] === '4' && row.cells[3] === '1', `client row counts ${JSON.stringify(row)}`);
+  const summary = await page.$eval('#client-summary [data-client="backend"]', (li) => li.textContent);
+  assert(/1 connections opened, 3 reused/.test(summary), `client summary: ${summary}`);
+  assert(await page.$eval('#clients-empty', (p) => p.hidden), 'no "no client" note with a client');
+  ok('the Clients panel shows the client\'s calls per host as /debug/metrics has them');
+
+  assert(!(await page.$eval('#server-switch', (l) => l.hidden)), 'the server switch is shown for two servers');
+  const options = await page.$$eval('#server-select option', (os) => os.map((o) => [o.value, o.textContent]));
+  assert(JSON.stringify(options) === JSON.stringify([['all', 'All servers'], ['0', 'public'], ['1', 'admin']]),
+    `server options ${JSON.stringify(options)}`);
+  await Promise.all([page.waitForNavigation(), page.selectOption('#server-select', '1')]);
+  assert(new URL(page.url()).searchParams.get('server') === '1', `switched to ${page.url()}`);
+  await loaded(page);
+  await page.waitForFunction(() => document.querySelector('#updated').textContent !== '–');
+  const admin = await getJson(`${multi}/debug/metrics?server=1`);
+  const shown = Object.fromEntries((await fieldValues(page)).map((f) => [f.field, f.value]));
+  assert(admin.requests.total === 2 && shown['requests.total'] === '2', `admin requests: page ${shown['requests.total']}, JSON ${admin.requests.total}`);
+  assert(shown['connections.total'] === String(admin.connections.total), `admin connections: page ${shown['connections.total']}, JSON ${admin.connections.total}`);
+  assert(await page.$eval('#server-select', (s) => s.value) === '1', 'the switch shows the chosen server');
+  const routes = await page.$$eval('#routes tbody tr', (trs) => trs.map((tr) => tr.dataset.route));
+  assert(JSON.stringify(routes) === JSON.stringify(['/users/{id}']), `admin routes ${JSON.stringify(routes)}`);
+  await Promise.all([page.waitForNavigation(), page.selectOption('#server-select', 'all')]);
+  assert(!new URL(page.url()).searchParams.has('server'), `back to all servers: ${page.url()}`);
+  await loaded(page);
+  await page.waitForFunction(() => document.querySelector('#updated').textContent !== '–');
+  const all = Object.fromEntries((await fieldValues(page)).map((f) => [f.field, f.value]));
+  assert(Number(all['requests.total']) > 2, `all servers: ${all['requests.total']} requests`);
+  assertNoErrors(w);
+  ok('the server switch shows one server\'s figures, then all servers summed');
+  await page.close();
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vitals-chromium-'));
@@ -482,6 +537,7 @@ async function main() {
     const live = await checkLive(context, args.base, endpoints.includes('events'));
     if (args.old) await checkOldServer(context, args.old);
     if (args.prefixed) await checkPrefixed(context, args.prefixed);
+    if (args.multi) await checkServersAndClients(context, args.multi);
     await checkBanner([polling, live], args.base);
     if (endpoints.includes('events')) await checkLiveAfterRestart(live, args.base);
     if (args.auth) await checkAuth(args.auth);

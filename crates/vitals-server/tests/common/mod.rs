@@ -4,7 +4,7 @@
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::response::Response;
 use std::net::SocketAddr;
-use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener};
+use vitals_server::{ConnectionInfo, RouteMetrics, ServerMetrics, TrackedListener, TrackedRouter};
 
 use std::time::Duration;
 use vitals::snapshot::Value;
@@ -82,9 +82,24 @@ pub async fn ws_echo(upgrade: WebSocketUpgrade, tracked: RouteMetrics) -> Respon
 }
 
 /// Serves `app` on a [`TrackedListener`] at `127.0.0.1:0` in a background
-/// task, as `axum::serve` with the connection info the layer reads;
-/// returns the address it listens on.
+/// task, as `axum::serve` with a [`TrackedRouter`] (which hands each request
+/// its connection); returns the address it listens on.
 pub async fn serve(metrics: &ServerMetrics, app: axum::Router) -> SocketAddr {
+    let listener = TrackedListener::bind("127.0.0.1:0", metrics)
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = axum::serve::Listener::local_addr(&listener).expect("local address");
+    tokio::spawn(async move {
+        axum::serve(listener, TrackedRouter::new(app))
+            .await
+            .expect("the test server runs");
+    });
+    addr
+}
+
+/// Like [`serve`], with the connection handed over the other supported
+/// way: `into_make_service_with_connect_info::<ConnectionInfo>()`.
+pub async fn serve_with_connect_info(metrics: &ServerMetrics, app: axum::Router) -> SocketAddr {
     let listener = TrackedListener::bind("127.0.0.1:0", metrics)
         .await
         .expect("bind 127.0.0.1:0");

@@ -215,6 +215,64 @@ async fn the_sample_is_bounded_per_interval() {
     assert_eq!(collector.received()[1].batch.requests.len(), 1);
 }
 
+/// Two services pushing the same traffic of the same traces (in another
+/// order, the second with untraced requests besides) keep exactly the
+/// same trace ids: the sample decides by trace id, so journeys are whole.
+#[tokio::test]
+async fn services_keep_the_same_traces() {
+    let collector = Collector::start().await;
+    let a = start(&collector.url(), |c| c.sample_size(10)).await;
+    let b = start(&collector.url(), |c| c.sample_size(10).service("payments")).await;
+    let traces: Vec<String> = (0u64..60)
+        .map(|i| format!("{:032x}", (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        .collect();
+    let header = |t: &str| format!("00-{t}-00f067aa0ba902b7-01");
+    for t in &traces {
+        let tp = header(t);
+        assert_eq!(
+            a.get("/users/1", &[("traceparent", tp.as_bytes())]).await,
+            200
+        );
+    }
+    for (i, t) in traces.iter().rev().enumerate() {
+        let tp = header(t);
+        assert_eq!(
+            b.get("/users/2", &[("traceparent", tp.as_bytes())]).await,
+            200
+        );
+        if i % 3 == 0 {
+            assert_eq!(b.get("/users/3", &[]).await, 200);
+        }
+    }
+    a.flush().await;
+    b.flush().await;
+    let kept = |service: &str| {
+        let got = collector.received();
+        let batch = &got
+            .iter()
+            .find(|r| r.batch.service == service)
+            .expect("a batch")
+            .batch;
+        assert!(batch.requests.len() <= 10, "bounded");
+        let mut ids: Vec<String> = batch
+            .requests
+            .iter()
+            .filter_map(|r| r.trace_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let (ka, kb) = (kept("checkout"), kept("payments"));
+    assert_eq!(ka.len(), 10, "the reservoir is full of traced requests");
+    assert_eq!(ka, kb, "the same traces in both services");
+    // The kept ones are those of lowest priority, whoever computes it.
+    let mut want = traces.clone();
+    want.sort_by_key(|t| vitals_server::push::trace_priority(t));
+    want.truncate(10);
+    want.sort();
+    assert_eq!(ka, want);
+}
+
 #[tokio::test]
 async fn caller_layer_names_the_calling_service() {
     use tower::{Layer, Service, ServiceExt};
@@ -303,6 +361,30 @@ async fn chosen_registry_metrics_ride_along_as_custom_metrics() {
     assert!(second.custom.iter().all(|m| m.name != "hidden_total"));
     assert_eq!(
         s.counter("vitals_push_custom_dropped", &[("reason", "batch_limit")]),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_endpoints_own_requests_are_not_pushed() {
+    let collector = Collector::start().await;
+    let s = start(&collector.url(), |c| c).await;
+    assert_eq!(s.get("/users/1", &[]).await, 200);
+    for path in ["/metrics", "/debug/metrics", "/debug/history"] {
+        assert_eq!(s.get(path, &[]).await, 200, "{path}");
+    }
+    let report = s.flush().await;
+    assert_eq!((report.delivered, report.pending), (1, 0));
+    let got = collector.received();
+    let b = &got[0].batch;
+    let routes: Vec<&str> = b.routes.iter().map(|r| r.route.as_str()).collect();
+    assert_eq!(routes, ["/users/{id}"], "{:#?}", b.routes);
+    assert!(b.requests.iter().all(|r| r.route == "/users/{id}"));
+    assert_eq!(
+        s.counter(
+            "server_endpoint_requests",
+            &[("route", "/metrics"), ("status", "200")]
+        ),
         1
     );
 }

@@ -52,6 +52,27 @@ async fn client_leaving_mid_request_is_counted() {
 }
 
 #[tokio::test]
+async fn the_connection_also_reaches_the_layer_as_connect_info() {
+    // `into_make_service_with_connect_info::<ConnectionInfo>()` instead of
+    // `TrackedRouter`: the layer finds the connection in the extension.
+    let registry = Registry::new();
+    let metrics = ServerMetrics::builder()
+        .registry(registry.clone())
+        .build()
+        .unwrap();
+    let addr = crate::common::serve_with_connect_info(&metrics, app(&metrics)).await;
+    let s = Server { addr, registry };
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+    assert_one_abandoned(&s, "/slow", "499").await;
+}
+
+#[tokio::test]
 async fn client_leaving_mid_body_is_counted() {
     let s = start().await;
     let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();

@@ -56,20 +56,37 @@ async fn debug_metrics_json_and_filters() {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert!(json["error"].as_str().unwrap().len() > 10, "{json}");
     }
-    // No per-server or per-worker view in this version: refused, never
-    // answered unfiltered.
-    for unavailable in ["server=0", "server=1", "worker=0", "server=abc&route=%2F"] {
-        let (status, body) = get_body(&s, &format!("/debug/metrics?{unavailable}")).await;
-        assert_eq!(status, 400, "{unavailable}: {body}");
+    // No per-worker view in this version: refused, never answered
+    // unfiltered.
+    let (status, body) = get_body(&s, "/debug/metrics?worker=0").await;
+    assert_eq!(status, 400, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not available in this version"),
+        "{json}"
+    );
+    assert_eq!(
+        json["known_filters"],
+        serde_json::json!(["route", "server", "client"]),
+        "{json}"
+    );
+    // One server (none declared): `?server=0` is it; any other server or
+    // an undeclared client is a 400 naming the known ones.
+    let (status, body) = get_body(&s, "/debug/metrics?server=0&route=%2Fusers%2F%7Bid%7D").await;
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["requests"]["total"], 4, "{json}");
+    for unknown in ["server=1", "server=abc&route=%2F", "client=0"] {
+        let (status, body) = get_body(&s, &format!("/debug/metrics?{unknown}")).await;
+        assert_eq!(status, 400, "{unknown}: {body}");
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         let error = json["error"].as_str().unwrap();
+        assert!(error.starts_with("unknown "), "{unknown}: {json}");
         assert!(
-            error.contains("is not available in this version"),
-            "{unavailable}: {json}"
-        );
-        assert_eq!(
-            json["known_filters"],
-            serde_json::json!(["route"]),
+            json.get("known_servers").is_some() || json.get("known_clients").is_some(),
             "{json}"
         );
     }

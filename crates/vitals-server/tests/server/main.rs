@@ -8,6 +8,9 @@
 //!   keep-alive connections, trackers without a tracked connection.
 //! - `exposition`: `/debug/metrics` JSON and filters, `/metrics` format
 //!   negotiation and namespace, hostile input keeping the exposition valid.
+//! - `own_traffic`: the endpoints' own requests kept out of the
+//!   application's figures, or counted in them when configured.
+//! - `slow_clients`: the header-read timeout (slowloris) and the backlog.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use axum::Router;
@@ -31,6 +34,8 @@ mod common;
 mod connections;
 mod counting;
 mod exposition;
+mod own_traffic;
+mod slow_clients;
 mod streams;
 
 async fn sse(

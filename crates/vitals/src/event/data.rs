@@ -84,6 +84,23 @@ pub enum Event {
         /// Time until the response body completed.
         duration_secs: f64,
     },
+    /// An outbound HTTP request (made through an instrumented client)
+    /// finished: its response body completed, or it failed.
+    ClientRequestCompleted {
+        /// The client's declared name.
+        client: String,
+        /// HTTP method.
+        method: String,
+        /// The target's host (`host[:port]`) or declared peer name.
+        host: String,
+        /// Response status; `None` when no response came.
+        status: Option<u16>,
+        /// Why it failed without a response (`connect`, `timeout`, `tls`,
+        /// `protocol`); `None` when it got one.
+        error: Option<String>,
+        /// Time until the response body completed or the call failed.
+        duration_secs: f64,
+    },
     /// A WebSocket session started.
     WebSocketOpened {
         /// Route template.
@@ -179,6 +196,7 @@ impl Event {
     pub const GROUPS: &'static [&'static str] = &[
         "connection",
         "request",
+        "client",
         "websocket",
         "sse",
         "lifespan",
@@ -194,6 +212,7 @@ impl Event {
             Event::ConnectionClosed { .. } => "connection_closed",
             Event::ConnectionFailed { .. } => "connection_failed",
             Event::RequestCompleted { .. } => "request_completed",
+            Event::ClientRequestCompleted { .. } => "client_request_completed",
             Event::WebSocketOpened { .. } => "web_socket_opened",
             Event::WebSocketMessage { .. } => "web_socket_message",
             Event::WebSocketClosed { .. } => "web_socket_closed",
@@ -209,7 +228,7 @@ impl Event {
     }
 
     /// The broad group the event belongs to (`connection`, `request`,
-    /// `websocket`, `sse`, `lifespan`, `worker`, `task`, `custom`), for
+    /// `client`, `websocket`, `sse`, `lifespan`, `worker`, `task`, `custom`), for
     /// filters such as `?types=request,websocket`.
     pub fn group(&self) -> &'static str {
         match self {
@@ -217,6 +236,7 @@ impl Event {
             | Event::ConnectionClosed { .. }
             | Event::ConnectionFailed { .. } => "connection",
             Event::RequestCompleted { .. } => "request",
+            Event::ClientRequestCompleted { .. } => "client",
             Event::WebSocketOpened { .. }
             | Event::WebSocketMessage { .. }
             | Event::WebSocketClosed { .. } => "websocket",
@@ -279,6 +299,14 @@ mod tests {
                 method: "GET".into(),
                 route: "/".into(),
                 status: 200,
+                duration_secs: 0.0,
+            },
+            Event::ClientRequestCompleted {
+                client: "billing".into(),
+                method: "GET".into(),
+                host: "billing:8080".into(),
+                status: None,
+                error: Some("connect".into()),
                 duration_secs: 0.0,
             },
             Event::WebSocketOpened { route: "/".into() },

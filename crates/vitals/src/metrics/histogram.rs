@@ -14,6 +14,12 @@ use std::time::Instant;
 /// Buckets per chunk: one octave (power of two) of the sketch.
 const CHUNK: usize = 64;
 const CHUNKS: usize = sketch::INDEX_COUNT / CHUNK;
+/// Chunks per group: the chunk pointers are allocated a group of octaves
+/// at a time, on first use, so a series holds pointers only for the range
+/// its values span (96 pointers inline would be 768 bytes per series).
+const GROUP: usize = 8;
+const GROUPS: usize = CHUNKS / GROUP;
+const _: () = assert!(CHUNKS % GROUP == 0);
 
 /// Classic bucket bounds shared by every series of a family, with where each
 /// falls in the sketch so that reads can give exact `le` counts.
@@ -75,14 +81,16 @@ impl BucketLayout {
 }
 
 type Chunk = [AtomicU64; CHUNK];
+type Group = [AtomicPtr<Chunk>; GROUP];
 
 /// A distribution of observed values (durations in seconds, sizes in bytes).
 ///
 /// Recording is lock-free: one relaxed add on a bucket and one on the sum.
 /// It keeps a sketch whose quantiles are within 1 % of the exact value
 /// (see [`Sketch`]) and renders classic Prometheus `le` buckets that are
-/// exact for the bounds configured. Memory is bounded: about 0.8 KiB plus
-/// 0.5 KiB for each power of two the values actually span.
+/// exact for the bounds configured. Memory is bounded: about 0.2 KiB, plus
+/// 64 bytes for each group of eight powers of two and 0.5 KiB for each
+/// power of two the values actually span.
 ///
 /// ```
 /// let latency = vitals::Histogram::new();
@@ -101,7 +109,8 @@ pub struct Histogram {
 }
 
 pub(crate) struct HistogramCore {
-    chunks: [AtomicPtr<Chunk>; CHUNKS],
+    /// Groups of chunk pointers, each allocated on first use.
+    groups: [AtomicPtr<Group>; GROUPS],
     zero: AtomicU64,
     sum: AtomicU64,
     rejected: AtomicU64,
@@ -151,7 +160,7 @@ impl Histogram {
     pub(crate) fn with_layout(layout: Arc<BucketLayout>) -> Self {
         Histogram {
             core: Arc::new(HistogramCore {
-                chunks: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+                groups: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
                 zero: AtomicU64::new(0),
                 sum: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
@@ -209,8 +218,8 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         let core = &*self.core;
         let mut n = core.zero.load(Relaxed);
-        for c in core.chunks.iter() {
-            if let Some(chunk) = load_chunk(c) {
+        for ci in 0..CHUNKS {
+            if let Some(chunk) = core.loaded_chunk(ci) {
                 n += chunk.iter().map(|b| b.load(Relaxed)).sum::<u64>();
             }
         }
@@ -240,28 +249,26 @@ impl Histogram {
 }
 
 impl HistogramCore {
+    /// Chunk `i`, allocated (with its group) if it does not exist yet.
     #[inline]
     fn chunk(&self, i: usize) -> &Chunk {
-        match load_chunk(&self.chunks[i]) {
+        let group = match load_published(&self.groups[i / GROUP]) {
+            Some(g) => g,
+            None => publish(&self.groups[i / GROUP], || {
+                std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))
+            }),
+        };
+        let slot = &group[i % GROUP];
+        match load_published(slot) {
             Some(c) => c,
-            None => self.alloc_chunk(i),
+            None => publish(slot, || std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
 
-    #[cold]
-    fn alloc_chunk(&self, i: usize) -> &Chunk {
-        let fresh: Box<Chunk> = Box::new(std::array::from_fn(|_| AtomicU64::new(0)));
-        let fresh = Box::into_raw(fresh);
-        match self.chunks[i].compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
-            // SAFETY: we just published `fresh`; it lives until `drop`.
-            Ok(_) => unsafe { &*fresh },
-            Err(existing) => {
-                // SAFETY: `fresh` was never shared; reclaim it.
-                drop(unsafe { Box::from_raw(fresh) });
-                // SAFETY: a published chunk is never freed before `drop`.
-                unsafe { &*existing }
-            }
-        }
+    /// Chunk `i` if a value has landed in it.
+    #[inline]
+    fn loaded_chunk(&self, i: usize) -> Option<&Chunk> {
+        load_published(&load_published(&self.groups[i / GROUP])?[i % GROUP])
     }
 
     #[cold]
@@ -285,9 +292,9 @@ impl HistogramCore {
         cumulative.resize(offsets.len(), 0);
         let mut running = self.zero.load(Relaxed);
         let mut next = 0;
-        for (ci, c) in self.chunks.iter().enumerate() {
+        for ci in 0..CHUNKS {
             let base = ci * CHUNK;
-            let Some(chunk) = load_chunk(c) else {
+            let Some(chunk) = self.loaded_chunk(ci) else {
                 while next < offsets.len() && offsets[next] < base + CHUNK {
                     cumulative[next] = running;
                     next += 1;
@@ -314,8 +321,8 @@ impl HistogramCore {
 
     fn to_sketch(&self) -> Sketch {
         let mut buckets = BTreeMap::new();
-        for (ci, c) in self.chunks.iter().enumerate() {
-            if let Some(chunk) = load_chunk(c) {
+        for ci in 0..CHUNKS {
+            if let Some(chunk) = self.loaded_chunk(ci) {
                 for (s, b) in chunk.iter().enumerate() {
                     let n = b.load(Relaxed);
                     if n > 0 {
@@ -340,23 +347,49 @@ impl crate::visit::SketchSource for Histogram {
     }
 }
 
+/// What `p` points at, once `publish` has set it.
 #[inline]
-fn load_chunk(p: &AtomicPtr<Chunk>) -> Option<&Chunk> {
-    // Acquire pairs with the AcqRel publish in `alloc_chunk`.
+fn load_published<T>(p: &AtomicPtr<T>) -> Option<&T> {
+    // Acquire pairs with the AcqRel publish in `publish`.
     let raw = p.load(Acquire);
-    // SAFETY: non-null pointers were published by `alloc_chunk` from a live
+    // SAFETY: non-null pointers were published by `publish` from a live
     // Box and are freed only in `drop`, which has exclusive access.
     unsafe { raw.as_ref() }
 }
 
+/// Sets the empty `p` to a new `make()` (or finds the one a racing thread
+/// set first) and returns it; lives until the histogram drops.
+#[cold]
+fn publish<T>(p: &AtomicPtr<T>, make: impl FnOnce() -> T) -> &T {
+    let fresh = Box::into_raw(Box::new(make()));
+    match p.compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
+        // SAFETY: we just published `fresh`; it lives until `drop`.
+        Ok(_) => unsafe { &*fresh },
+        Err(existing) => {
+            // SAFETY: `fresh` was never shared; reclaim it.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: a published pointer is never freed before `drop`.
+            unsafe { &*existing }
+        }
+    }
+}
+
 impl Drop for HistogramCore {
     fn drop(&mut self) {
-        for c in self.chunks.iter_mut() {
-            let raw = *c.get_mut();
-            if !raw.is_null() {
-                // SAFETY: allocated by `Box::into_raw` in `alloc_chunk`, and
-                // `&mut self` means no reader remains.
-                drop(unsafe { Box::from_raw(raw) });
+        for g in self.groups.iter_mut() {
+            let raw = *g.get_mut();
+            if raw.is_null() {
+                continue;
+            }
+            // SAFETY: allocated by `Box::into_raw` in `publish`, and
+            // `&mut self` means no reader remains.
+            let mut group = unsafe { Box::from_raw(raw) };
+            for c in group.iter_mut() {
+                let raw = *c.get_mut();
+                if !raw.is_null() {
+                    // SAFETY: as above, for the chunk.
+                    drop(unsafe { Box::from_raw(raw) });
+                }
             }
         }
     }

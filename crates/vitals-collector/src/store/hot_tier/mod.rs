@@ -65,9 +65,9 @@ mod write;
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::clock::now_ms;
 use crate::model::{
-    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
-    IngestOutcome, IngestWrite, KeyRecord, Resolution, Sample, ServiceRecord, StoredAlert,
-    StoredRule, TraceSample, UnixMs,
+    Admission, AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery,
+    DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord, MemberSet, Resolution, Sample,
+    ServiceRecord, StoredAlert, StoredRule, TraceSample, UnixMs,
 };
 use keys::{Keys, glob_escape};
 use metrics::{HotTierCollector, HotTierMetrics};
@@ -399,6 +399,18 @@ impl Store for HotTier {
 
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {
         self.inner.store.create_key(key)
+    }
+
+    fn admit(
+        &self,
+        set: MemberSet,
+        seed: Vec<String>,
+        members: Vec<String>,
+        max: usize,
+    ) -> BoxFuture<'_, StoreResult<Option<Admission>>> {
+        // The durable store keeps the shared sets (PostgreSQL); an
+        // embedded one keeps none, and each collector counts alone.
+        self.inner.store.admit(set, seed, members, max)
     }
 
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {

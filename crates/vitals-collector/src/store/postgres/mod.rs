@@ -30,9 +30,12 @@
 //! - `write.rs`: ingest, rollup replacements, keys; retries.
 //! - `read.rs`: buckets, dirty periods, services, samples, keys.
 //! - `custom.rs`: the custom points tables.
+//! - `admission.rs`: the bounded sets (services per tenant, routes per
+//!   service) every collector on the database shares.
 //! - `alerts.rs`: the alerting tables (rules, states, history).
 //! - `failure.rs`: driver errors, and which ones are worth a retry.
 
+mod admission;
 mod alerts;
 mod custom;
 mod failure;
@@ -46,9 +49,9 @@ mod write;
 use super::{BoxFuture, Store, StoreError, StoreResult};
 use crate::clock::now_ms;
 use crate::model::{
-    AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery, DirtyPeriod,
-    IngestOutcome, IngestWrite, KeyRecord, Resolution, Sample, ServiceRecord, StoredAlert,
-    StoredRule, TraceSample, UnixMs,
+    Admission, AlertEvent, AlertHistoryQuery, Bucket, BucketQuery, CustomPoint, CustomQuery,
+    DirtyPeriod, IngestOutcome, IngestWrite, KeyRecord, MemberSet, Resolution, Sample,
+    ServiceRecord, StoredAlert, StoredRule, TraceSample, UnixMs,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 pub use pool::PostgresStore;
@@ -222,6 +225,16 @@ impl Store for PostgresStore {
 
     fn create_key(&self, key: KeyRecord) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(self.insert_key(key))
+    }
+
+    fn admit(
+        &self,
+        set: MemberSet,
+        seed: Vec<String>,
+        members: Vec<String>,
+        max: usize,
+    ) -> BoxFuture<'_, StoreResult<Option<Admission>>> {
+        Box::pin(async move { self.admit_members(set, seed, members, max).await.map(Some) })
     }
 
     fn key_by_hash(&self, hash: String) -> BoxFuture<'_, StoreResult<Option<KeyRecord>>> {

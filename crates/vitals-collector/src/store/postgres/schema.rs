@@ -114,7 +114,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX samples_by_trace ON samples (tenant, trace_id) WHERE trace_id IS NOT NULL;
     "#,
-    // Alerting: rules written over the API, each alert's state, and the
+    // 4: the bounded sets every collector on this database shares
+    // (services per tenant, routes per service; see `admission.rs`).
+    r#"
+    CREATE TABLE limit_members (
+        tenant text NOT NULL,
+        kind text NOT NULL,
+        owner text NOT NULL,
+        member text NOT NULL,
+        admitted_ms bigint NOT NULL,
+        PRIMARY KEY (tenant, kind, owner, member)
+    );
+    "#,
+    // 5: alerting: rules written over the API, each alert's state, and the
     // history of state changes (see `alerts.rs`). History is small (one
     // row per state change), so a plain table with a time index.
     r#"
