@@ -109,6 +109,21 @@ async fn pending_then_firing_after_for_then_resolved_with_history() {
         ),
         5
     );
+    // History is kept as long as the hour rollups (400 days by default).
+    tc.collector
+        .run_jobs_once(t + 399 * 86_400_000)
+        .await
+        .expect("jobs");
+    assert_eq!(history(&tc, "").await.len(), 3);
+    tc.collector
+        .run_jobs_once(t + 401 * 86_400_000)
+        .await
+        .expect("jobs");
+    assert_eq!(
+        history(&tc, "").await.len(),
+        0,
+        "dropped with the hour buckets"
+    );
 }
 
 #[tokio::test]
@@ -376,4 +391,55 @@ async fn a_restart_in_each_state_continues_where_it_stopped() {
         "each change once, whatever the restarts"
     );
     tc.stop().await;
+}
+
+#[tokio::test]
+async fn a_custom_metric_rule_reads_the_gauge_summed_over_label_sets() {
+    let toml = r#"
+        [alerting]
+        health_rule = false
+        [[alerting.rules]]
+        tenant = "acme"
+        name = "queue_deep"
+        service = "worker"
+        signal = "custom:queue_depth"
+        op = ">"
+        threshold = 10.0
+        window = "5m"
+        annotations = { summary = "{{ $value }} jobs waiting" }
+    "#;
+    let tc = TestCollector::start(config_with(toml)).await;
+    let t = base_minute();
+    let body = json!({
+        "batch_id": "custom-1",
+        "service": "worker",
+        "instance": "w-1",
+        "start_unix_ms": t,
+        "interval_ms": 10_000,
+        "routes": [],
+        "custom": [
+            { "name": "queue_depth", "kind": "gauge", "labels": { "queue": "a" }, "value": 7.0 },
+            { "name": "queue_depth", "kind": "gauge", "labels": { "queue": "b" }, "value": 5.0 },
+            { "name": "other", "kind": "gauge", "labels": {}, "value": 100.0 },
+        ],
+    });
+    let (status, answer) = tc.post("/v1/ingest", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let a = tc.collector.alerting();
+    a.run_once(t + 30 * S).await.expect("round");
+    let r = rule_state(&tc, "queue_deep", "worker").await;
+    assert_eq!(
+        (r["state"].as_str(), r["value"].as_f64()),
+        (Some("firing"), Some(12.0)),
+        "{r}"
+    );
+    assert_eq!(r["current_annotations"]["summary"], "12 jobs waiting");
+    // Past the window there is no value: resolved.
+    a.run_once(t + 10 * M).await.expect("round");
+    let r = rule_state(&tc, "queue_deep", "worker").await;
+    assert_eq!(
+        (r["state"].as_str(), r["value"].as_f64()),
+        (Some("resolved"), None),
+        "{r}"
+    );
 }

@@ -230,6 +230,13 @@ async fn a_4xx_is_not_retried_and_the_failure_is_counted_and_shown() {
         ),
         1
     );
+    // The alerting series pass Prometheus's own checker.
+    if let Some(lint) = vitals_test_support::external::promtool_check_metrics(text.as_bytes()) {
+        assert!(
+            !lint.contains("alert"),
+            "promtool on the alerting series: {lint}"
+        );
+    }
     let list = tc.get_ok("/v1/alert-rules").await;
     let ops = &list["receivers"][0];
     assert_eq!(ops["failed"], 1);
