@@ -6,7 +6,7 @@ use axum::Router;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use vitals::Registry;
-use vitals_server::{ConnectionInfo, PushConfig, ServerMetrics, TrackedListener};
+use vitals_server::{PushConfig, ServerMetrics, TrackedListener, TrackedRouter};
 
 /// A running demo service.
 pub(super) struct DemoService {
@@ -63,11 +63,9 @@ pub(super) async fn start_service(
     });
     metrics.startup_finished(began);
     let task = tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<ConnectionInfo>(),
-        )
-        .with_graceful_shutdown(signal);
+        // TrackedRouter hands each request its connection without the
+        // `ConnectInfo` extension (about 800 instructions a request less).
+        let serve = axum::serve(listener, TrackedRouter::new(app)).with_graceful_shutdown(signal);
         if let Err(e) = serve.await {
             eprintln!("vitals demo: the {name} service stopped: {e}");
         }
