@@ -317,8 +317,11 @@ async fn json_as_sdks_send_it_is_read() {
                     {"key": "http.request.method", "value": {"stringValue": "GET"}},
                     {"key": "http.route", "value": {"stringValue": "/cart"}},
                     {"key": "http.response.status_code", "value": {"intValue": "200"}}],
-                "startTimeUnixNano": (now_ns - 1).to_string(),
-                "timeUnixNano": now_ns.to_string(),
+                // Cumulative: counted whole only when the stream started
+                // no earlier than the collector (in whole ms), so start it
+                // now, never a nanosecond before (that raced the start).
+                "startTimeUnixNano": now_ns.to_string(),
+                "timeUnixNano": (now_ns + 1_000).to_string(),
                 "count": 5, "sum": 0.25, "min": 0.02, "max": 0.09,
                 "bucketCounts": [0, 5, "0", 0], "explicitBounds": [0.01, 0.1, 1],
                 "exemplars": [], "flags": 0}]}},
