@@ -5,7 +5,6 @@
 //! SQLite, PostgreSQL and the Redis hot tier.
 
 use crate::common::*;
-use crate::external;
 use crate::{Raw, raw_requests, records_body};
 use serde_json::{Value, json};
 use vitals_collector::{CollectorConfig, now_ms};
@@ -19,36 +18,12 @@ async fn every_window_sees_every_acknowledged_batch() {
 
 #[tokio::test]
 async fn every_window_sees_every_acknowledged_batch_on_postgres() {
-    let Some(schema) = external::TestSchema::create("api_fresh").await else {
-        return;
-    };
-    every_window_sees_every_batch_on(CollectorConfig {
-        store: schema.url(),
-        ..Default::default()
-    })
-    .await;
-    schema.drop().await;
+    crate::on_postgres("api_fresh", every_window_sees_every_batch_on).await;
 }
 
 #[tokio::test]
 async fn every_window_sees_every_acknowledged_batch_on_the_redis_hot_tier() {
-    let Some(url) = external::redis_url().await else {
-        return;
-    };
-    let prefix = format!("{}:", external::random_name("vitals_test_api_fresh"));
-    every_window_sees_every_batch_on(CollectorConfig {
-        cache: Some(format!("{url}/?prefix={prefix}")),
-        ..memory_config()
-    })
-    .await;
-    let (keys, mut conn) = external::redis_keys(&url, &prefix).await;
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .expect("del");
-    }
+    crate::on_redis_hot_tier("vitals_test_api_fresh", every_window_sees_every_batch_on).await;
 }
 
 fn gauge_push(id: &str, at: i64, value: f64) -> Value {

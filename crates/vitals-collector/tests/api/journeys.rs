@@ -4,7 +4,6 @@
 //! overview's sparkline only when asked for.
 
 use crate::common::*;
-use crate::external;
 use serde_json::{Value, json};
 use vitals_collector::{CollectorConfig, Role, now_ms};
 
@@ -18,36 +17,12 @@ async fn journeys_cross_services_in_time_order() {
 
 #[tokio::test]
 async fn journeys_cross_services_in_time_order_on_postgres() {
-    let Some(schema) = external::TestSchema::create("api_journey").await else {
-        return;
-    };
-    journeys_on(CollectorConfig {
-        store: schema.url(),
-        ..Default::default()
-    })
-    .await;
-    schema.drop().await;
+    crate::on_postgres("api_journey", journeys_on).await;
 }
 
 #[tokio::test]
 async fn journeys_cross_services_in_time_order_on_the_redis_hot_tier() {
-    let Some(url) = external::redis_url().await else {
-        return;
-    };
-    let prefix = format!("{}:", external::random_name("vitals_test_api_journey"));
-    journeys_on(CollectorConfig {
-        cache: Some(format!("{url}/?prefix={prefix}")),
-        ..memory_config()
-    })
-    .await;
-    let (keys, mut conn) = external::redis_keys(&url, &prefix).await;
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .expect("del");
-    }
+    crate::on_redis_hot_tier("vitals_test_api_journey", journeys_on).await;
 }
 
 fn record(route: &str, status: u16, ms: f64, at: i64, trace: Option<&str>) -> Value {

@@ -44,6 +44,51 @@ mod tenants;
 
 use common::*;
 use serde_json::{Value, json};
+use vitals_collector::CollectorConfig;
+
+/// Runs `check` on a collector over a fresh PostgreSQL schema named after
+/// `what`, then drops the schema (skipped, as the rule says, when
+/// PostgreSQL is missing).
+async fn on_postgres<F: std::future::Future<Output = ()>>(
+    what: &str,
+    check: impl FnOnce(CollectorConfig) -> F,
+) {
+    let Some(schema) = external::TestSchema::create(what).await else {
+        return;
+    };
+    check(CollectorConfig {
+        store: schema.url(),
+        ..Default::default()
+    })
+    .await;
+    schema.drop().await;
+}
+
+/// Runs `check` on an in-memory collector behind the Redis hot tier with
+/// a fresh key prefix named after `what`, then deletes its keys (skipped
+/// when Redis is missing).
+async fn on_redis_hot_tier<F: std::future::Future<Output = ()>>(
+    what: &str,
+    check: impl FnOnce(CollectorConfig) -> F,
+) {
+    let Some(url) = external::redis_url().await else {
+        return;
+    };
+    let prefix = format!("{}:", external::random_name(what));
+    check(CollectorConfig {
+        cache: Some(format!("{url}/?prefix={prefix}")),
+        ..memory_config()
+    })
+    .await;
+    let (keys, mut conn) = external::redis_keys(&url, &prefix).await;
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .expect("del");
+    }
+}
 
 struct Raw {
     route: &'static str,
